@@ -1,0 +1,136 @@
+import { parseInventory, InventoryError, validateInventory } from "../constructs/inventory";
+import { exampleData } from "./helpers";
+
+/** Problems reported for the example inventory after `change` is applied to it. */
+function problemsAfter(change: (d: any) => void): string[] {
+  const d = exampleData();
+  change(d);
+  return validateInventory(d).map((p) => `${p.where}: ${p.field}: ${p.message}`);
+}
+const host = (d: any, name: string) => d.hosts.find((h: any) => h.name === name);
+
+describe("inventory validation", () => {
+  it("accepts the example inventory", () => {
+    expect(problemsAfter(() => {})).toEqual([]);
+  });
+
+  it("reports malformed JSON with line and column", () => {
+    const text = '{\n  "cluster": {\n    "nodes": ["pve1",]\n  }\n}';
+    try {
+      parseInventory(text, "broken.json");
+      throw new Error("no error");
+    } catch (e) {
+      expect(e).toBeInstanceOf(InventoryError);
+      expect((e as InventoryError).message).toMatch(/^broken\.json: file: json: malformed JSON at line 3, column \d+/);
+    }
+  });
+
+  it("refuses a duplicate host name", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").name = "tappaas-flaredb"))).toContainEqual(
+      expect.stringMatching(/^host "tappaas-flaredb": name: duplicate host name/),
+    );
+  });
+
+  it("refuses a VM whose vmid is already used", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").vmid = 8201))).toContainEqual(
+      'host "tappaas-iam": vmid: 8201 is already used by host "tappaas-vllm"',
+    );
+  });
+
+  it("refuses a vmid equal to the template's", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").vmid = 8100))).toContainEqual('host "tappaas-iam": vmid: 8100 is already used by the template');
+  });
+
+  it("refuses a duplicate static IP", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").network.address = "192.168.10.21/24"))).toContainEqual(
+      expect.stringMatching(/^host "tappaas-iam": network.address: 192.168.10.21 is already used by host "tappaas-vllm"/),
+    );
+  });
+
+  it.each([99, 1000000000, 12.5, "8200"])("refuses vmid %p outside 100-999999999", (vmid) => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").vmid = vmid))).toContainEqual(expect.stringMatching(/^host "tappaas-iam": vmid: .* is outside 100-999999999/));
+  });
+
+  it.each(["Tappaas_IAM", "-iam", "iam-", "a".repeat(64), "iam.lan"])("refuses host name %p that is not RFC 1123", (name) => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").name = name))).toContainEqual(expect.stringMatching(/name: .* is not an RFC 1123 host name/));
+  });
+
+  it("refuses a bad CIDR", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").network.address = "192.168.10.300/24"))).toContainEqual(
+      expect.stringMatching(/^host "tappaas-iam": network.address: "192.168.10.300\/24" is not an IPv4 CIDR/),
+    );
+  });
+
+  it("refuses a gateway outside the subnet", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").network.gateway = "192.168.11.1"))).toContainEqual(
+      'host "tappaas-iam": network.gateway: 192.168.11.1 is outside the subnet of 192.168.10.33/24',
+    );
+  });
+
+  it("refuses an unknown role", () => {
+    expect(problemsAfter((d) => host(d, "tappaas-iam").roles.push("postgres"))).toContainEqual(expect.stringMatching(/^host "tappaas-iam": roles: unknown role "postgres"/));
+  });
+
+  it("refuses a vLLM host below 16 GB", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-vllm").memoryMiB = 8192))).toContainEqual(
+      'host "tappaas-vllm": memoryMiB: 8192 MiB is below the vllm role\'s minimum of 16384 MiB; raise memoryMiB',
+    );
+  });
+
+  it("refuses a vLLM host without a GPU", () => {
+    expect(problemsAfter((d) => delete host(d, "tappaas-vllm").gpu)).toContainEqual(expect.stringMatching(/^host "tappaas-vllm": gpu: the vllm role needs a GPU/));
+  });
+
+  it("refuses a GPU mapping that is not defined", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-vllm").gpu.mapping = "gpu9"))).toContainEqual('host "tappaas-vllm": gpu.mapping: "gpu9" is not defined in pciMappings');
+  });
+
+  it("refuses a GPU mapping that has no device on the host's node", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-vllm").node = "pve2"))).toContainEqual(expect.stringMatching(/^host "tappaas-vllm": gpu.mapping: "gpu0" has no device on node "pve2"/));
+  });
+
+  it("refuses an unknown node", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").node = "pve9"))).toContainEqual('host "tappaas-iam": node: "pve9" is not one of cluster.nodes (pve1, pve2)');
+  });
+
+  it("refuses two services on one host wanting the same port", () => {
+    expect(
+      problemsAfter((d) => {
+        const h = host(d, "tappaas-iam");
+        h.roles.push("novanet");
+        h.services = { novanet: { ports: { api: 7100 } } };
+      }),
+    ).toContainEqual('host "tappaas-iam": services.novanet.ports.api: port 7100 is also wanted by iam.api on this host; give one of them another port');
+  });
+
+  it.each([
+    ["tappaas-chainfire", "flaredb needs chainfire"],
+    ["tappaas-flaredb", "iam needs flaredb"],
+    ["tappaas-iam", "plasmavmc needs iam"],
+  ])("refuses a fleet without %s's role (%s)", (name, message) => {
+    expect(problemsAfter((d) => (d.hosts = d.hosts.filter((h: any) => h.name !== name)))).toContainEqual(expect.stringContaining(message));
+  });
+
+  it("reports every problem at once, each naming host and field", () => {
+    const problems = problemsAfter((d) => {
+      host(d, "tappaas-iam").vmid = 5;
+      host(d, "tappaas-vllm").memoryMiB = 1024;
+      host(d, "tappaas-cicd").node = "nowhere";
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^host "tappaas-iam": vmid:/),
+        expect.stringMatching(/^host "tappaas-vllm": memoryMiB:/),
+        expect.stringMatching(/^host "tappaas-cicd": node:/),
+      ]),
+    );
+  });
+
+  it("refuses credentials in the cluster section", () => {
+    expect(problemsAfter((d) => (d.cluster.apiToken = "x"))).toContainEqual(expect.stringMatching(/^cluster: apiToken: credentials do not belong in the inventory/));
+  });
+
+  it("refuses a private key in place of a public key", () => {
+    expect(problemsAfter((d) => (d.users[0].sshKeys = ["-----BEGIN OPENSSH PRIVATE KEY-----"]))).toContainEqual(expect.stringMatching(/^users\[admin\]: sshKeys: .*never a private key/));
+  });
+});

@@ -1,0 +1,79 @@
+import { Construct } from "constructs";
+import { DataResource, ITerraformDependable, TerraformResource } from "cdktf";
+import { Resource as NullResource } from "@cdktf/provider-null/lib/resource";
+
+/** Name of the environment variable that carries a deploy step's input (one JSON document). */
+export const DEPLOY_SPEC_ENV = "FLEET_DEPLOY_SPEC";
+
+/** The JSON document a deploy step hands to scripts/deploy.ts. No secrets: keys come from ssh-agent. */
+export interface DeploySpecDocument {
+  readonly host: string;
+  readonly vmid: number;
+  readonly node: string;
+  readonly roles: readonly string[];
+  /** Address the guest agent reports now (filled in by Terraform); empty when unknown. */
+  readonly agentAddress: string;
+  readonly finalAddress?: string;
+  /** Flake reference of nixos/, e.g. "./nixos". */
+  readonly flake: string;
+  readonly user: string;
+  readonly sshPort: number;
+  readonly buildHost?: string;
+  readonly health: readonly { readonly role: string; readonly kind: "http" | "tcp"; readonly port: number; readonly path?: string }[];
+  readonly timeouts: { readonly sshSeconds: number; readonly switchSeconds: number; readonly healthSeconds: number };
+}
+
+export interface NixosDeployStepProps {
+  /** Everything the deploy script needs, except the agent address. */
+  readonly spec: Omit<DeploySpecDocument, "agentAddress">;
+  /** Address expression from the VM (NixosVm.ipv4); used when the host has no static address. */
+  readonly agentAddress?: string;
+  /** Content hash of the host's NixOS configuration files and inventory entry. */
+  readonly configHash: string;
+  /** The VM and the deploy steps this one waits for. */
+  readonly dependsOn?: ITerraformDependable[];
+  /** "terraform_data" (built in, nothing to download) or "null_resource" (@cdktf/provider-null). @default "terraform_data" */
+  readonly engine?: "terraform_data" | "null_resource";
+  /** Command run by local-exec. @default "node --import tsx scripts/deploy.ts --from-env" */
+  readonly command?: string;
+  /** Working directory of the command, relative to the stack's directory. @default "../../.." (the project root from cdktf.out/stacks/<stack>) */
+  readonly workingDir?: string;
+}
+
+const AGENT = "__FLEET_AGENT_ADDRESS__";
+
+/**
+ * Applies a host's NixOS flake after its VM exists: a terraform_data (or null_resource) with a
+ * local-exec provisioner. Its triggers are the vmid, the target address and the content hash of
+ * the host's configuration, so only a real change re-deploys; a failed run taints the step and
+ * the next apply retries it.
+ */
+export class NixosDeployStep extends Construct {
+  readonly resource: TerraformResource;
+
+  constructor(scope: Construct, id: string, props: NixosDeployStepProps) {
+    super(scope, id);
+    const s = props.spec;
+    const address = s.finalAddress ?? props.agentAddress;
+    if (!address) throw new Error(`${this.node.path}: host "${s.host}" has neither a static address nor an agent address`);
+    // The agent address is a Terraform expression: keep it out of JSON.stringify, escape template
+    // sequences in the static part, then splice the expression in.
+    const doc = JSON.stringify({ ...s, agentAddress: AGENT })
+      .replace(/\$\{/g, "$${")
+      .replace(/%\{/g, "%%{")
+      .replace(`"${AGENT}"`, `"${props.agentAddress ?? ""}"`);
+    // Static hosts trigger on their inventory address, DHCP hosts on the agent's.
+    const triggers = { vmid: String(s.vmid), address, config_hash: props.configHash };
+    const provisioner = {
+      type: "local-exec" as const,
+      command: props.command ?? "node --import tsx scripts/deploy.ts --from-env",
+      workingDir: props.workingDir ?? "../../..",
+      environment: { [DEPLOY_SPEC_ENV]: doc },
+    };
+    if ((props.engine ?? "terraform_data") === "null_resource") {
+      this.resource = new NullResource(this, "step", { triggers, provisioners: [provisioner], dependsOn: props.dependsOn });
+    } else {
+      this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], dependsOn: props.dependsOn });
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import { Construct } from "constructs";
+import { TerraformOutput } from "cdktf";
+import { NixosVm } from "./nixos-vm";
+import { gpuHostpci } from "./gpu";
+import { hostPorts, Inventory, HostSpec } from "./inventory";
+import { ROLES, RoleName } from "./roles";
+
+export interface FleetHostProps {
+  readonly inventory: Inventory;
+  readonly host: HostSpec;
+}
+
+/**
+ * One inventory host: its NixOS VM (with GPU passthrough for GPU roles), its role ports and
+ * service URLs, and outputs (vmid, address, service URLs).
+ */
+export class FleetHost extends Construct {
+  readonly spec: HostSpec;
+  readonly vm: NixosVm;
+  /** Static address from the inventory (without prefix), if any. */
+  readonly staticAddress?: string;
+  /** Address to use in URLs: the static one, else the guest agent's. */
+  readonly address: string;
+  /** role -> port name -> port. */
+  readonly ports: Record<string, Record<string, number>>;
+
+  constructor(scope: Construct, id: string, props: FleetHostProps) {
+    super(scope, id);
+    const { inventory: inv, host } = props;
+    this.spec = host;
+    const user = inv.users.find((u) => u.admin !== false) ?? inv.users[0];
+    this.staticAddress = host.network.dhcp ? undefined : host.network.address!.split("/")[0];
+    const needsGpu = host.roles.some((r) => ROLES[r as RoleName].gpu);
+    this.vm = new NixosVm(this, "nixos", {
+      name: host.name,
+      node: host.node,
+      vmid: host.vmid,
+      templateVmid: inv.template.vmid,
+      templateNode: inv.template.node,
+      datastore: inv.cluster.storage,
+      cores: host.cores,
+      memoryMiB: host.memoryMiB,
+      diskGiB: host.diskGiB,
+      dataDisks: host.dataDisks,
+      network: host.network,
+      bridge: inv.cluster.bridge,
+      domain: inv.cluster.domain,
+      dnsServers: inv.cluster.dns,
+      user: { name: user.name, sshKeys: user.sshKeys },
+      hostpci: needsGpu || host.gpu ? gpuHostpci(host.gpu!) : undefined,
+      tags: ["nixos", ...host.roles, ...(host.tags ?? [])],
+      pool: host.pool,
+      onBoot: host.onBoot,
+      startupOrder: host.startupOrder,
+      preventDestroy: host.stateful === true && host.preventDestroy !== false,
+      importExisting: host.existing,
+    });
+    this.address = this.staticAddress ?? this.vm.ipv4;
+    this.ports = hostPorts(host);
+
+    new TerraformOutput(this, "vmid", { value: host.vmid, description: `${host.name}: VMID` });
+    new TerraformOutput(this, "ip", { value: this.address, description: `${host.name}: IPv4 address` });
+    new TerraformOutput(this, "mac", { value: this.vm.mac, description: `${host.name}: MAC of the first NIC` });
+    new TerraformOutput(this, "urls", { value: this.urls(), description: `${host.name}: service URLs by role and port name` });
+  }
+
+  /** Service URLs, e.g. { "vllm.api": "http://10.0.0.5:8000" }. */
+  urls(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [role, ports] of Object.entries(this.ports))
+      for (const [name, port] of Object.entries(ports)) out[`${role}.${name}`] = `${name === "dns" ? "dns" : "http"}://${this.address}:${port}`;
+    return out;
+  }
+
+  hasRole(role: RoleName): boolean {
+    return this.spec.roles.includes(role);
+  }
+}

@@ -1,0 +1,514 @@
+/**
+ * The fleet inventory: one JSON file, read here (validated) and by nixos/flake.nix
+ * (builtins.fromJSON). Validation collects every problem before reporting, so a user fixes
+ * a broken file in one pass.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { ROLES, ROLE_NAMES, PLATFORM_ROLES, RoleName, isRole } from "./roles";
+
+/** Default inventory path, relative to the project root; FLEET_FILE overrides it. */
+export const DEFAULT_FLEET_FILE = "fleet.json";
+
+export interface ClusterSpec {
+  /** Proxmox node names that hosts may be placed on. */
+  readonly nodes: string[];
+  /** Default datastore for VM disks, EFI and cloud-init drives. */
+  readonly storage: string;
+  /** Datastore that holds ISO/VMA/snippet files. @default "local" */
+  readonly imageStorage?: string;
+  /** Default bridge for VM NICs. */
+  readonly bridge: string;
+  /** DNS search domain handed out by cloud-init. */
+  readonly domain?: string;
+  /** DNS servers for statically addressed hosts without their own. */
+  readonly dns?: string[];
+  /** Time zone of every host (NixOS time.timeZone). @default "UTC" */
+  readonly timeZone?: string;
+  /** Default locale (NixOS i18n.defaultLocale). @default "en_US.UTF-8" */
+  readonly locale?: string;
+}
+
+export interface TemplateSpec {
+  /** VMID of the NixOS template that every VM is cloned from. */
+  readonly vmid: number;
+  /** Node that holds the template. */
+  readonly node: string;
+  /** Template VM name. @default "nixos-template" */
+  readonly name?: string;
+  /** "existing": refer to a template made beforehand; "create": manage it here. @default "existing" */
+  readonly mode?: "existing" | "create";
+  readonly cores?: number;
+  readonly memoryMiB?: number;
+  readonly diskGiB?: number;
+  /** Opt-in first bootstrap: build the VMA with nix, upload, qmrestore, qm template. @default false */
+  readonly bootstrapImage?: boolean;
+  /** First-boot registration to the CI/CD host's repository (branch registration/<hostname>). @default false */
+  readonly registration?: boolean;
+}
+
+export interface PciMappingSpec {
+  readonly name: string;
+  readonly comment?: string;
+  readonly map: { readonly node: string; readonly id: string; readonly path: string; readonly subsystemId?: string; readonly iommuGroup?: number }[];
+}
+
+export interface UserSpec {
+  readonly name: string;
+  readonly sshKeys: string[];
+  /** Member of wheel, used for deploys. @default true for the first user */
+  readonly admin?: boolean;
+}
+
+export interface NetworkSpec {
+  /** true: DHCP; false: static `address` + `gateway`. */
+  readonly dhcp?: boolean;
+  /** Static IPv4 address in CIDR form, e.g. "10.10.0.21/24". */
+  readonly address?: string;
+  readonly gateway?: string;
+  readonly dns?: string[];
+  /** 802.1Q VLAN tag. */
+  readonly vlan?: number;
+  /** Bridge; defaults to cluster.bridge. */
+  readonly bridge?: string;
+}
+
+export interface GpuSpec {
+  /** Name of a cluster PCI mapping (works with API tokens). */
+  readonly mapping?: string;
+  /** Raw PCI address such as "0000:01:00"; needs root@pam. Prefer `mapping`. */
+  readonly rawId?: string;
+  readonly pcie?: boolean;
+  readonly rombar?: boolean;
+  readonly xvga?: boolean;
+}
+
+export interface ServiceSettings {
+  /** Port overrides by port name (see constructs/roles.ts). */
+  readonly ports?: Record<string, number>;
+  /** vLLM: the model to serve. */
+  readonly model?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface HostSpec {
+  readonly name: string;
+  readonly roles: RoleName[];
+  readonly vmid: number;
+  readonly node: string;
+  readonly cores: number;
+  readonly memoryMiB: number;
+  readonly diskGiB: number;
+  readonly dataDisks?: { readonly sizeGiB: number; readonly storage?: string }[];
+  readonly network: NetworkSpec;
+  readonly gpu?: GpuSpec;
+  readonly tags?: string[];
+  readonly pool?: string;
+  readonly onBoot?: boolean;
+  readonly startupOrder?: number;
+  /** Holds data that must survive: the VM gets prevent_destroy. */
+  readonly stateful?: boolean;
+  /** Explicit opt-out for stateful hosts: set false to allow destroy. */
+  readonly preventDestroy?: boolean;
+  /** The VM already exists on the cluster: adopt it with an import block. */
+  readonly existing?: boolean;
+  /** Stack override; defaults to the first role's group. */
+  readonly stack?: string;
+  readonly services?: Partial<Record<RoleName, ServiceSettings>>;
+}
+
+export interface DeploySpec {
+  /** SSH user with sudo on the hosts; defaults to the first admin user. */
+  readonly user?: string;
+  /** Flake reference of nixos/ (relative paths are from the project root). @default "./nixos" */
+  readonly flake?: string;
+  /** Build on this host instead of locally (nixos-rebuild --build-host). */
+  readonly buildHost?: string;
+  readonly sshPort?: number;
+  /** Deploy engine: terraform_data (default) or null_resource. */
+  readonly engine?: "terraform_data" | "null_resource";
+}
+
+export interface Inventory {
+  readonly cluster: ClusterSpec;
+  readonly template: TemplateSpec;
+  readonly pciMappings: PciMappingSpec[];
+  readonly users: UserSpec[];
+  readonly deploy?: DeploySpec;
+  /** State backend: "local" (default) or "pg" (connection string from PG_CONN_STR). */
+  readonly backend?: "local" | "pg" | "s3";
+  readonly hosts: HostSpec[];
+}
+
+export interface Problem {
+  /** Host name, or a top-level section such as "cluster". */
+  readonly where: string;
+  readonly field: string;
+  readonly message: string;
+}
+
+/** Raised when the inventory cannot be used; carries every problem found. */
+export class InventoryError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: Problem[],
+  ) {
+    super(problems.map((p) => formatProblem(file, p)).join("\n"));
+    this.name = "InventoryError";
+  }
+}
+
+export function formatProblem(file: string, p: Problem): string {
+  return `${file}: ${p.where}: ${p.field}: ${p.message}`;
+}
+
+/** Path of the inventory: FLEET_FILE, else fleet.json in the project root. */
+export function fleetFilePath(env: NodeJS.ProcessEnv = process.env, root = resolve(__dirname, "..")): string {
+  return resolve(root, env.FLEET_FILE || DEFAULT_FLEET_FILE);
+}
+
+/** Reads, parses and validates the inventory; throws InventoryError listing every problem. */
+export function loadInventory(file: string = fleetFilePath()): Inventory {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new InventoryError(file, [
+      { where: "file", field: "path", message: `cannot read it (${(e as NodeJS.ErrnoException).code ?? e}); set FLEET_FILE to an inventory JSON file` },
+    ]);
+  }
+  return parseInventory(text, file);
+}
+
+export function parseInventory(text: string, file = "<inventory>"): Inventory {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new InventoryError(file, [{ where: "file", field: "json", message: describeJsonError(text, e as Error) }]);
+  }
+  const problems = validateInventory(data);
+  if (problems.length > 0) throw new InventoryError(file, problems);
+  return data as Inventory;
+}
+
+function describeJsonError(text: string, e: Error): string {
+  // V8's messages carry a position only for some errors; find it with a small scanner instead.
+  const { pos, reason } = locateJsonError(text) ?? { pos: text.length, reason: e.message };
+  const before = text.slice(0, pos);
+  const line = before.split("\n").length;
+  const column = pos - before.lastIndexOf("\n");
+  return `malformed JSON at line ${line}, column ${column}: ${reason}; fix the syntax and run again`;
+}
+
+/** Position and reason of the first JSON syntax error in `text`, or undefined if it parses. */
+export function locateJsonError(text: string): { pos: number; reason: string } | undefined {
+  let i = 0;
+  class Fail {
+    constructor(readonly pos: number, readonly reason: string) {}
+  }
+  const ws = () => {
+    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+  };
+  const describe = (c: string | undefined) => (c === undefined ? "end of file" : `'${c}'`);
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === "{") {
+      i++;
+      ws();
+      if (text[i] === "}") return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"') throw new Fail(i, `expected a property name in double quotes, found ${describe(text[i])}`);
+        string();
+        ws();
+        if (text[i] !== ":") throw new Fail(i, `expected ':' after the property name, found ${describe(text[i])}`);
+        i++;
+        value();
+        ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "}") return void i++;
+        throw new Fail(i, `expected ',' or '}' in an object, found ${describe(text[i])}`);
+      }
+    }
+    if (c === "[") {
+      i++;
+      ws();
+      if (text[i] === "]") return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "]") return void i++;
+        throw new Fail(i, `expected ',' or ']' in a list, found ${describe(text[i])}`);
+      }
+    }
+    if (c === '"') return string();
+    const m = /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+    if (m) return void (i += m[0].length);
+    throw new Fail(i, `unexpected ${describe(c)} where a value should be`);
+  };
+  const string = () => {
+    const start = i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text[i] === "\\") i++;
+      else if (text[i] === "\n") throw new Fail(i, "line break inside a string");
+      i++;
+    }
+    if (i >= text.length) throw new Fail(start, "string is not closed");
+    i++;
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) throw new Fail(i, `unexpected ${describe(text[i])} after the end of the document`);
+  } catch (f) {
+    if (f instanceof Fail) return { pos: f.pos, reason: f.reason };
+    throw f;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- IPv4 helpers
+
+export function parseIpv4(s: unknown): number | undefined {
+  if (typeof s !== "string") return undefined;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) return undefined;
+  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
+}
+
+export function parseCidr(s: unknown): { ip: number; prefix: number; address: string } | undefined {
+  if (typeof s !== "string") return undefined;
+  const [addr, len, ...rest] = s.split("/");
+  if (rest.length || len === undefined || !/^\d{1,2}$/.test(len)) return undefined;
+  const ip = parseIpv4(addr);
+  const prefix = Number(len);
+  if (ip === undefined || prefix < 1 || prefix > 32) return undefined;
+  return { ip, prefix, address: addr };
+}
+
+function sameSubnet(a: number, b: number, prefix: number): boolean {
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  return (a & mask) >>> 0 === (b & mask) >>> 0;
+}
+
+// ---------------------------------------------------------------- validation
+
+const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const isObj = (v: unknown): v is Record<string, any> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
+const isStr = (v: unknown): v is string => typeof v === "string" && v.length > 0;
+
+/** Effective ports of a host's roles, after the host's overrides (role -> port name -> number). */
+export function hostPorts(host: Pick<HostSpec, "roles" | "services">): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const role of host.roles) {
+    out[role] = { ...ROLES[role].ports, ...(host.services?.[role]?.ports ?? {}) };
+  }
+  return out;
+}
+
+/** Returns every problem in the inventory; an empty list means it is usable. */
+export function validateInventory(data: unknown): Problem[] {
+  const problems: Problem[] = [];
+  const add = (where: string, field: string, message: string) => problems.push({ where, field, message });
+  if (!isObj(data)) {
+    add("file", "json", "the top level must be an object with cluster, template, pciMappings, users and hosts");
+    return problems;
+  }
+
+  // cluster
+  const cluster = data.cluster;
+  let nodes: string[] = [];
+  if (!isObj(cluster)) add("cluster", "cluster", "missing; give nodes, storage and bridge");
+  else {
+    if (!Array.isArray(cluster.nodes) || cluster.nodes.length === 0 || !cluster.nodes.every(isStr))
+      add("cluster", "nodes", "must be a non-empty list of Proxmox node names");
+    else nodes = cluster.nodes;
+    if (!isStr(cluster.storage)) add("cluster", "storage", 'missing; name the datastore for VM disks, e.g. "local-lvm"');
+    if (!isStr(cluster.bridge)) add("cluster", "bridge", 'missing; name the bridge for VM NICs, e.g. "vmbr0"');
+    if (cluster.dns !== undefined && (!Array.isArray(cluster.dns) || !cluster.dns.every((d: unknown) => parseIpv4(d) !== undefined)))
+      add("cluster", "dns", "must be a list of IPv4 addresses");
+    for (const k of ["apiToken", "password", "token", "api_token", "privateKey"])
+      if (k in cluster) add("cluster", k, "credentials do not belong in the inventory; set PROXMOX_VE_API_TOKEN in the environment instead");
+  }
+  const knownNode = (n: unknown) => nodes.length === 0 || nodes.includes(n as string);
+
+  // template
+  const template = data.template;
+  if (!isObj(template)) add("template", "template", "missing; give the template's vmid and node");
+  else {
+    if (!isInt(template.vmid) || template.vmid < 100 || template.vmid > 999999999)
+      add("template", "vmid", `${JSON.stringify(template.vmid)} is not a VMID between 100 and 999999999`);
+    if (!isStr(template.node) || !knownNode(template.node))
+      add("template", "node", `${JSON.stringify(template.node)} is not one of cluster.nodes (${nodes.join(", ")})`);
+    if (template.mode !== undefined && template.mode !== "existing" && template.mode !== "create")
+      add("template", "mode", `${JSON.stringify(template.mode)} must be "existing" or "create"`);
+  }
+
+  // PCI mappings
+  const mappings = new Map<string, Set<string>>();
+  if (data.pciMappings !== undefined && !Array.isArray(data.pciMappings)) add("pciMappings", "pciMappings", "must be a list");
+  for (const [i, m] of (Array.isArray(data.pciMappings) ? data.pciMappings : []).entries()) {
+    const where = `pciMappings[${isObj(m) && isStr(m.name) ? m.name : i}]`;
+    if (!isObj(m) || !isStr(m.name)) {
+      add(where, "name", "each PCI mapping needs a name");
+      continue;
+    }
+    if (mappings.has(m.name)) add(where, "name", `duplicate mapping name "${m.name}"`);
+    const onNodes = new Set<string>();
+    if (!Array.isArray(m.map) || m.map.length === 0) add(where, "map", "must list at least one { node, id, path }");
+    for (const e of Array.isArray(m.map) ? m.map : []) {
+      if (!isObj(e) || !isStr(e.node) || !isStr(e.id) || !isStr(e.path)) {
+        add(where, "map", "each entry needs node, id (vendor:device) and path (PCI address)");
+        continue;
+      }
+      if (!knownNode(e.node)) add(where, "map.node", `"${e.node}" is not one of cluster.nodes (${nodes.join(", ")})`);
+      if (!/^[0-9a-f]{4}:[0-9a-f]{4}$/i.test(e.id)) add(where, "map.id", `"${e.id}" is not a vendor:device id such as "10de:2204"`);
+      if (!/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}(\.[0-7])?$/i.test(e.path)) add(where, "map.path", `"${e.path}" is not a PCI address such as "0000:01:00.0"`);
+      onNodes.add(e.node);
+    }
+    mappings.set(m.name, onNodes);
+  }
+
+  // users
+  if (!Array.isArray(data.users) || data.users.length === 0) add("users", "users", "list at least one user with public SSH keys (used for cloud-init and deploys)");
+  for (const [i, u] of (Array.isArray(data.users) ? data.users : []).entries()) {
+    const where = `users[${isObj(u) && isStr(u.name) ? u.name : i}]`;
+    if (!isObj(u) || !isStr(u.name) || !/^[a-z_][a-z0-9_-]{0,31}$/.test(u.name)) add(where, "name", "must be a Unix user name");
+    else if (!Array.isArray(u.sshKeys) || u.sshKeys.length === 0) add(where, "sshKeys", "list at least one public key");
+    else
+      for (const k of u.sshKeys)
+        if (typeof k !== "string" || /PRIVATE KEY/.test(k) || !/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) /.test(k))
+          add(where, "sshKeys", "each entry must be an OpenSSH public key line (ssh-ed25519 AAAA...); never a private key");
+  }
+
+  // hosts
+  if (!Array.isArray(data.hosts) || data.hosts.length === 0) {
+    add("hosts", "hosts", "list at least one host");
+    return problems;
+  }
+  const names = new Map<string, number>();
+  const vmids = new Map<number, string>();
+  const ips = new Map<number, string>();
+  if (isObj(template) && isInt(template.vmid)) vmids.set(template.vmid, "the template");
+  const rolesInFleet = new Set<string>();
+  for (const [i, h] of data.hosts.entries()) {
+    if (!isObj(h)) {
+      add(`hosts[${i}]`, "host", "must be an object");
+      continue;
+    }
+    const where = isStr(h.name) ? `host "${h.name}"` : `hosts[${i}]`;
+    if (!isStr(h.name) || !HOSTNAME.test(h.name))
+      add(where, "name", `${JSON.stringify(h.name)} is not an RFC 1123 host name (lower-case letters, digits and '-', at most 63, no leading or trailing '-')`);
+    if (isStr(h.name)) {
+      if (names.has(h.name)) add(where, "name", `duplicate host name (also hosts[${names.get(h.name)}])`);
+      else names.set(h.name, i);
+    }
+    if (!isInt(h.vmid) || h.vmid < 100 || h.vmid > 999999999) add(where, "vmid", `${JSON.stringify(h.vmid)} is outside 100-999999999`);
+    else if (vmids.has(h.vmid)) add(where, "vmid", `${h.vmid} is already used by ${vmids.get(h.vmid)}`);
+    else vmids.set(h.vmid, where);
+    if (!isStr(h.node) || !knownNode(h.node)) add(where, "node", `${JSON.stringify(h.node)} is not one of cluster.nodes (${nodes.join(", ")})`);
+
+    // roles
+    const roles: RoleName[] = [];
+    if (!Array.isArray(h.roles) || h.roles.length === 0) add(where, "roles", `list at least one role (${ROLE_NAMES.join(", ")})`);
+    for (const r of Array.isArray(h.roles) ? h.roles : []) {
+      if (!isRole(r)) add(where, "roles", `unknown role ${JSON.stringify(r)}; known roles: ${ROLE_NAMES.join(", ")}`);
+      else if (roles.includes(r)) add(where, "roles", `role "${r}" is listed twice`);
+      else roles.push(r);
+    }
+    roles.forEach((r) => rolesInFleet.add(r));
+
+    // sizes
+    for (const [field, unit] of [["cores", ""], ["memoryMiB", " MiB"], ["diskGiB", " GiB"]] as const) {
+      const v = h[field];
+      if (!isInt(v) || v < 1) {
+        add(where, field, `${JSON.stringify(v)} must be a positive whole number`);
+        continue;
+      }
+      for (const r of roles) {
+        const min = ROLES[r].min[field];
+        if (v < min) add(where, field, `${v}${unit} is below the ${r} role's minimum of ${min}${unit}; raise ${field}`);
+      }
+    }
+    for (const [j, d] of (Array.isArray(h.dataDisks) ? h.dataDisks : []).entries())
+      if (!isObj(d) || !isInt(d.sizeGiB) || d.sizeGiB < 1) add(where, `dataDisks[${j}].sizeGiB`, "must be a positive whole number of GiB");
+    if (h.dataDisks !== undefined && !Array.isArray(h.dataDisks)) add(where, "dataDisks", "must be a list of { sizeGiB, storage? }");
+    if (Array.isArray(h.dataDisks) && h.dataDisks.length > 29) add(where, "dataDisks", "at most 29 data disks (scsi1-scsi29)");
+
+    // network
+    const net = h.network;
+    if (!isObj(net)) add(where, "network", 'missing; give { "dhcp": true } or { "address": "10.0.0.5/24", "gateway": "10.0.0.1" }');
+    else {
+      if (net.dhcp === true) {
+        if (net.address !== undefined) add(where, "network.address", "set either dhcp: true or a static address, not both");
+      } else {
+        const cidr = parseCidr(net.address);
+        if (!cidr) add(where, "network.address", `${JSON.stringify(net.address)} is not an IPv4 CIDR such as "10.0.0.5/24" (or set dhcp: true)`);
+        else {
+          if (ips.has(cidr.ip)) add(where, "network.address", `${cidr.address} is already used by ${ips.get(cidr.ip)}`);
+          else ips.set(cidr.ip, where);
+          const gw = parseIpv4(net.gateway);
+          if (net.gateway === undefined) add(where, "network.gateway", "a static address needs a gateway");
+          else if (gw === undefined) add(where, "network.gateway", `${JSON.stringify(net.gateway)} is not an IPv4 address`);
+          else if (!sameSubnet(gw, cidr.ip, cidr.prefix)) add(where, "network.gateway", `${net.gateway} is outside the subnet of ${net.address}`);
+          else if (gw === cidr.ip) add(where, "network.gateway", `${net.gateway} is the host's own address`);
+        }
+      }
+      if (net.dns !== undefined && (!Array.isArray(net.dns) || !net.dns.every((d: unknown) => parseIpv4(d) !== undefined)))
+        add(where, "network.dns", "must be a list of IPv4 addresses");
+      if (net.vlan !== undefined && (!isInt(net.vlan) || net.vlan < 1 || net.vlan > 4094)) add(where, "network.vlan", `${JSON.stringify(net.vlan)} is not a VLAN id 1-4094`);
+    }
+
+    // GPU
+    const gpu = h.gpu;
+    const needsGpu = roles.filter((r) => ROLES[r].gpu);
+    if (needsGpu.length > 0 && !isObj(gpu)) add(where, "gpu", `the ${needsGpu.join(", ")} role needs a GPU; add "gpu": { "mapping": "<pciMappings name>" }`);
+    if (isObj(gpu)) {
+      if (!isStr(gpu.mapping) && !isStr(gpu.rawId)) add(where, "gpu.mapping", "name a PCI mapping from pciMappings (or a rawId, which needs root@pam)");
+      if (isStr(gpu.mapping)) {
+        const onNodes = mappings.get(gpu.mapping);
+        if (!onNodes) add(where, "gpu.mapping", `"${gpu.mapping}" is not defined in pciMappings`);
+        else if (isStr(h.node) && !onNodes.has(h.node))
+          add(where, "gpu.mapping", `"${gpu.mapping}" has no device on node "${h.node}" (it maps ${[...onNodes].join(", ") || "no node"}); move the host or extend the mapping`);
+      }
+      if (isStr(gpu.rawId) && !/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}(\.[0-7])?$/i.test(gpu.rawId))
+        add(where, "gpu.rawId", `"${gpu.rawId}" is not a PCI address such as "0000:01:00"`);
+    }
+
+    // ports: two services on one host wanting the same port
+    const services = isObj(h.services) ? h.services : {};
+    for (const key of Object.keys(services)) if (!roles.includes(key as RoleName)) add(where, `services.${key}`, `settings for role "${key}", which the host does not have`);
+    const seen = new Map<number, string>();
+    for (const [role, ports] of Object.entries(hostPorts({ roles, services }))) {
+      for (const [pname, port] of Object.entries(ports)) {
+        if (!isInt(port) || port < 1 || port > 65535) {
+          add(where, `services.${role}.ports.${pname}`, `${JSON.stringify(port)} is not a port number`);
+          continue;
+        }
+        const other = seen.get(port);
+        if (other) add(where, `services.${role}.ports.${pname}`, `port ${port} is also wanted by ${other} on this host; give one of them another port`);
+        else seen.set(port, `${role}.${pname}`);
+      }
+    }
+    if (h.startupOrder !== undefined && (!isInt(h.startupOrder) || h.startupOrder < 0)) add(where, "startupOrder", "must be a whole number >= 0");
+    if (h.tags !== undefined && (!Array.isArray(h.tags) || !h.tags.every((t: unknown) => isStr(t) && /^[a-z0-9_.+-]+$/i.test(t as string))))
+      add(where, "tags", "must be a list of tags (letters, digits, - _ . +)");
+  }
+
+  // platform dependencies across the fleet
+  for (const role of PLATFORM_ROLES) {
+    if (!rolesInFleet.has(role)) continue;
+    for (const need of ROLES[role].requires)
+      if (!rolesInFleet.has(need)) {
+        const holders = data.hosts.filter((h: any) => isObj(h) && Array.isArray(h.roles) && h.roles.includes(role)).map((h: any) => h.name);
+        add(`host "${holders[0]}"`, "roles", `${role} needs ${need}, but no host in the fleet has the ${need} role; add one`);
+      }
+  }
+  return problems;
+}

@@ -1,0 +1,157 @@
+import { App, LocalBackend, PgBackend, S3Backend, TerraformStack } from "cdktf";
+import { Construct } from "constructs";
+import { join, resolve } from "node:path";
+import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
+import { NullProvider } from "@cdktf/provider-null/lib/provider";
+import { Inventory, HostSpec } from "../constructs/inventory";
+import { NixosTemplate } from "../constructs/nixos-template";
+import { PciMapping } from "../constructs/gpu";
+import { FleetHost } from "../constructs/fleet-host";
+import { NixosDeployStep } from "../constructs/deploy-step";
+import { ConfigHasher } from "../constructs/config-hash";
+import { ROLES, RoleName, PLATFORM_ROLES } from "../constructs/roles";
+
+export interface FleetOptions {
+  /** Project root (holds nixos/). @default the repository root */
+  readonly root?: string;
+  /** Override of the deploy steps' command (tests and the benchmark use a stand-in). */
+  readonly deployCommand?: string;
+  /** Working directory of the deploy command, relative to the stack directory. @default "../../.." */
+  readonly deployWorkingDir?: string;
+  /** State backend; FLEET_BACKEND or the inventory's `backend` choose it. @default "local" */
+  readonly backend?: "local" | "pg" | "s3";
+}
+
+/** Every stack of a fleet, by name. */
+export interface FleetStacks {
+  readonly cluster: ClusterStack;
+  readonly hosts: Record<string, HostsStack>;
+}
+
+/** Proxmox provider configured only from its environment variables (PROXMOX_VE_*). */
+function proxmoxProvider(scope: Construct) {
+  new ProxmoxProvider(scope, "proxmox", {});
+}
+
+function configureBackend(stack: TerraformStack, name: string, backend: FleetOptions["backend"]) {
+  if (backend === "local") {
+    // Relative to cdktf.out/stacks/<name>: the state file lands in the project root, and the
+    // synthesized JSON holds no machine-specific absolute path.
+    new LocalBackend(stack, { path: `../../../terraform.${name}.tfstate` });
+  } else if (backend === "pg") {
+    // The connection string comes from PG_CONN_STR at init time; it never enters the JSON.
+    new PgBackend(stack, { connStr: "", schemaName: `fleet_${name}` });
+    stack.addOverride("terraform.backend.pg.conn_str", undefined);
+  } else if (backend === "s3") {
+    // Bucket, endpoint and keys come from `-backend-config` / AWS_* variables (see README).
+    new S3Backend(stack, { bucket: "", key: `fleet/${name}.tfstate` });
+    stack.addOverride("terraform.backend.s3.bucket", undefined);
+    stack.addOverride("terraform.backend.s3.use_lockfile", true);
+  }
+}
+
+/** Cluster-level resources: the NixOS template and the PCI mappings. */
+export class ClusterStack extends TerraformStack {
+  readonly template: NixosTemplate;
+  readonly mappings: PciMapping[];
+
+  constructor(scope: Construct, id: string, inv: Inventory, opts: FleetOptions) {
+    super(scope, id);
+    proxmoxProvider(this);
+    configureBackend(this, id, opts.backend);
+    const t = inv.template;
+    this.template = new NixosTemplate(this, "template", {
+      vmid: t.vmid,
+      node: t.node,
+      mode: t.mode,
+      name: t.name,
+      datastore: inv.cluster.storage,
+      imageStorage: inv.cluster.imageStorage,
+      cores: t.cores,
+      memoryMiB: t.memoryMiB,
+      diskGiB: t.diskGiB,
+      bridge: inv.cluster.bridge,
+      bootstrapImage: t.bootstrapImage,
+    });
+    this.mappings = inv.pciMappings.map((m) => new PciMapping(this, `pci-${m.name}`, m));
+  }
+}
+
+/** A group of hosts (ai, platform, ops, or a host's own `stack`): VMs, deploy steps, outputs. */
+export class HostsStack extends TerraformStack {
+  readonly hosts: FleetHost[] = [];
+  readonly steps = new Map<string, NixosDeployStep>();
+
+  constructor(scope: Construct, id: string, inv: Inventory, hosts: HostSpec[], hasher: ConfigHasher, opts: FleetOptions) {
+    super(scope, id);
+    proxmoxProvider(this);
+    configureBackend(this, id, opts.backend);
+    const engine = inv.deploy?.engine ?? "terraform_data";
+    if (engine === "null_resource") new NullProvider(this, "null", {});
+    for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h }));
+
+    const user = inv.deploy?.user ?? (inv.users.find((u) => u.admin !== false) ?? inv.users[0]).name;
+    const shared = { cluster: inv.cluster, users: inv.users, registration: inv.template.registration ?? false };
+    const byRole = (role: RoleName) => this.hosts.filter((x) => x.hasRole(role));
+    // Platform order: a host waits for the hosts holding the roles its roles require.
+    const order = [...this.hosts].sort((a, b) => levelOf(a.spec) - levelOf(b.spec));
+    for (const host of order) {
+      const h = host.spec;
+      const waitFor = new Set<FleetHost>();
+      for (const role of h.roles) for (const need of ROLES[role].requires) for (const dep of byRole(need)) if (dep !== host) waitFor.add(dep);
+      const upstreams = h.roles.includes("litellm") ? byRole("vllm") : h.roles.includes("openwebui") ? byRole("litellm") : [];
+      const context = { shared, upstreams: upstreams.map((u) => ({ name: u.spec.name, network: u.spec.network, ports: u.ports })) };
+      const step = new NixosDeployStep(host, "deploy", {
+        spec: {
+          host: h.name,
+          vmid: h.vmid,
+          node: h.node,
+          roles: h.roles,
+          finalAddress: host.staticAddress,
+          flake: inv.deploy?.flake ?? "./nixos",
+          user,
+          sshPort: inv.deploy?.sshPort ?? 22,
+          buildHost: inv.deploy?.buildHost,
+          health: h.roles.flatMap((role) =>
+            ROLES[role].health.map((c) => ({ role, kind: c.kind, port: host.ports[role][c.port], path: c.kind === "http" ? c.path : undefined })),
+          ),
+          timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300 },
+        },
+        agentAddress: host.vm.ipv4,
+        configHash: hasher.hostHash(h, context),
+        dependsOn: [host.vm.vm, ...[...waitFor].flatMap((d) => this.steps.get(d.spec.name)?.resource ?? [])],
+        engine,
+        command: opts.deployCommand,
+        workingDir: opts.deployWorkingDir,
+      });
+      this.steps.set(h.name, step);
+    }
+  }
+}
+
+/** Deployment level: the highest platform level among the host's roles (-1 for none). */
+function levelOf(h: HostSpec): number {
+  return Math.max(-1, ...h.roles.map((r) => Math.min((PLATFORM_ROLES as readonly string[]).indexOf(r), 3)));
+}
+
+/** The stack a host belongs to: its own `stack`, else the group of its first role. */
+export function stackOf(h: HostSpec): string {
+  return h.stack ?? ROLES[h.roles[0]].group;
+}
+
+/** Builds every stack of the fleet into `app`. */
+export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): FleetStacks {
+  const root = opts.root ?? resolve(__dirname, "..");
+  const backend = opts.backend ?? (process.env.FLEET_BACKEND as FleetOptions["backend"]) ?? inv.backend ?? "local";
+  const o = { ...opts, backend };
+  const hasher = new ConfigHasher(join(root, "nixos"));
+  const cluster = new ClusterStack(app, "cluster", inv, o);
+  const groups = new Map<string, HostSpec[]>();
+  for (const h of inv.hosts) groups.set(stackOf(h), [...(groups.get(stackOf(h)) ?? []), h]);
+  const hosts: Record<string, HostsStack> = {};
+  for (const [name, list] of [...groups.entries()].sort()) {
+    hosts[name] = new HostsStack(app, name, inv, list, hasher, o);
+    hosts[name].addDependency(cluster);
+  }
+  return { cluster, hosts };
+}
