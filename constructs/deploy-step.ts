@@ -59,9 +59,9 @@ export class NixosDeployStep extends Construct {
     // The agent address is a Terraform expression: keep it out of JSON.stringify, escape template
     // sequences in the static part, then splice the expression in.
     const doc = JSON.stringify({ ...s, agentAddress: AGENT })
-      .replace(/\$\{/g, "$${")
-      .replace(/%\{/g, "%%{")
-      .replace(`"${AGENT}"`, `"${props.agentAddress ?? ""}"`);
+      .replace(/\$\{/g, () => "$${")
+      .replace(/%\{/g, () => "%%{")
+      .replace(`"${AGENT}"`, () => `"${props.agentAddress ?? ""}"`);
     // Static hosts trigger on their inventory address, DHCP hosts on the agent's.
     const triggers = { vmid: String(s.vmid), address, config_hash: props.configHash };
     const provisioner = {

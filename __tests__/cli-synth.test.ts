@@ -1,0 +1,52 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT, exampleData } from "./helpers";
+
+// Runs the real `cdktf synth` (cdktf-cli) the way a user does.
+const cdktf = join(ROOT, "node_modules", ".bin", "cdktf");
+const SECRET_TOKEN = "root@pam!ci=3f1c9a6e-0b7d-4b8e-9a51-7d2f1e0c9b44";
+const SECRET_PASSWORD = "pw-Zq9x-never-in-json";
+
+function synth(out: string, env: Record<string, string> = {}) {
+  return spawnSync(cdktf, ["synth", "--output", out], {
+    cwd: ROOT,
+    env: { ...process.env, CI: "1", FORCE_COLOR: "0", ...env },
+    encoding: "utf8",
+  });
+}
+
+describe("npx cdktf synth", () => {
+  it("writes every stack with proxmox VMs, and no credential from the environment", () => {
+    const out = mkdtempSync(join(tmpdir(), "synth-"));
+    const r = synth(out, { PROXMOX_VE_ENDPOINT: "https://pve.example.invalid:8006/", PROXMOX_VE_API_TOKEN: SECRET_TOKEN, PROXMOX_VE_PASSWORD: SECRET_PASSWORD });
+    expect(r.status).toBe(0);
+    const stacks = readdirSync(join(out, "stacks")).sort();
+    expect(stacks).toEqual(["ai", "cluster", "ops", "platform"]);
+    const ai = JSON.parse(readFileSync(join(out, "stacks", "ai", "cdk.tf.json"), "utf8"));
+    expect(Object.keys(ai.resource.proxmox_virtual_environment_vm)).toHaveLength(3);
+    expect(ai.terraform.required_providers.proxmox.version).toBe("0.111.0");
+    const all = execFileSync("cat", stacks.map((s) => join(out, "stacks", s, "cdk.tf.json")), { encoding: "utf8" });
+    expect(all).not.toContain(SECRET_TOKEN);
+    expect(all).not.toContain(SECRET_PASSWORD);
+    expect(all).not.toContain("https://pve.example.invalid");
+    expect(all).not.toMatch(/PRIVATE KEY|"password"|"api_token"/);
+  });
+
+  it("exits non-zero with one readable line per problem for a broken FLEET_FILE, writing nothing", () => {
+    const out = mkdtempSync(join(tmpdir(), "synth-bad-"));
+    const d = exampleData();
+    d.hosts[0].vmid = 42;
+    d.hosts[1].network.gateway = "10.9.9.9";
+    const file = join(out, "broken.json");
+    writeFileSync(file, JSON.stringify(d, null, 2));
+    const r = synth(join(out, "cdktf.out"), { FLEET_FILE: file });
+    expect(r.status).not.toBe(0);
+    const text = r.stdout + r.stderr;
+    expect(text).toContain(`${file}: host "tappaas-cicd": vmid: 42 is outside 100-999999999`);
+    expect(text).toContain(`${file}: host "tappaas-vllm": network.gateway: 10.9.9.9 is outside the subnet of 192.168.10.21/24`);
+    expect(text).not.toMatch(/\n\s+at .*\(.*:\d+:\d+\)/); // no stack trace
+    expect(existsSync(join(out, "cdktf.out", "stacks"))).toBe(false);
+  });
+});

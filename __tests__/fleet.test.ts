@@ -1,0 +1,69 @@
+import { exampleData, exampleInventory, resourcesOf, synthFleet, vmByName } from "./helpers";
+import { parseInventory } from "../constructs/inventory";
+
+describe("example fleet", () => {
+  const stacks = synthFleet(exampleInventory());
+
+  it("splits state into cluster, ai, platform and ops stacks", () => {
+    expect(Object.keys(stacks).sort()).toEqual(["ai", "cluster", "ops", "platform"]);
+  });
+
+  it("pins bpg/proxmox to exactly 0.111.0 in every stack", () => {
+    for (const s of Object.values(stacks)) expect(s.terraform.required_providers.proxmox).toEqual({ source: "bpg/proxmox", version: "0.111.0" });
+  });
+
+  it("gives a VM per host with the guide's sizes", () => {
+    const sizes = Object.fromEntries(
+      resourcesOf(stacks, "proxmox_virtual_environment_vm").map((v) => [v.name, [v.cpu.cores, v.memory.dedicated, v.disk[0].size]]),
+    );
+    expect(Object.keys(sizes)).toHaveLength(12);
+    expect(sizes["tappaas-cicd"]).toEqual([2, 4096, 20]);
+    expect(sizes["tappaas-vllm"]).toEqual([8, 32768, 80]);
+    expect(sizes["tappaas-litellm"]).toEqual([4, 8192, 40]);
+    expect(sizes["tappaas-openwebui"]).toEqual([4, 8192, 40]);
+    for (const p of ["chainfire", "flaredb", "iam", "plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"]) expect(sizes[`tappaas-${p}`]).toBeDefined();
+  });
+
+  it("clones every VM from template 8100", () => {
+    for (const v of resourcesOf(stacks, "proxmox_virtual_environment_vm")) expect(v.clone.vm_id).toBe(8100);
+  });
+
+  it("passes the GPU to the vLLM VM by mapping, and defines the mapping", () => {
+    expect(vmByName(stacks, "tappaas-vllm").hostpci).toEqual([{ device: "hostpci0", mapping: "gpu0", pcie: true, rombar: true, xvga: false }]);
+    expect(vmByName(stacks, "tappaas-litellm").hostpci).toBeUndefined();
+    expect(resourcesOf(stacks, "proxmox_hardware_mapping_pci").map((m) => m.name)).toEqual(["gpu0"]);
+  });
+
+  it("gives every VM cloud-init with the admin user's key", () => {
+    for (const v of resourcesOf(stacks, "proxmox_virtual_environment_vm")) expect(v.initialization.user_account.username).toBe("admin");
+    expect(vmByName(stacks, "tappaas-litellm").initialization.ip_config).toEqual([{ ipv4: { address: "dhcp" } }]);
+  });
+
+  it("sets prevent_destroy on stateful hosts only", () => {
+    const guarded = resourcesOf(stacks, "proxmox_virtual_environment_vm")
+      .filter((v) => v.lifecycle?.prevent_destroy)
+      .map((v) => v.name)
+      .sort();
+    expect(guarded).toEqual(["tappaas-chainfire", "tappaas-cicd", "tappaas-flaredb", "tappaas-lightningstor", "tappaas-openwebui"]);
+  });
+
+  it("lets a stateful host opt out of prevent_destroy explicitly", () => {
+    const d = exampleData();
+    d.hosts.find((h: any) => h.name === "tappaas-cicd").preventDestroy = false;
+    expect(vmByName(synthFleet(parseInventory(JSON.stringify(d))), "tappaas-cicd").lifecycle).toBeUndefined();
+  });
+
+  it("writes outputs per host: vmid, address and service URLs", () => {
+    const out = stacks.ai.output;
+    const key = (suffix: string) => Object.keys(out).find((k) => k.startsWith(`tappaas-vllm_${suffix}`))!;
+    expect(out[key("vmid")].value).toBe(8201);
+    expect(out[key("ip")].value).toBe("192.168.10.21");
+    expect(out[key("urls")].value).toEqual({ "vllm.api": "http://192.168.10.21:8000" });
+  });
+
+  it("matches the snapshot of the whole example fleet", () => {
+    // Config hashes follow every edit under nixos/; their behaviour has tests of its own.
+    const masked = JSON.parse(JSON.stringify(stacks).replace(/"config_hash":"[0-9a-f]{64}"/g, '"config_hash":"<sha256>"'));
+    expect(masked).toMatchSnapshot();
+  });
+});
