@@ -11,7 +11,7 @@ import type { HostSpec } from "./inventory";
  */
 export function hostConfigFiles(host: Pick<HostSpec, "name" | "roles">, nixosDir: string): string[] {
   const files = new Set<string>(SHARED_NIX_FILES);
-  for (const role of host.roles) for (const m of ROLES[role as RoleName].nixModules) files.add(`modules/${m}`);
+  for (const role of host.roles) for (const f of ROLES[role as RoleName].files) files.add(f);
   const override = `hosts/${host.name}.nix`;
   if (existsSync(join(nixosDir, override))) files.add(override);
   return [...files].sort();

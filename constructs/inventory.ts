@@ -135,7 +135,9 @@ export interface Inventory {
   readonly pciMappings: PciMappingSpec[];
   readonly users: UserSpec[];
   readonly deploy?: DeploySpec;
-  /** State backend: "local" (default) or "pg" (connection string from PG_CONN_STR). */
+  /** Services that run outside the fleet, by role: "host:port" endpoints that satisfy dependencies. */
+  readonly externalServices?: Partial<Record<RoleName, string[]>>;
+  /** State backend: "local" (default), "pg" (connection string from PG_CONN_STR) or "s3". */
   readonly backend?: "local" | "pg" | "s3";
   readonly hosts: HostSpec[];
 }
@@ -501,13 +503,20 @@ export function validateInventory(data: unknown): Problem[] {
       add(where, "tags", "must be a list of tags (letters, digits, - _ . +)");
   }
 
-  // platform dependencies across the fleet
+  // platform dependencies across the fleet (or satisfied by external endpoints)
+  const external = isObj(data.externalServices) ? data.externalServices : {};
+  for (const [role, eps] of Object.entries(external)) {
+    if (!isRole(role)) add("externalServices", role, `unknown role "${role}"; known roles: ${ROLE_NAMES.join(", ")}`);
+    else if (!Array.isArray(eps) || eps.length === 0 || !eps.every((e) => typeof e === "string" && /^[A-Za-z0-9.-]+:\d{1,5}$/.test(e)))
+      add("externalServices", role, 'must be a non-empty list of "host:port" endpoints');
+    else rolesInFleet.add(role);
+  }
   for (const role of PLATFORM_ROLES) {
     if (!rolesInFleet.has(role)) continue;
     for (const need of ROLES[role].requires)
       if (!rolesInFleet.has(need)) {
         const holders = data.hosts.filter((h: any) => isObj(h) && Array.isArray(h.roles) && h.roles.includes(role)).map((h: any) => h.name);
-        add(`host "${holders[0]}"`, "roles", `${role} needs ${need}, but no host in the fleet has the ${need} role; add one`);
+        add(`host "${holders[0]}"`, "roles", `${role} needs ${need}, but no host in the fleet has the ${need} role; add one or list it in externalServices`);
       }
   }
   return problems;

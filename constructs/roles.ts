@@ -50,8 +50,8 @@ export interface RoleSpec {
   readonly requires: readonly RoleName[];
   /** Health checks run after `nixos-rebuild switch`. */
   readonly health: readonly HealthCheck[];
-  /** NixOS module files (relative to nixos/modules/) that make up this role. */
-  readonly nixModules: readonly string[];
+  /** Files (relative to nixos/) that make up this role's NixOS configuration. */
+  readonly files: readonly string[];
 }
 
 const platform = (ports: Record<string, number>, requires: RoleName[], name: RoleName): RoleSpec => ({
@@ -60,7 +60,7 @@ const platform = (ports: Record<string, number>, requires: RoleName[], name: Rol
   min: { cores: 1, memoryMiB: 1024, diskGiB: 10 },
   requires,
   health: Object.keys(ports).map((port) => ({ kind: "tcp" as const, port })),
-  nixModules: ["platform/lib.nix", `platform/${name}.nix`],
+  files: ["modules/platform/lib.nix", `modules/platform/${name}.nix`],
 });
 
 export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
@@ -71,7 +71,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     gpu: true,
     requires: [],
     health: [{ kind: "http", port: "api", path: "/health" }],
-    nixModules: ["roles/vllm.nix"],
+    files: ["modules/roles/vllm.nix"],
   },
   litellm: {
     group: "ai",
@@ -79,7 +79,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     min: { cores: 1, memoryMiB: 2048, diskGiB: 10 },
     requires: [],
     health: [{ kind: "http", port: "api", path: "/health/liveliness" }],
-    nixModules: ["roles/litellm.nix"],
+    files: ["modules/roles/litellm.nix"],
   },
   openwebui: {
     group: "ai",
@@ -87,7 +87,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     min: { cores: 1, memoryMiB: 2048, diskGiB: 10 },
     requires: [],
     health: [{ kind: "http", port: "http", path: "/health" }],
-    nixModules: ["roles/openwebui.nix"],
+    files: ["modules/roles/openwebui.nix"],
   },
   cicd: {
     group: "ops",
@@ -95,7 +95,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     min: { cores: 1, memoryMiB: 1024, diskGiB: 10 },
     requires: [],
     health: [],
-    nixModules: ["roles/cicd.nix"],
+    files: ["modules/roles/cicd.nix", "scripts/git-update-hook.sh"],
   },
   chainfire: platform({ api: 2379, raft: 2380, gossip: 2381 }, [], "chainfire"),
   flaredb: platform({ api: 2479, raft: 2480 }, ["chainfire"], "flaredb"),
@@ -107,16 +107,18 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
   lightningstor: platform({ api: 7600 }, ["iam", "flaredb"], "lightningstor"),
 };
 
-/** NixOS modules every host imports (relative to nixos/). */
+/** Files (relative to nixos/) in every host's configuration. */
 export const SHARED_NIX_FILES = [
   "flake.nix",
   "flake.lock",
   "lib/inventory.nix",
   "lib/roles.nix",
+  "lib/host-module.nix",
   "modules/base.nix",
   "modules/users.nix",
   "modules/proxmox-guest.nix",
   "modules/registration.nix",
+  "scripts/register-host.sh",
 ] as const;
 
 export function isRole(name: string): name is RoleName {

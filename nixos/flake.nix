@@ -1,0 +1,61 @@
+{
+  description = "NixOS configurations of the Proxmox fleet: one per host of ../fleet.json, plus the template image";
+
+  inputs = {
+    # Current stable NixOS release.
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+    # The eight platform services (chainfire, flaredb, iam, ...). Point this at your own
+    # repository; `nix flake lock --update-input platform` after changing it.
+    platform = {
+      url = "git+ssh://git@tappaas-cicd/srv/git/platform.git";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs = { self, nixpkgs, platform, ... }:
+    let
+      system = "x86_64-linux";
+      lib = nixpkgs.lib;
+      # The inventory: ../fleet.json, or FLEET_FILE when evaluated with --impure.
+      fleetEnv = builtins.getEnv "FLEET_FILE";
+      fleetFile = if fleetEnv != "" then /. + fleetEnv else ../fleet.json;
+      fleet = import ./lib/inventory.nix { raw = builtins.fromJSON (builtins.readFile fleetFile); };
+      platformPackages = platform.packages.${system} or { };
+
+      shared = [
+        ./modules/base.nix
+        ./modules/users.nix
+        ./modules/proxmox-guest.nix
+        ./modules/registration.nix
+      ];
+      # Role files that are modules (platform/lib.nix is a function the service files call;
+      # scripts are read by the modules).
+      roleModules = host: map (f: ./. + "/${f}")
+        (builtins.filter (f: lib.hasPrefix "modules/" f && baseNameOf f != "lib.nix") host.files);
+      override = name: lib.optional (builtins.pathExists (./hosts + "/${name}.nix")) (./hosts + "/${name}.nix");
+
+      mkHost = name: host: lib.nixosSystem {
+        inherit system;
+        specialArgs = { inherit fleet host platformPackages; };
+        modules = shared ++ roleModules host ++ [ (import ./lib/host-module.nix { inherit host; }) ] ++ override name;
+      };
+    in
+    {
+      nixosConfigurations = lib.mapAttrs mkHost fleet.hosts // {
+        nixos-template = lib.nixosSystem {
+          inherit system;
+          specialArgs = { inherit fleet platformPackages; host = null; };
+          modules = shared ++ [ ./template.nix ];
+        };
+      };
+
+      # The template as a Proxmox VMA (restore with qmrestore, then qm template).
+      packages.${system} = {
+        proxmox-template = self.nixosConfigurations.nixos-template.config.system.build.VMA;
+        default = self.packages.${system}.proxmox-template;
+      };
+
+      # What the TypeScript side checks against (see __tests__/nix-agreement.test.ts).
+      lib.fleet = fleet;
+    };
+}

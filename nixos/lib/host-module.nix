@@ -1,0 +1,31 @@
+# Turns one host of the inventory (lib/inventory.nix's view) into NixOS settings of its role
+# modules: enables each role, sets its ports, wires LiteLLM to the vLLM hosts, OpenWebUI to
+# LiteLLM, and the platform services to their peers. Only the host's own role modules are
+# imported, so only their options are set here.
+{ host }:
+{ lib, ... }:
+let
+  optionName = p: if p == "api" then "port" else "${p}Port";
+  settingsOf = r: removeAttrs (host.services.${r} or { }) [ "ports" "model" ];
+  roleConfig = r:
+    if r == "vllm" then {
+      fleet.vllm = { enable = true; port = host.ports.vllm.api; }
+        // lib.optionalAttrs ((host.services.vllm or { }) ? model) { model = host.services.vllm.model; };
+    }
+    else if r == "litellm" then { fleet.litellm = { enable = true; port = host.ports.litellm.api; upstreams = host.upstreams; }; }
+    else if r == "openwebui" then { fleet.openwebui = { enable = true; port = host.ports.openwebui.http; upstreams = host.upstreams; }; }
+    else if r == "cicd" then { fleet.cicd.enable = true; }
+    else {
+      # A platform service: ports, then peers (where its dependencies answer), then free settings.
+      services.${r} = { enable = true; }
+        // lib.mapAttrs' (p: v: lib.nameValuePair (optionName p) v) host.ports.${r}
+        // {
+        settings = lib.recursiveUpdate
+          { peers = lib.filterAttrs (n: _: builtins.elem n (import ./roles.nix).${r}.requires) host.peers; }
+          (settingsOf r);
+      };
+    };
+in
+{
+  config = builtins.foldl' lib.recursiveUpdate { } (map roleConfig host.roles);
+}

@@ -1,0 +1,73 @@
+# Pure reading of the fleet inventory (the same JSON file the TypeScript side validates).
+# No nixpkgs needed: tests evaluate it with `nix-instantiate --eval --strict --json`.
+#
+#   import ./inventory.nix { raw = builtins.fromJSON (builtins.readFile ../fleet.json); }
+#
+# yields { hosts = { <name> = { name, roles, ports, address, fqdn, vmid, node, upstreams, peers, ... }; }; hostNames; ... }
+{ raw }:
+let
+  roles = import ./roles.nix;
+  inherit (builtins) attrNames concatMap elem filter foldl' hasAttr head listToAttrs map split throw;
+
+  cluster = raw.cluster;
+  domain = cluster.domain or null;
+  hostList = raw.hosts;
+
+  checkRole = host: r:
+    if hasAttr r roles then r
+    else throw "fleet inventory: host \"${host.name}\": roles: unknown role \"${r}\" (known: ${builtins.concatStringsSep ", " (attrNames roles)})";
+
+  # role -> port name -> port, after the host's overrides (services.<role>.ports).
+  portsOf = host: listToAttrs (map
+    (r: {
+      name = r;
+      value = roles.${r}.ports // ((host.services or { }).${r}.ports or { });
+    })
+    (map (checkRole host) host.roles));
+
+  # Static address without prefix, or null for DHCP.
+  staticAddress = host:
+    if (host.network.dhcp or false) then null
+    else head (split "/" host.network.address);
+
+  fqdn = host: if domain == null then host.name else "${host.name}.${domain}";
+  # How other hosts reach this one: its static address, else its DNS name.
+  reachAt = host: let a = staticAddress host; in if a == null then fqdn host else a;
+
+  holders = role: filter (h: elem role h.roles) hostList;
+
+  # role -> [ "addr:port" ] for every host holding the role (its main "api" port).
+  endpoints = role: map (h: "${reachAt h}:${toString (portsOf h).${role}.api}") (holders role)
+    ++ ((raw.externalServices or { }).${role} or [ ]);
+
+  hostView = host: let checkedRoles = map (checkRole host) host.roles; in {
+    inherit (host) name vmid node;
+    roles = checkedRoles;
+    ports = portsOf host;
+    address = staticAddress host;
+    prefixLength = if staticAddress host == null then null else builtins.fromJSON (builtins.elemAt (split "/" host.network.address) 2);
+    gateway = host.network.gateway or null;
+    dns = host.network.dns or (cluster.dns or [ ]);
+    dhcp = host.network.dhcp or false;
+    fqdn = fqdn host;
+    stateful = host.stateful or false;
+    services = host.services or { };
+    # LiteLLM points at every vLLM host; OpenWebUI at every LiteLLM host.
+    upstreams =
+      if elem "litellm" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).vllm.api}/v1"; model = ((h.services or { }).vllm or { }).model or "default"; }) (holders "vllm")
+      else if elem "openwebui" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).litellm.api}/v1"; }) (holders "litellm")
+      else [ ];
+    # Where this host finds the platform services it depends on.
+    peers = listToAttrs (map (r: { name = r; value = endpoints r; })
+      (foldl' (acc: r: acc ++ filter (x: !(elem x acc)) roles.${r}.requires) [ ] checkedRoles));
+    files = foldl' (acc: m: if elem m acc then acc else acc ++ [ m ]) [ ] (concatMap (r: roles.${r}.files) checkedRoles);
+  };
+in
+{
+  inherit cluster roles;
+  users = raw.users;
+  admin = head (filter (u: u.admin or true) raw.users ++ raw.users);
+  template = raw.template;
+  hostNames = map (h: h.name) hostList;
+  hosts = listToAttrs (map (h: { name = h.name; value = hostView h; }) hostList);
+}

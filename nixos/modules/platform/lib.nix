@@ -1,0 +1,93 @@
+# Builds the NixOS module of one platform service. Each service file calls it:
+#   import ./lib.nix { name = "iam"; description = "..."; }
+# Ports and dependencies come from lib/roles.nix (the role table), so they cannot drift: the
+# role's "api" port becomes the option `port`, every other port `<name>Port` (raftPort,
+# gossipPort, dnsPort).
+# Options: services.<name>.{enable, package, port (+ extra ports), dataDir, settings, openFirewall}.
+# The unit orders itself after the services it depends on when they run on the same host
+# (after + requires); across hosts, the deploy steps run in dependency order instead.
+{ name, description, udpPorts ? [ ] }:
+{ config, lib, pkgs, platformPackages ? { }, ... }:
+let
+  role = (import ../../lib/roles.nix).${name};
+  dependsOn = role.requires;
+  optionName = p: if p == "api" then "port" else "${p}Port";
+  # option name -> default port
+  ports = lib.mapAttrs' (p: v: lib.nameValuePair (optionName p) v) role.ports;
+  cfg = config.services.${name};
+  format = pkgs.formats.toml { };
+  localDeps = builtins.filter (d: (config.services.${d}.enable or false)) dependsOn;
+  portValues = map (p: cfg.${p}) (builtins.attrNames ports);
+  configFile = format.generate "${name}.toml" (lib.recursiveUpdate
+    ({ data_dir = cfg.dataDir; } // lib.mapAttrs (p: _: cfg.${p}) ports)
+    cfg.settings);
+in
+{
+  options.services.${name} = {
+    enable = lib.mkEnableOption description;
+    package = lib.mkOption {
+      type = lib.types.nullOr lib.types.package;
+      default = platformPackages.${name} or null;
+      defaultText = lib.literalExpression "inputs.platform.packages.\${system}.${name}";
+      description = "Package providing the ${name} executable (from the platform services' flake input).";
+    };
+    dataDir = lib.mkOption {
+      type = lib.types.path;
+      default = "/var/lib/${name}";
+      description = "State directory of ${name} (created with mode 0750).";
+    };
+    settings = lib.mkOption {
+      type = format.type;
+      default = { };
+      description = "Freeform settings rendered to /etc/${name}/config.toml (merged over data_dir and the ports).";
+    };
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Open the service's ports in the firewall.";
+    };
+  } // lib.mapAttrs
+    (p: default: lib.mkOption {
+      type = lib.types.port;
+      inherit default;
+      description = "${name}: ${p}.";
+    })
+    ports;
+
+  config = lib.mkIf cfg.enable {
+    assertions = [{
+      assertion = cfg.package != null;
+      message = "services.${name}.package is not set: point the flake input `platform` at the platform services' flake, or set the package.";
+    }];
+    users.users.${name} = { isSystemUser = true; group = name; home = cfg.dataDir; };
+    users.groups.${name} = { };
+    environment.etc."${name}/config.toml".source = configFile;
+
+    systemd.services.${name} = {
+      description = description;
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network-online.target" ] ++ map (d: "${d}.service") localDeps;
+      requires = map (d: "${d}.service") localDeps;
+      wants = [ "network-online.target" ];
+      restartTriggers = [ configFile ];
+      serviceConfig = {
+        ExecStart = "${lib.getExe cfg.package} --config /etc/${name}/config.toml";
+        User = name;
+        Group = name;
+        StateDirectory = name;
+        StateDirectoryMode = "0750";
+        ReadWritePaths = [ cfg.dataDir ];
+        Restart = "on-failure";
+        RestartSec = "5s";
+        AmbientCapabilities = lib.optional (builtins.any (p: p < 1024) portValues) "CAP_NET_BIND_SERVICE";
+        NoNewPrivileges = true;
+        PrivateTmp = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+      };
+    };
+
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall portValues;
+    networking.firewall.allowedUDPPorts = lib.mkIf cfg.openFirewall (map (p: cfg.${optionName p}) udpPorts);
+  };
+}

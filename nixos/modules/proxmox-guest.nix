@@ -1,0 +1,56 @@
+# Proxmox guest profile shared by the template and every VM cloned from it: QEMU guest
+# (virtio drivers), the QEMU guest agent (a clone inherits the agent setting, and an enabled
+# agent that is not running makes the provider wait for minutes), serial console, cloud-init,
+# growing the root partition, root by label. Because every VM is a clone of the same image,
+# no per-host hardware-configuration.nix is needed (docs/adr-0004-no-hardware-config.md).
+{ lib, modulesPath, host ? null, fleet, ... }:
+let
+  static = host != null && host.address != null;
+in
+{
+  imports = [
+    (modulesPath + "/profiles/qemu-guest.nix")
+    # Root filesystem by label "nixos", EFI system partition, boot loader, and the VMA builder.
+    (modulesPath + "/virtualisation/proxmox-image.nix")
+  ];
+
+  proxmox.qemuConf = {
+    bios = "ovmf";
+    scsihw = "virtio-scsi-single";
+    agent = true;
+    cores = fleet.template.cores or 4;
+    memory = fleet.template.memoryMiB or 8192;
+    name = fleet.template.name or "nixos-template";
+  };
+  proxmox.qemuExtraConf = {
+    machine = "q35";
+    cpu = "host";
+    serial0 = "socket";
+    vga = "serial0";
+  };
+  proxmox.partitionTableType = "efi";
+  proxmox.cloudInit.enable = true;
+
+  services.qemuGuest.enable = true;
+  boot.growPartition = true;
+  boot.kernelParams = [ "console=tty0" "console=ttyS0,115200n8" ];
+
+  # cloud-init sets hostname, keys and (for DHCP hosts) the network from the Proxmox drive.
+  services.cloud-init = {
+    enable = true;
+    network.enable = !static;
+  };
+  networking.useNetworkd = true;
+  networking.hostName = lib.mkIf (host != null) host.name;
+  networking.domain = lib.mkIf ((fleet.cluster.domain or null) != null) fleet.cluster.domain;
+
+  # A static address from the inventory is owned by NixOS, so activating a new address moves
+  # the host (the deploy script follows it).
+  systemd.network.networks."10-fleet-static" = lib.mkIf static {
+    matchConfig.Name = "en* eth*";
+    address = [ "${host.address}/${toString host.prefixLength}" ];
+    gateway = lib.optional (host.gateway != null) host.gateway;
+    dns = host.dns;
+    domains = lib.optional ((fleet.cluster.domain or null) != null) fleet.cluster.domain;
+  };
+}
