@@ -20,7 +20,7 @@ export function exampleInventory(): Inventory {
 export function synthFleet(inv: Inventory, opts: FleetOptions = {}): Record<string, any> {
   const app = Testing.app();
   const stacks = buildFleet(app, inv, { root: ROOT, ...opts });
-  const out: Record<string, any> = { cluster: JSON.parse(Testing.synth(stacks.cluster)) };
+  const out: Record<string, any> = stacks.cluster ? { cluster: JSON.parse(Testing.synth(stacks.cluster)) } : {};
   for (const [name, s] of Object.entries(stacks.hosts)) out[name] = JSON.parse(Testing.synth(s));
   return out;
 }

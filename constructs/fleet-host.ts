@@ -8,6 +8,8 @@ import { ROLES, RoleName } from "./roles";
 export interface FleetHostProps {
   readonly inventory: Inventory;
   readonly host: HostSpec;
+  /** Create the Proxmox VM. false: configuration only, for machines made elsewhere. @default true */
+  readonly manageVm?: boolean;
 }
 
 /**
@@ -16,7 +18,9 @@ export interface FleetHostProps {
  */
 export class FleetHost extends Construct {
   readonly spec: HostSpec;
-  readonly vm: NixosVm;
+  readonly vm?: NixosVm;
+  /** DNS name: <name>.<cluster.domain>, or the bare name. */
+  readonly fqdn: string;
   /** Static address from the inventory (without prefix), if any. */
   readonly staticAddress?: string;
   /** Address to use in URLs: the static one, else the guest agent's. */
@@ -30,7 +34,14 @@ export class FleetHost extends Construct {
     this.spec = host;
     const user = inv.users.find((u) => u.admin !== false) ?? inv.users[0];
     this.staticAddress = host.network.dhcp ? undefined : host.network.address!.split("/")[0];
+    this.fqdn = inv.cluster.domain ? `${host.name}.${inv.cluster.domain}` : host.name;
+    this.ports = hostPorts(host);
     const needsGpu = host.roles.some((r) => ROLES[r as RoleName].gpu);
+    if (props.manageVm === false) {
+      this.address = this.staticAddress ?? this.fqdn;
+      this.outputs(host);
+      return;
+    }
     this.vm = new NixosVm(this, "nixos", {
       name: host.name,
       node: host.node,
@@ -56,11 +67,13 @@ export class FleetHost extends Construct {
       importExisting: host.existing,
     });
     this.address = this.staticAddress ?? this.vm.ipv4;
-    this.ports = hostPorts(host);
+    this.outputs(host);
+    new TerraformOutput(this, "mac", { value: this.vm.mac, description: `${host.name}: MAC of the first NIC` });
+  }
 
+  private outputs(host: HostSpec) {
     new TerraformOutput(this, "vmid", { value: host.vmid, description: `${host.name}: VMID` });
     new TerraformOutput(this, "ip", { value: this.address, description: `${host.name}: IPv4 address` });
-    new TerraformOutput(this, "mac", { value: this.vm.mac, description: `${host.name}: MAC of the first NIC` });
     new TerraformOutput(this, "urls", { value: this.urls(), description: `${host.name}: service URLs by role and port name` });
   }
 

@@ -18,13 +18,16 @@ export interface FleetOptions {
   readonly deployCommand?: string;
   /** Working directory of the deploy command, relative to the stack directory. @default "../../.." */
   readonly deployWorkingDir?: string;
+  /** Create Proxmox VMs. false: only the deploy steps, for machines made elsewhere. @default true */
+  readonly manageVms?: boolean;
   /** State backend; FLEET_BACKEND or the inventory's `backend` choose it. @default "local" */
   readonly backend?: "local" | "pg" | "s3";
 }
 
 /** Every stack of a fleet, by name. */
 export interface FleetStacks {
-  readonly cluster: ClusterStack;
+  /** Absent when manageVms is false. */
+  readonly cluster?: ClusterStack;
   readonly hosts: Record<string, HostsStack>;
 }
 
@@ -84,11 +87,12 @@ export class HostsStack extends TerraformStack {
 
   constructor(scope: Construct, id: string, inv: Inventory, hosts: HostSpec[], hasher: ConfigHasher, opts: FleetOptions) {
     super(scope, id);
-    proxmoxProvider(this);
+    const manageVm = opts.manageVms !== false;
+    if (manageVm) proxmoxProvider(this);
     configureBackend(this, id, opts.backend);
     const engine = inv.deploy?.engine ?? "terraform_data";
     if (engine === "null_resource") new NullProvider(this, "null", {});
-    for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h }));
+    for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h, manageVm }));
 
     const user = inv.deploy?.user ?? (inv.users.find((u) => u.admin !== false) ?? inv.users[0]).name;
     const shared = { cluster: inv.cluster, users: inv.users, registration: inv.template.registration ?? false };
@@ -107,7 +111,7 @@ export class HostsStack extends TerraformStack {
           vmid: h.vmid,
           node: h.node,
           roles: h.roles,
-          finalAddress: host.staticAddress,
+          finalAddress: host.staticAddress ?? (manageVm ? undefined : host.fqdn),
           flake: inv.deploy?.flake ?? "./nixos",
           user,
           sshPort: inv.deploy?.sshPort ?? 22,
@@ -117,9 +121,9 @@ export class HostsStack extends TerraformStack {
           ),
           timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300 },
         },
-        agentAddress: host.vm.ipv4,
+        agentAddress: host.vm?.ipv4,
         configHash: hasher.hostHash(h, context),
-        dependsOn: [host.vm.vm, ...[...waitFor].flatMap((d) => this.steps.get(d.spec.name)?.resource ?? [])],
+        dependsOn: [...(host.vm ? [host.vm.vm] : []), ...[...waitFor].flatMap((d) => this.steps.get(d.spec.name)?.resource ?? [])],
         engine,
         command: opts.deployCommand,
         workingDir: opts.deployWorkingDir,
@@ -145,13 +149,14 @@ export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): F
   const backend = opts.backend ?? (process.env.FLEET_BACKEND as FleetOptions["backend"]) ?? inv.backend ?? "local";
   const o = { ...opts, backend };
   const hasher = new ConfigHasher(join(root, "nixos"));
-  const cluster = new ClusterStack(app, "cluster", inv, o);
+  // Configuration-only fleets need no template or PCI mappings.
+  const cluster = opts.manageVms === false ? undefined : new ClusterStack(app, "cluster", inv, o);
   const groups = new Map<string, HostSpec[]>();
   for (const h of inv.hosts) groups.set(stackOf(h), [...(groups.get(stackOf(h)) ?? []), h]);
   const hosts: Record<string, HostsStack> = {};
   for (const [name, list] of [...groups.entries()].sort()) {
     hosts[name] = new HostsStack(app, name, inv, list, hasher, o);
-    hosts[name].addDependency(cluster);
+    if (cluster) hosts[name].addDependency(cluster);
   }
   return { cluster, hosts };
 }
