@@ -4,6 +4,7 @@ import { NixosVm } from "./nixos-vm";
 import { gpuHostpci } from "./gpu";
 import { hostPorts, Inventory, HostSpec } from "./inventory";
 import { ROLES, RoleName } from "./roles";
+import { fqdnOf, staticAddressOf } from "./deploy-plan";
 
 export interface FleetHostProps {
   readonly inventory: Inventory;
@@ -33,8 +34,8 @@ export class FleetHost extends Construct {
     const { inventory: inv, host } = props;
     this.spec = host;
     const user = inv.users.find((u) => u.admin !== false) ?? inv.users[0];
-    this.staticAddress = host.network.dhcp ? undefined : host.network.address!.split("/")[0];
-    this.fqdn = inv.cluster.domain ? `${host.name}.${inv.cluster.domain}` : host.name;
+    this.staticAddress = staticAddressOf(host);
+    this.fqdn = fqdnOf(inv, host);
     this.ports = hostPorts(host);
     const needsGpu = host.roles.some((r) => ROLES[r as RoleName].gpu);
     if (props.manageVm === false) {

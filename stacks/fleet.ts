@@ -9,7 +9,8 @@ import { PciMapping } from "../constructs/gpu";
 import { FleetHost } from "../constructs/fleet-host";
 import { NixosDeployStep } from "../constructs/deploy-step";
 import { ConfigHasher } from "../constructs/config-hash";
-import { ROLES, RoleName, PLATFORM_ROLES } from "../constructs/roles";
+import { ROLES } from "../constructs/roles";
+import { planDeploys } from "../constructs/deploy-plan";
 
 export interface FleetOptions {
   /** Project root (holds nixos/). @default the repository root */
@@ -94,48 +95,21 @@ export class HostsStack extends TerraformStack {
     if (engine === "null_resource") new NullProvider(this, "null", {});
     for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h, manageVm }));
 
-    const user = inv.deploy?.user ?? (inv.users.find((u) => u.admin !== false) ?? inv.users[0]).name;
-    const shared = { cluster: inv.cluster, users: inv.users, registration: inv.template.registration ?? false };
-    const byRole = (role: RoleName) => this.hosts.filter((x) => x.hasRole(role));
-    // Platform order: a host waits for the hosts holding the roles its roles require.
-    const order = [...this.hosts].sort((a, b) => levelOf(a.spec) - levelOf(b.spec));
-    for (const host of order) {
-      const h = host.spec;
-      const waitFor = new Set<FleetHost>();
-      for (const role of h.roles) for (const need of ROLES[role].requires) for (const dep of byRole(need)) if (dep !== host) waitFor.add(dep);
-      const upstreams = h.roles.includes("litellm") ? byRole("vllm") : h.roles.includes("openwebui") ? byRole("litellm") : [];
-      const context = { shared, upstreams: upstreams.map((u) => ({ name: u.spec.name, network: u.spec.network, ports: u.ports })) };
+    const byName = new Map(this.hosts.map((x) => [x.spec.name, x]));
+    for (const plan of planDeploys(inv, hosts, { manageVms: manageVm })) {
+      const host = byName.get(plan.host.name)!;
       const step = new NixosDeployStep(host, "deploy", {
-        spec: {
-          host: h.name,
-          vmid: h.vmid,
-          node: h.node,
-          roles: h.roles,
-          finalAddress: host.staticAddress ?? (manageVm ? undefined : host.fqdn),
-          flake: inv.deploy?.flake ?? "./nixos",
-          user,
-          sshPort: inv.deploy?.sshPort ?? 22,
-          buildHost: inv.deploy?.buildHost,
-          health: h.roles.flatMap((role) =>
-            ROLES[role].health.map((c) => ({ role, kind: c.kind, port: host.ports[role][c.port], path: c.kind === "http" ? c.path : undefined })),
-          ),
-          timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300 },
-        },
+        spec: plan.spec,
         agentAddress: host.vm?.ipv4,
-        configHash: hasher.hostHash(h, context),
-        dependsOn: [...(host.vm ? [host.vm.vm] : []), ...[...waitFor].flatMap((d) => this.steps.get(d.spec.name)?.resource ?? [])],
+        configHash: hasher.hostHash(plan.host, plan.hashContext),
+        dependsOn: [...(host.vm ? [host.vm.vm] : []), ...plan.waitFor.flatMap((d) => this.steps.get(d)?.resource ?? [])],
         engine,
         command: opts.deployCommand,
         workingDir: opts.deployWorkingDir,
       });
-      this.steps.set(h.name, step);
+      this.steps.set(plan.host.name, step);
     }
   }
-}
-
-/** Deployment level: the highest platform level among the host's roles (-1 for none). */
-function levelOf(h: HostSpec): number {
-  return Math.max(-1, ...h.roles.map((r) => Math.min((PLATFORM_ROLES as readonly string[]).indexOf(r), 3)));
 }
 
 /** The stack a host belongs to: its own `stack`, else the group of its first role. */

@@ -1,0 +1,76 @@
+import type { DeploySpecDocument } from "./deploy-step";
+import { hostPorts, HostSpec, Inventory } from "./inventory";
+import { PLATFORM_ROLES, ROLES, RoleName } from "./roles";
+
+/** What one host's deploy needs; shared by the deploy steps (stacks/) and `npm run deploy`. */
+export interface HostDeployPlan {
+  readonly host: HostSpec;
+  /** The deploy script's input, without the agent address (Terraform fills that in). */
+  readonly spec: Omit<DeploySpecDocument, "agentAddress">;
+  /** Hosts whose deploy must finish first (platform dependency order). */
+  readonly waitFor: string[];
+  /** Inventory data outside the host's own entry that its configuration reads (for the hash). */
+  readonly hashContext: unknown;
+  /** 0 chainfire, 1 flaredb, 2 iam, 3 the other platform services, -1 everything else. */
+  readonly level: number;
+}
+
+export interface DeployPlanOptions {
+  /** Hosts have no VM managed here: a DHCP host is reached by its DNS name. @default true */
+  readonly manageVms?: boolean;
+}
+
+/** Deployment level: the highest platform level among the host's roles (-1 for none). */
+export function levelOf(h: Pick<HostSpec, "roles">): number {
+  return Math.max(-1, ...h.roles.map((r) => Math.min((PLATFORM_ROLES as readonly string[]).indexOf(r), 3)));
+}
+
+export function fqdnOf(inv: Inventory, h: HostSpec): string {
+  return inv.cluster.domain ? `${h.name}.${inv.cluster.domain}` : h.name;
+}
+
+export function staticAddressOf(h: HostSpec): string | undefined {
+  return h.network.dhcp ? undefined : h.network.address?.split("/")[0];
+}
+
+/**
+ * Deploy plans for `hosts` (default: all), in an order where every host comes after the hosts
+ * it waits for. Dependencies are looked up among `hosts` only, so a plan per stack stays inside
+ * its stack.
+ */
+export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts: DeployPlanOptions = {}): HostDeployPlan[] {
+  const user = inv.deploy?.user ?? (inv.users.find((u) => u.admin !== false) ?? inv.users[0]).name;
+  const shared = { cluster: inv.cluster, users: inv.users, registration: inv.template.registration ?? false };
+  const holders = (role: RoleName) => hosts.filter((x) => x.roles.includes(role));
+  return [...hosts]
+    .sort((a, b) => levelOf(a) - levelOf(b))
+    .map((h) => {
+      const ports = hostPorts(h);
+      const waitFor = new Set<string>();
+      for (const role of h.roles) for (const need of ROLES[role].requires) for (const dep of holders(need)) if (dep !== h) waitFor.add(dep.name);
+      const upstreams = h.roles.includes("litellm") ? holders("vllm") : h.roles.includes("openwebui") ? holders("litellm") : [];
+      const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
+      return {
+        host: h,
+        level: levelOf(h),
+        waitFor: [...waitFor],
+        hashContext: { shared, upstreams: upstreams.map((u) => ({ name: u.name, network: u.network, ports: hostPorts(u), services: u.services ?? {} })) },
+        spec: {
+          host: h.name,
+          vmid: h.vmid,
+          node: h.node,
+          roles: h.roles,
+          finalAddress,
+          fqdn: fqdnOf(inv, h),
+          flake: inv.deploy?.flake ?? "./nixos",
+          user,
+          sshPort: inv.deploy?.sshPort ?? 22,
+          buildHost: inv.deploy?.buildHost,
+          health: h.roles.flatMap((role) =>
+            ROLES[role].health.map((c) => ({ role, kind: c.kind, port: ports[role][c.port], path: c.kind === "http" ? c.path : undefined })),
+          ),
+          timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300 },
+        },
+      };
+    });
+}
