@@ -1,0 +1,186 @@
+/**
+ * The deploy script against real OpenSSH servers on loopback addresses. nixos-rebuild and the
+ * target's systemctl are STAND-INS (__tests__/stand-ins): nixos-rebuild needs nixpkgs and the
+ * test container has no systemd. Everything else (sshd, ssh, ssh-keyscan, known_hosts pinning,
+ * HTTP health checks) is real.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT } from "./helpers";
+import { clientKey, generationOf, startHost, startHttp, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
+import type { DeploySpec } from "../scripts/lib/deploy-host";
+
+const work = mkdtempSync(join(tmpdir(), "deploy-"));
+const key = clientKey(work);
+const hosts: TestHost[] = [];
+const servers: Server[] = [];
+afterAll(() => {
+  hosts.forEach((h) => h.stop());
+  servers.forEach((s) => s.close());
+});
+
+function spec(host: string, extra: Partial<DeploySpec> = {}): DeploySpec {
+  return {
+    host,
+    vmid: 501,
+    node: "pve1",
+    roles: ["vllm"],
+    agentAddress: "",
+    flake: "./nixos",
+    user: "root",
+    sshPort: SSH_PORT,
+    health: [{ role: "vllm", kind: "http", port: 8000, path: "/health" }],
+    timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 3 },
+    ...extra,
+  };
+}
+
+/**
+ * Runs scripts/deploy.ts --from-env as a deploy step does; returns exit code, output, stand-in
+ * log. Asynchronous, so the HTTP "services" in this process keep answering meanwhile.
+ */
+async function deploy(s: DeploySpec, knownHosts: string, args: string[] = [], env: Record<string, string> = {}) {
+  const log = join(mkdtempSync(join(work, "log-")), "nixos-rebuild.log");
+  const child = spawn("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), "--from-env", ...args], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`,
+      FLEET_DEPLOY_SPEC: JSON.stringify(s),
+      FLEET_KNOWN_HOSTS: knownHosts,
+      FLEET_SSH_KEY_FILE: key,
+      FLEET_STANDIN_LOG: log,
+      SSH_AUTH_SOCK: "",
+      ...env,
+    },
+  });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const status = await new Promise<number | null>((done) => child.on("close", (code) => done(code)));
+  return { status, out, calls: existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [] };
+}
+
+describe("deploy over real SSH", () => {
+  it("deploys: pins the key on first contact, switches with remote sudo, checks health, prints phases", async () => {
+    const h = await startHost("a", ["127.0.0.31"], key);
+    hosts.push(h);
+    servers.push(await startHttp("127.0.0.31", 8000, "/health"));
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await deploy(spec("web-a", { finalAddress: "127.0.0.31" }), kh);
+    expect(r.status).toBe(0);
+    expect(r.calls).toHaveLength(1);
+    expect(r.calls[0]).toContain(`switch --flake ${ROOT}/nixos#web-a --target-host root@127.0.0.31 --use-remote-sudo`);
+    expect(r.calls[0]).toContain("HostKeyAlias=web-a");
+    expect(r.calls[0]).toContain(`UserKnownHostsFile=${kh}`);
+    expect(r.calls[0]).toContain("StrictHostKeyChecking=yes");
+    expect(generationOf(h)).toBe("system-1-link");
+    const pinned = readFileSync(kh, "utf8");
+    expect(pinned).toContain("# vmid web-a 501");
+    expect(pinned).toContain(`web-a ${readFileSync(`${h.hostKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}`);
+    expect(r.out).toMatch(/^\[web-a\] wait for ssh done \(\d+\.\ds\)$/m);
+    expect(r.out).toMatch(/^\[web-a\] first contact: pinned ssh-ed25519 key/m);
+    expect(r.out).toMatch(/^\[web-a\] health check done/m);
+    expect(r.out).not.toContain("PRIVATE KEY");
+
+    // A second deploy finds the same key and moves one generation on.
+    const again = await deploy(spec("web-a", { finalAddress: "127.0.0.31" }), kh);
+    expect(again.status).toBe(0);
+    expect(again.out).toContain("host key matches the pinned key");
+    expect(generationOf(h)).toBe("system-2-link");
+  });
+
+  it("gives up on an unreachable target within its deadline, with a clear message", async () => {
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await deploy(spec("ghost", { finalAddress: "127.0.0.99", timeouts: { sshSeconds: 2, switchSeconds: 5, healthSeconds: 1 } }), kh);
+    expect(r.status).toBe(3);
+    expect(r.out).toContain("[ghost] FAILED: SSH did not answer on 127.0.0.99 port 2222 within 2s");
+    expect(r.out).toContain("[ghost] next: check that VM 501 on pve1 runs");
+    expect(r.calls).toEqual([]);
+  });
+
+  it("refuses a changed host key while the vmid is the same, and accepts it when the VM was recreated", async () => {
+    const h = await startHost("b", ["127.0.0.32"], key);
+    hosts.push(h);
+    servers.push(await startHttp("127.0.0.32", 8000, "/health"));
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    writeFileSync(kh, "# vmid web-b 501\nweb-b ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMBdEQbWhgNDvUkSvdg4aRf6CDzDCIrCGUKcIJmGvsZo\n");
+    const refused = await deploy(spec("web-b", { finalAddress: "127.0.0.32" }), kh);
+    expect(refused.status).toBe(4);
+    expect(refused.out).toMatch(/host key of web-b at 127\.0\.0\.32 changed .* while its vmid stayed 501; refusing to connect/);
+    expect(refused.calls).toEqual([]);
+    expect(generationOf(h)).toBeUndefined();
+
+    const recreated = await deploy(spec("web-b", { finalAddress: "127.0.0.32", vmid: 777 }), kh);
+    expect(recreated.status).toBe(0);
+    expect(recreated.out).toContain("VM was recreated (vmid 501 -> 777): replaced the pinned host key");
+    expect(readFileSync(kh, "utf8")).toContain("# vmid web-b 777");
+  });
+
+  it("follows the host to its new static address after activation", async () => {
+    const oldAddr = await startHost("c", ["127.0.0.41"], key);
+    const newAddr = await startHost("c2", ["127.0.0.42"], key, oldAddr.hostKey); // same machine, same key
+    hosts.push(oldAddr, newAddr);
+    servers.push(await startHttp("127.0.0.42", 8000, "/health"));
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await deploy(spec("web-c", { agentAddress: "127.0.0.41", finalAddress: "127.0.0.42" }), kh);
+    expect(r.status).toBe(0);
+    expect(r.calls[0]).toContain("--target-host root@127.0.0.41");
+    expect(r.out).toContain("[web-c] address moved 127.0.0.41 -> 127.0.0.42");
+    expect(r.out).toMatch(/\[web-c\] healthy: no failed units, vllm:8000 answer/);
+  });
+
+  it("rolls back and exits non-zero when the health check fails", async () => {
+    const h = await startHost("d", ["127.0.0.51"], key);
+    hosts.push(h);
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    writeFileSync(join(h.dir, "failed-units"), "vllm.service loaded failed failed vLLM OpenAI-compatible server\n");
+    const r = await deploy(spec("web-d", { finalAddress: "127.0.0.51" }), kh);
+    expect(r.status).toBe(5);
+    expect(r.calls).toHaveLength(2);
+    expect(r.calls[1]).toContain("switch --rollback --flake");
+    expect(generationOf(h)).toBe("system-0-link");
+    expect(r.out).toContain("failed systemd units: vllm.service");
+    expect(r.out).toContain("vllm: GET http://127.0.0.51:8000/health failed (ECONNREFUSED)");
+    expect(r.out).toMatch(/FAILED: health check failed after 3s: .*; rolled back to system-0-link/);
+    expect(r.out).toContain("Terraform marks the step tainted, so the next `cdktf deploy` retries it");
+  });
+
+  it("rolls back when nixos-rebuild itself fails", async () => {
+    const h = await startHost("e", ["127.0.0.52"], key);
+    hosts.push(h);
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await deploy(spec("web-e", { finalAddress: "127.0.0.52" }), kh, [], { FLEET_STANDIN_FAIL_SWITCH: "1" });
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("[web-e]   | error: builder for");
+    expect(r.out).toContain("FAILED: nixos-rebuild switch exited 1");
+    expect(r.calls[1]).toContain("--rollback");
+  });
+
+  it("prints exactly what would run with --dry-run and touches nothing", async () => {
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await deploy(spec("web-f", { finalAddress: "127.0.0.53", buildHost: "builder.lan" }), kh, ["--dry-run"]);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain(`would run: NIX_SSHOPTS="-p 2222 -o BatchMode=yes`);
+    expect(r.out).toContain(`nixos-rebuild switch --flake ${ROOT}/nixos#web-f --target-host root@<address> --use-remote-sudo --build-host builder.lan`);
+    expect(r.calls).toEqual([]);
+    expect(existsSync(kh)).toBe(false);
+  });
+
+  it("returns a host to its previous generation with --rollback", async () => {
+    const h = await startHost("g", ["127.0.0.54"], key);
+    hosts.push(h);
+    servers.push(await startHttp("127.0.0.54", 8000, "/health"));
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    expect((await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh)).status).toBe(0);
+    expect((await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh)).status).toBe(0);
+    expect(generationOf(h)).toBe("system-2-link");
+    const r = await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh, ["--rollback"]);
+    expect(r.status).toBe(0);
+    expect(generationOf(h)).toBe("system-1-link");
+    expect(r.out).toContain("now at system-1-link");
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * npm run deploy -- <host>... | --all [--concurrency N] [--dry-run] [--rollback] [--address A]
+ * node --import tsx scripts/deploy.ts --from-env      (what the deploy steps run)
+ *
+ * Applies hosts' NixOS flakes over SSH with host-key pinning, health checks and rollback.
+ * Exit codes: 0 ok, 1 deploy failed (rolled back where it had switched), 2 bad usage or input,
+ * 3 host unreachable, 4 host key refused, 5 health check failed and rolled back, 6 rollback failed.
+ */
+import { minimist } from "zx";
+import { join, resolve } from "node:path";
+import { DEPLOY_SPEC_ENV } from "../constructs/deploy-step";
+import { loadInventory, InventoryError, fleetFilePath } from "../constructs/inventory";
+import { planDeploys } from "../constructs/deploy-plan";
+import { deployHost, DeploySpec, EXIT, HostResult } from "./lib/deploy-host";
+
+const ROOT = resolve(__dirname, "..");
+
+const HELP = `Usage:
+  npm run deploy -- <host> [<host>...]   deploy the named hosts (in dependency order)
+  npm run deploy -- --all                 deploy every host of the inventory
+  node --import tsx scripts/deploy.ts --from-env   read one host's spec from $${DEPLOY_SPEC_ENV} (deploy steps)
+
+Options:
+  --dry-run            print exactly what would run, run nothing
+  --rollback           return the host(s) to the previous NixOS generation
+  --concurrency N      hosts deployed at once with --all (default 4)
+  --address A          connect to A (one host only; DHCP hosts otherwise use their DNS name)
+  --build-host H       build on H instead of locally (nixos-rebuild --build-host)
+  --ssh-timeout S      seconds to wait for SSH (default 600)
+  --health-timeout S   seconds for health checks to pass (default 300)
+  -h, --help           this text
+
+Environment: FLEET_FILE (inventory), FLEET_SSH_KEY_FILE (private key path; default ssh-agent),
+FLEET_KNOWN_HOSTS (pinned host keys; default deploy/known_hosts), FLEET_REMOTE_SUDO_FLAG
+(default --use-remote-sudo; --sudo for nixos-rebuild-ng).
+Exit codes: 0 ok, 1 failed, 2 usage, 3 unreachable, 4 host key refused, 5 unhealthy (rolled back), 6 rollback failed.`;
+
+function fail(message: string): never {
+  process.stderr.write(`deploy: ${message}\n`);
+  process.exit(EXIT.usage);
+}
+
+async function main() {
+  const args = minimist(process.argv.slice(2), {
+    boolean: ["all", "dry-run", "rollback", "from-env", "help"],
+    string: ["address", "build-host", "concurrency", "ssh-timeout", "health-timeout"],
+    alias: { h: "help" },
+  });
+  if (args.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const unknown = Object.keys(args).filter((k) => !["_", "all", "dry-run", "rollback", "from-env", "help", "h", "address", "build-host", "concurrency", "ssh-timeout", "health-timeout"].includes(k));
+  if (unknown.length) fail(`unknown option --${unknown[0]}; see --help`);
+
+  const opts = {
+    root: ROOT,
+    knownHostsFile: resolve(ROOT, process.env.FLEET_KNOWN_HOSTS || join("deploy", "known_hosts")),
+    identityFile: process.env.FLEET_SSH_KEY_FILE || undefined,
+    dryRun: args["dry-run"],
+    rollback: args.rollback,
+    sudoFlag: process.env.FLEET_REMOTE_SUDO_FLAG || undefined,
+  };
+  const seconds = (name: string, v: unknown) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number of seconds, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const sshTimeout = seconds("ssh-timeout", args["ssh-timeout"]);
+  const healthTimeout = seconds("health-timeout", args["health-timeout"]);
+  const adjust = (s: DeploySpec): DeploySpec => ({
+    ...s,
+    buildHost: args["build-host"] ?? s.buildHost,
+    timeouts: { ...s.timeouts, sshSeconds: sshTimeout ?? s.timeouts.sshSeconds, healthSeconds: healthTimeout ?? s.timeouts.healthSeconds },
+  });
+
+  if (args["from-env"]) {
+    const raw = process.env[DEPLOY_SPEC_ENV];
+    if (!raw) fail(`--from-env: $${DEPLOY_SPEC_ENV} is not set (the deploy steps set it)`);
+    let spec: DeploySpec;
+    try {
+      spec = JSON.parse(raw);
+    } catch (e) {
+      fail(`$${DEPLOY_SPEC_ENV} is not JSON: ${(e as Error).message}`);
+    }
+    if (!spec.host || !spec.user || !spec.flake || !spec.timeouts) fail(`$${DEPLOY_SPEC_ENV} lacks host, user, flake or timeouts`);
+    const r = await deployHost(adjust(spec), opts);
+    process.exit(r.exitCode);
+  }
+
+  let inventory;
+  try {
+    inventory = loadInventory(fleetFilePath());
+  } catch (e) {
+    if (e instanceof InventoryError) fail(`the inventory is not usable:\n${e.message}`);
+    throw e;
+  }
+  const plans = planDeploys(inventory);
+  const names: string[] = args._.map(String);
+  if (!args.all && names.length === 0) fail("name the hosts to deploy, or --all; see --help");
+  if (args.all && names.length) fail("give host names or --all, not both");
+  const known = new Set(plans.map((p) => p.host.name));
+  const missing = names.filter((n) => !known.has(n));
+  if (missing.length) fail(`not in the inventory: ${missing.join(", ")} (hosts: ${[...known].join(", ")})`);
+  if (args.address && names.length !== 1) fail("--address applies to exactly one host");
+  const chosen = args.all ? plans : plans.filter((p) => names.includes(p.host.name));
+  const concurrency = args.concurrency === undefined ? 4 : Number(args.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) fail(`--concurrency must be a whole number >= 1, got ${JSON.stringify(args.concurrency)}`);
+
+  // Run in dependency order: a host starts once every chosen host it waits for succeeded.
+  const results = new Map<string, HostResult>();
+  const pending = [...chosen];
+  const running = new Map<string, Promise<void>>();
+  const chosenNames = new Set(chosen.map((p) => p.host.name));
+  while (pending.length || running.size) {
+    for (const plan of [...pending]) {
+      if (running.size >= concurrency) break;
+      const deps = plan.waitFor.filter((d) => chosenNames.has(d));
+      const failedDep = deps.find((d) => results.get(d) && !results.get(d)!.ok);
+      if (failedDep) {
+        pending.splice(pending.indexOf(plan), 1);
+        results.set(plan.host.name, { host: plan.host.name, ok: false, seconds: 0, exitCode: EXIT.failed, message: `skipped: waits for ${failedDep}, which failed` });
+        continue;
+      }
+      if (!deps.every((d) => results.get(d)?.ok)) continue;
+      pending.splice(pending.indexOf(plan), 1);
+      const spec: DeploySpec = adjust({ ...plan.spec, agentAddress: args.address ?? "" });
+      running.set(
+        plan.host.name,
+        deployHost(spec, opts).then((r) => {
+          results.set(r.host, r);
+          running.delete(r.host);
+        }),
+      );
+    }
+    if (running.size) await Promise.race(running.values());
+    else if (pending.length && ![...pending].some((p) => p.waitFor.filter((d) => chosenNames.has(d)).every((d) => results.get(d)?.ok))) {
+      for (const p of pending.splice(0)) results.set(p.host.name, { host: p.host.name, ok: false, seconds: 0, exitCode: EXIT.failed, message: "skipped: its dependencies did not deploy" });
+    }
+  }
+
+  const rows = chosen.map((p) => results.get(p.host.name)!);
+  process.stdout.write("\nsummary\n");
+  for (const r of rows) process.stdout.write(`  ${r.ok ? "ok     " : "FAILED "} ${r.host.padEnd(28)} ${r.seconds.toFixed(1).padStart(7)}s  ${r.message ?? r.address ?? ""}\n`);
+  const bad = rows.filter((r) => !r.ok);
+  process.stdout.write(`${rows.length - bad.length} deployed, ${bad.length} failed\n`);
+  process.exit(bad.length ? Math.max(...bad.map((r) => r.exitCode)) || EXIT.failed : EXIT.ok);
+}
+
+main().catch((e) => {
+  process.stderr.write(`deploy: unexpected error: ${(e as Error)?.message ?? e}\n`);
+  process.exit(EXIT.failed);
+});
