@@ -67,3 +67,39 @@ describe("example fleet", () => {
     expect(masked).toMatchSnapshot();
   });
 });
+
+describe("deploy step triggers", () => {
+  const hashes = (data: any) =>
+    Object.fromEntries(
+      Object.values(synthFleet(parseInventory(JSON.stringify(data))))
+        .flatMap((s: any) => Object.values(s.resource?.terraform_data ?? {}))
+        .map((r: any) => [JSON.parse(r.provisioner[0]["local-exec"].environment.FLEET_DEPLOY_SPEC).host, r.triggers_replace.config_hash]),
+    );
+
+  it("re-deploys LiteLLM, not OpenWebUI, when the vLLM host's model changes", () => {
+    const before = hashes(exampleData());
+    const d = exampleData();
+    d.hosts.find((h: any) => h.name === "tappaas-vllm").services.vllm.model = "meta-llama/Llama-3.1-8B-Instruct";
+    const after = hashes(d);
+    const changed = Object.keys(before).filter((h) => before[h] !== after[h]).sort();
+    expect(changed).toEqual(["tappaas-litellm", "tappaas-vllm"]);
+  });
+
+  it("re-deploys every host when the users' keys change", () => {
+    const before = hashes(exampleData());
+    const d = exampleData();
+    d.users[0].sshKeys.push("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIx0mJ0nBJ0qvX6Tt0a3K1l0Vq7p1Zb3h9yDqY2s8N4c second@laptop");
+    const after = hashes(d);
+    expect(Object.keys(before).filter((h) => before[h] === after[h])).toEqual([]);
+  });
+
+  it("waits for the platform dependencies in the deploy order", () => {
+    const steps = Object.values(synthFleet(exampleInventory()).platform.resource.terraform_data) as any[];
+    const byHost = Object.fromEntries(steps.map((s) => [JSON.parse(s.provisioner[0]["local-exec"].environment.FLEET_DEPLOY_SPEC).host, s.depends_on]));
+    expect(byHost["tappaas-chainfire"]).toEqual([expect.stringMatching(/^proxmox_virtual_environment_vm\.tappaas-chainfire/)]);
+    expect(byHost["tappaas-flaredb"]).toEqual(expect.arrayContaining([expect.stringMatching(/^terraform_data\.tappaas-chainfire_deploy/)]));
+    expect(byHost["tappaas-iam"]).toEqual(expect.arrayContaining([expect.stringMatching(/^terraform_data\.tappaas-flaredb_deploy/)]));
+    expect(byHost["tappaas-novanet"]).toHaveLength(3);
+    expect(byHost["tappaas-novanet"]).toEqual(expect.arrayContaining([expect.stringMatching(/tappaas-iam_deploy/), expect.stringMatching(/tappaas-flaredb_deploy/)]));
+  });
+});

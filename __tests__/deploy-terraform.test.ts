@@ -1,0 +1,113 @@
+/**
+ * Deploy steps under the real terraform binary (terraform_data needs no provider, so init and
+ * apply run offline). The fleet is synthesized in configuration-only mode (no Proxmox VMs),
+ * and the deploy command is a STAND-IN (stand-ins/record-step.mjs) that records when each
+ * host ran.
+ */
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App } from "cdktf";
+import { buildFleet } from "../stacks/fleet";
+import { exampleData, ROOT } from "./helpers";
+import { parseInventory } from "../constructs/inventory";
+
+const RECORD = join(__dirname, "stand-ins", "record-step.mjs");
+
+interface Run { host: string; t0: number; t1: number; ok: boolean }
+
+/** A temporary project: a copy of nixos/ (so tests can edit modules) and the synthesized stacks. */
+function project() {
+  const root = mkdtempSync(join(tmpdir(), "tfdeploy-"));
+  cpSync(join(ROOT, "nixos"), join(root, "nixos"), { recursive: true });
+  const log = join(root, "steps.log");
+  return { root, log, stackDir: join(root, "cdktf.out", "stacks", "platform") };
+}
+
+function synth(root: string, data = exampleData()) {
+  const app = new App({ outdir: join(root, "cdktf.out"), skipValidation: true });
+  buildFleet(app, parseInventory(JSON.stringify(data)), { root, manageVms: false, deployCommand: `node ${RECORD}`, deployWorkingDir: root, backend: "local" });
+  app.synth();
+}
+
+function tf(dir: string, args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync("terraform", args, { cwd: dir, encoding: "utf8", env: { ...process.env, ...env } });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
+
+function runs(log: string): Run[] {
+  return existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+}
+
+function apply(p: ReturnType<typeof project>, env: Record<string, string> = {}) {
+  return tf(p.stackDir, ["apply", "-auto-approve", "-input=false", "-no-color", "-parallelism=20"], { STEP_LOG: p.log, ...env });
+}
+
+// The cases build on each other (one state, one inventory edited step by step), in file order.
+describe("deploy steps with real terraform", () => {
+  const p = project();
+  const d = exampleData();
+  beforeAll(() => {
+    synth(p.root, d);
+    const init = tf(p.stackDir, ["init", "-input=false", "-no-color"]);
+    if (init.status !== 0) throw new Error(init.out);
+  });
+
+  it("deploys the platform in dependency order, independent hosts in parallel", () => {
+    const r = apply(p, { STEP_SLEEP_MS: "700" });
+    expect(r.status).toBe(0);
+    const by = Object.fromEntries(runs(p.log).map((x) => [x.host.replace("tappaas-", ""), x]));
+    expect(Object.keys(by).sort()).toEqual(["chainfire", "fiberlb", "flaredb", "flashdns", "iam", "lightningstor", "novanet", "plasmavmc"]);
+    expect(by.flaredb.t0).toBeGreaterThanOrEqual(by.chainfire.t1);
+    expect(by.iam.t0).toBeGreaterThanOrEqual(by.flaredb.t1);
+    const rest = ["plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"].map((n) => by[n]);
+    for (const x of rest) expect(x.t0).toBeGreaterThanOrEqual(by.iam.t1);
+    // The five run at the same time: every one starts before any of them ends.
+    expect(Math.max(...rest.map((x) => x.t0))).toBeLessThan(Math.min(...rest.map((x) => x.t1)));
+  });
+
+  it("does nothing on a second apply when nothing changed", () => {
+    const before = runs(p.log).length;
+    const r = apply(p);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain("No changes.");
+    expect(runs(p.log)).toHaveLength(before);
+  });
+
+  it("re-deploys only the hosts of a role whose module changed, and the plan names them", () => {
+    const file = join(p.root, "nixos", "modules", "platform", "novanet.nix");
+    writeFileSync(file, readFileSync(file, "utf8") + "# changed\n");
+    synth(p.root, d);
+    const plan = tf(p.stackDir, ["plan", "-no-color", "-input=false"]);
+    expect(plan.out).toMatch(/tappaas-novanet_deploy_step_\w+ must be replaced/);
+    expect(plan.out).toMatch(/~ config_hash = "[0-9a-f]{64}" -> "[0-9a-f]{64}"/);
+    expect(plan.out).toContain("Plan: 1 to add, 0 to change, 1 to destroy.");
+    const before = runs(p.log).length;
+    expect(apply(p).status).toBe(0);
+    expect(runs(p.log).slice(before).map((x) => x.host)).toEqual(["tappaas-novanet"]);
+  });
+
+  it("re-deploys only the host whose inventory entry changed", () => {
+    d.hosts.find((h: any) => h.name === "tappaas-flashdns").services = { flashdns: { zone: "lab.lan" } };
+    synth(p.root, d);
+    const before = runs(p.log).length;
+    expect(apply(p).status).toBe(0);
+    expect(runs(p.log).slice(before).map((x) => x.host)).toEqual(["tappaas-flashdns"]);
+  });
+
+  it("retries a failed step on the next apply", () => {
+    d.hosts.find((h: any) => h.name === "tappaas-fiberlb").services = { fiberlb: { workers: 4 } };
+    synth(p.root, d);
+    const before = runs(p.log).length;
+    const failed = apply(p, { STEP_FAIL_ONCE: "tappaas-fiberlb" });
+    expect(failed.status).not.toBe(0);
+    expect(failed.out).toContain("stand-in failure (first attempt)");
+    const retry = apply(p, { STEP_FAIL_ONCE: "tappaas-fiberlb" });
+    expect(retry.status).toBe(0);
+    expect(runs(p.log).slice(before).map((x) => [x.host, x.ok])).toEqual([
+      ["tappaas-fiberlb", false],
+      ["tappaas-fiberlb", true],
+    ]);
+  });
+});
