@@ -69,11 +69,14 @@ describe("example fleet", () => {
 });
 
 describe("deploy step triggers", () => {
+  // The spec in the environment holds a Terraform expression until apply, so the host is read
+  // from the resource name ("<host>_deploy_step_<hash>").
+  const hostOf = (key: string) => key.split("_deploy_step_")[0];
   const hashes = (data: any) =>
     Object.fromEntries(
       Object.values(synthFleet(parseInventory(JSON.stringify(data))))
-        .flatMap((s: any) => Object.values(s.resource?.terraform_data ?? {}))
-        .map((r: any) => [JSON.parse(r.provisioner[0]["local-exec"].environment.FLEET_DEPLOY_SPEC).host, r.triggers_replace.config_hash]),
+        .flatMap((s: any) => Object.entries<any>(s.resource?.terraform_data ?? {}))
+        .map(([key, r]) => [hostOf(key), r.triggers_replace.config_hash]),
     );
 
   it("re-deploys LiteLLM, not OpenWebUI, when the vLLM host's model changes", () => {
@@ -94,8 +97,8 @@ describe("deploy step triggers", () => {
   });
 
   it("waits for the platform dependencies in the deploy order", () => {
-    const steps = Object.values(synthFleet(exampleInventory()).platform.resource.terraform_data) as any[];
-    const byHost = Object.fromEntries(steps.map((s) => [JSON.parse(s.provisioner[0]["local-exec"].environment.FLEET_DEPLOY_SPEC).host, s.depends_on]));
+    const steps = Object.entries<any>(synthFleet(exampleInventory()).platform.resource.terraform_data);
+    const byHost = Object.fromEntries(steps.map(([key, s]) => [hostOf(key), s.depends_on]));
     expect(byHost["tappaas-chainfire"]).toEqual([expect.stringMatching(/^proxmox_virtual_environment_vm\.tappaas-chainfire/)]);
     expect(byHost["tappaas-flaredb"]).toEqual(expect.arrayContaining([expect.stringMatching(/^terraform_data\.tappaas-chainfire_deploy/)]));
     expect(byHost["tappaas-iam"]).toEqual(expect.arrayContaining([expect.stringMatching(/^terraform_data\.tappaas-flaredb_deploy/)]));
