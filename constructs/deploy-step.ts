@@ -13,7 +13,10 @@ export interface DeploySpecDocument {
   readonly roles: readonly string[];
   /** Address the guest agent reports now (filled in by Terraform); empty when unknown. */
   readonly agentAddress: string;
+  /** Address the host has once its configuration is active (static from the inventory), if known. */
   readonly finalAddress?: string;
+  /** DNS name of the host (<name>.<domain>), tried when no address answers. */
+  readonly fqdn?: string;
   /** Flake reference of nixos/, e.g. "./nixos". */
   readonly flake: string;
   readonly user: string;
