@@ -173,3 +173,18 @@ describe("NixosDeployStep", () => {
     expect(step.triggers).toEqual({ vmid: "300", address: "10.0.0.5", config_hash: "abc" });
   });
 });
+
+describe("NixosDeployStep migration", () => {
+  it("emits a moved block from the null_resource of the same name", () => {
+    const app = Testing.app();
+    const stack = new TerraformStack(app, "s");
+    const step = new NixosDeployStep(stack, "d", {
+      spec: { host: "h", vmid: 300, node: "pve1", roles: [], finalAddress: "10.0.0.5", flake: "./nixos", user: "admin", sshPort: 22, health: [], timeouts: { sshSeconds: 1, switchSeconds: 1, healthSeconds: 1 } },
+      configHash: "abc",
+      movedFromNullResource: true,
+    });
+    const json = JSON.parse(Testing.synth(stack));
+    const id = (step.resource as any).friendlyUniqueId;
+    expect(json.moved).toEqual([{ from: `null_resource.${id}`, to: `terraform_data.${id}` }]);
+  });
+});

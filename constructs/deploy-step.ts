@@ -37,6 +37,12 @@ export interface NixosDeployStepProps {
   readonly dependsOn?: ITerraformDependable[];
   /** "terraform_data" (built in, nothing to download) or "null_resource" (@cdktf/provider-null). @default "terraform_data" */
   readonly engine?: "terraform_data" | "null_resource";
+  /**
+   * The steps were null_resources before (engine "null_resource", or an older module): emit a
+   * `moved` block from null_resource.<same id> so Terraform >= 1.9 / OpenTofu >= 1.7 move the
+   * state instead of re-deploying. @default false
+   */
+  readonly movedFromNullResource?: boolean;
   /** Command run by local-exec. @default "node --import tsx scripts/deploy.ts --from-env" */
   readonly command?: string;
   /** Working directory of the command, relative to the stack's directory. @default "../../.." (the project root from cdktf.out/stacks/<stack>) */
@@ -77,6 +83,7 @@ export class NixosDeployStep extends Construct {
       this.resource = new NullResource(this, "step", { triggers, provisioners: [provisioner], dependsOn: props.dependsOn });
     } else {
       this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], dependsOn: props.dependsOn });
+      if (props.movedFromNullResource) this.resource.moveFromId(`null_resource.${this.resource.friendlyUniqueId}`);
     }
   }
 }

@@ -127,6 +127,8 @@ export interface DeploySpec {
   readonly sshPort?: number;
   /** Deploy engine: terraform_data (default) or null_resource. */
   readonly engine?: "terraform_data" | "null_resource";
+  /** The deploy steps were null_resources: move their state to terraform_data (docs/adr-0003). */
+  readonly movedFromNullResource?: boolean;
 }
 
 export interface Inventory {

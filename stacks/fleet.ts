@@ -104,6 +104,7 @@ export class HostsStack extends TerraformStack {
         configHash: hasher.hostHash(plan.host, plan.hashContext),
         dependsOn: [...(host.vm ? [host.vm.vm] : []), ...plan.waitFor.flatMap((d) => this.steps.get(d)?.resource ?? [])],
         engine,
+        movedFromNullResource: inv.deploy?.movedFromNullResource,
         command: opts.deployCommand,
         workingDir: opts.deployWorkingDir,
       });
