@@ -18,6 +18,11 @@ function main(): void {
     }
     throw e;
   }
+  const backend = process.env.FLEET_BACKEND;
+  if (backend !== undefined && !["local", "pg", "s3"].includes(backend)) {
+    process.stderr.write(`FLEET_BACKEND: "${backend}" is not a state backend; use local, pg or s3. Nothing was synthesized.\n`);
+    process.exit(1);
+  }
   const app = new App({ skipValidation: process.env.FLEET_SKIP_VALIDATION === "1" });
   buildFleet(app, inventory);
   app.synth();

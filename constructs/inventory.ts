@@ -391,6 +391,8 @@ export function validateInventory(data: unknown): Problem[] {
           add(where, "sshKeys", "each entry must be an OpenSSH public key line (ssh-ed25519 AAAA...); never a private key");
   }
 
+  if (data.backend !== undefined && !["local", "pg", "s3"].includes(data.backend)) add("backend", "backend", `${JSON.stringify(data.backend)} must be "local", "pg" or "s3"`);
+
   // hosts
   if (!Array.isArray(data.hosts) || data.hosts.length === 0) {
     add("hosts", "hosts", "list at least one host");

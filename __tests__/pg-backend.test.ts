@@ -1,0 +1,74 @@
+/**
+ * Shared state in a real PostgreSQL server (Debian's postgresql, started here on loopback and
+ * stopped after): two concurrent applies of the same stack, one loses the lock, the state stays
+ * consistent, the next apply succeeds.
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App } from "cdktf";
+import { buildFleet } from "../stacks/fleet";
+import { exampleInventory, ROOT } from "./helpers";
+
+const PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/local/bin"].find((d) => existsSync(join(d, "pg_ctl")))!;
+const PORT = 55432;
+const RECORD = join(__dirname, "stand-ins", "record-step.mjs");
+const dataDir = join(mkdtempSync(join(tmpdir(), "pg-")), "data");
+const asPostgresUser = (bin: string, args: string[]) => {
+  // The server refuses to run as root: run it as nobody.
+  return spawnSync("su", ["nobody", "-s", "/bin/sh", "-c", [join(PG_BIN, bin), ...args].map((a) => `'${a}'`).join(" ")], { encoding: "utf8" });
+};
+
+beforeAll(() => {
+  chmodSync(join(dataDir, ".."), 0o777);
+  let r = asPostgresUser("initdb", ["-D", dataDir, "-A", "trust", "-U", "fleet", "--no-sync"]);
+  if (r.status !== 0) throw new Error(`initdb: ${r.stderr}`);
+  r = asPostgresUser("pg_ctl", ["-D", dataDir, "-o", `-p ${PORT} -k ${dataDir} -c listen_addresses=127.0.0.1`, "-l", join(dataDir, "log"), "-w", "start"]);
+  if (r.status !== 0) throw new Error(`pg_ctl start: ${r.stderr}${r.stdout}`);
+});
+afterAll(() => {
+  asPostgresUser("pg_ctl", ["-D", dataDir, "-m", "fast", "-w", "stop"]);
+});
+
+function tf(dir: string, args: string[], env: Record<string, string>): Promise<{ status: number | null; out: string }> {
+  return new Promise((done) => {
+    const p = spawn("terraform", args, { cwd: dir, env: { ...process.env, ...env } });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (out += d));
+    p.on("close", (status) => done({ status, out }));
+  });
+}
+
+describe("PostgreSQL state backend", () => {
+  it("locks: of two concurrent applies one waits out with a lock error, state stays consistent, the next apply succeeds", async () => {
+    const root = mkdtempSync(join(tmpdir(), "pgstack-"));
+    const app = new App({ outdir: join(root, "cdktf.out"), skipValidation: true });
+    buildFleet(app, exampleInventory(), { root: ROOT, manageVms: false, backend: "pg", deployCommand: `node ${RECORD}`, deployWorkingDir: root });
+    app.synth();
+    const dir = join(root, "cdktf.out", "stacks", "platform");
+    const env = { PG_CONN_STR: `postgres://fleet@127.0.0.1:${PORT}/postgres?sslmode=disable`, STEP_SLEEP_MS: "1500", STEP_LOG: join(root, "steps.log") };
+    const init = await tf(dir, ["init", "-input=false", "-no-color"], env);
+    expect(init.out).toContain('Successfully configured the backend "pg"');
+
+    const apply = () => tf(dir, ["apply", "-auto-approve", "-input=false", "-no-color", "-lock-timeout=0s"], env);
+    const first = apply();
+    await new Promise((r) => setTimeout(r, 700)); // let the first one take the lock
+    const [a, b] = await Promise.all([first, apply()]);
+    const results = [a, b].sort((x, y) => (x.status ?? 9) - (y.status ?? 9));
+    expect(results[0].status).toBe(0);
+    expect(results[1].status).not.toBe(0);
+    expect(results[1].out).toContain("Error acquiring the state lock");
+
+    const list = await tf(dir, ["state", "list"], env);
+    expect(list.out.trim().split("\n").filter((l) => l.startsWith("terraform_data."))).toHaveLength(8);
+    const plan = await tf(dir, ["plan", "-detailed-exitcode", "-input=false", "-no-color"], env);
+    expect(plan.status).toBe(0); // no changes: the state is complete
+    const again = await apply();
+    expect(again.status).toBe(0);
+    expect(again.out).toContain("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.");
+    const tables = execFileSync(join(PG_BIN, "psql"), ["-h", "127.0.0.1", "-p", String(PORT), "-U", "fleet", "-d", "postgres", "-Atc", "select count(*) from fleet_platform.states"], { encoding: "utf8" });
+    expect(Number(tables.trim())).toBe(1);
+  });
+});
