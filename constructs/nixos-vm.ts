@@ -91,7 +91,8 @@ export class NixosVm extends Construct {
       poolId: props.pool,
       onBoot: props.onBoot ?? true,
       startup: props.startupOrder !== undefined ? { order: props.startupOrder } : undefined,
-      clone: { vmId: props.templateVmid, nodeName: props.templateNode ?? props.node, full: true, datastoreId: props.datastore, retries: 3 },
+      // An adopted VM was not cloned by us: no clone block (see lifecycle below).
+      clone: props.importExisting ? undefined : { vmId: props.templateVmid, nodeName: props.templateNode ?? props.node, full: true, datastoreId: props.datastore, retries: 3 },
       timeoutClone: props.cloneTimeoutSeconds ?? 1800,
       machine: "q35",
       bios: "ovmf",
@@ -117,7 +118,17 @@ export class NixosVm extends Construct {
         ipConfig: [{ ipv4: net.dhcp ? { address: "dhcp" } : { address: net.address, gateway: net.gateway } }],
         userAccount: { username: props.user.name, keys: [...props.user.sshKeys] },
       },
-      lifecycle: props.preventDestroy ? { preventDestroy: true } : undefined,
+      lifecycle:
+        props.preventDestroy || props.importExisting
+          ? {
+              preventDestroy: props.preventDestroy || undefined,
+              // Adopted VMs (docs/adr-0005-import.md): these describe how a VM was made or
+              // where its data lives, not what it should be. Reconciling them would re-clone,
+              // move or reformat disks, or rewrite a cloud-init drive the VM may not have.
+              // Sizes, CPU, memory, name, tags and on-boot stay managed.
+              ignoreChanges: props.importExisting ? ["clone", "disk", "efi_disk", "initialization", "description"] : undefined,
+            }
+          : undefined,
     });
     if (props.importExisting) this.vm.importFrom(`${props.node}/${props.vmid}`);
   }
