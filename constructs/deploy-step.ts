@@ -35,6 +35,11 @@ export interface NixosDeployStepProps {
   readonly configHash: string;
   /** The VM and the deploy steps this one waits for. */
   readonly dependsOn?: ITerraformDependable[];
+  /**
+   * Terraform address of the host's VM: a recreated VM (same vmid and address) must be
+   * configured again, so the step is replaced when the VM's id is. @default none
+   */
+  readonly vmAddress?: string;
   /** "terraform_data" (built in, nothing to download) or "null_resource" (@cdktf/provider-null). @default "terraform_data" */
   readonly engine?: "terraform_data" | "null_resource";
   /**
@@ -73,6 +78,8 @@ export class NixosDeployStep extends Construct {
       .replace(`"${AGENT}"`, () => `"${props.agentAddress ?? ""}"`);
     // Static hosts trigger on their inventory address, DHCP hosts on the agent's.
     const triggers = { vmid: String(s.vmid), address, config_hash: props.configHash };
+    // An address string, not the resource object: cdktf renders objects as "${type.name}", which Terraform rejects here.
+    const lifecycle = props.vmAddress ? { replaceTriggeredBy: [`${props.vmAddress}.id`] } : undefined;
     const provisioner = {
       type: "local-exec" as const,
       command: props.command ?? "node --import tsx scripts/deploy.ts --from-env",
@@ -80,9 +87,9 @@ export class NixosDeployStep extends Construct {
       environment: { [DEPLOY_SPEC_ENV]: doc },
     };
     if ((props.engine ?? "terraform_data") === "null_resource") {
-      this.resource = new NullResource(this, "step", { triggers, provisioners: [provisioner], dependsOn: props.dependsOn });
+      this.resource = new NullResource(this, "step", { triggers, provisioners: [provisioner], dependsOn: props.dependsOn, lifecycle });
     } else {
-      this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], dependsOn: props.dependsOn });
+      this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], dependsOn: props.dependsOn, lifecycle });
       if (props.movedFromNullResource) this.resource.moveFromId(`null_resource.${this.resource.friendlyUniqueId}`);
     }
   }

@@ -101,6 +101,7 @@ export class HostsStack extends TerraformStack {
       const step = new NixosDeployStep(host, "deploy", {
         spec: plan.spec,
         agentAddress: host.vm?.ipv4,
+        vmAddress: host.vm?.address,
         configHash: hasher.hostHash(plan.host, plan.hashContext),
         dependsOn: [...(host.vm ? [host.vm.vm] : []), ...plan.waitFor.flatMap((d) => this.steps.get(d)?.resource ?? [])],
         engine,
