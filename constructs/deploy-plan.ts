@@ -33,6 +33,25 @@ export function staticAddressOf(h: HostSpec): string | undefined {
   return h.network.dhcp ? undefined : h.network.address?.split("/")[0];
 }
 
+/** Every role `role` needs, directly or through the roles it needs. */
+function closure(role: RoleName): Set<RoleName> {
+  const out = new Set<RoleName>();
+  const visit = (r: RoleName) => ROLES[r].requires.forEach((n) => out.has(n) || (out.add(n), visit(n)));
+  visit(role);
+  return out;
+}
+
+/**
+ * The roles a host must wait for, without those already implied: plasmavmc needs iam and
+ * flaredb, but the iam hosts wait for flaredb, so waiting for iam is enough (when iam hosts
+ * exist here). Keeps the dependency edges of a large platform linear-ish.
+ */
+function directNeeds(roles: readonly RoleName[], present: (r: RoleName) => boolean): RoleName[] {
+  const needs = new Set<RoleName>();
+  for (const r of roles) for (const n of ROLES[r].requires) needs.add(n);
+  return [...needs].filter((n) => ![...needs].some((m) => m !== n && present(m) && closure(m).has(n)));
+}
+
 /**
  * Deploy plans for `hosts` (default: all), in an order where every host comes after the hosts
  * it waits for. Dependencies are looked up among `hosts` only, so a plan per stack stays inside
@@ -47,7 +66,7 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
     .map((h) => {
       const ports = hostPorts(h);
       const waitFor = new Set<string>();
-      for (const role of h.roles) for (const need of ROLES[role].requires) for (const dep of holders(need)) if (dep !== h) waitFor.add(dep.name);
+      for (const need of directNeeds(h.roles, (r) => holders(r).some((x) => x !== h))) for (const dep of holders(need)) if (dep !== h) waitFor.add(dep.name);
       const upstreams = h.roles.includes("litellm") ? holders("vllm") : h.roles.includes("openwebui") ? holders("litellm") : [];
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
       return {

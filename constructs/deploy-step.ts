@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { DataResource, ITerraformDependable, TerraformResource } from "cdktf";
+import { DataResource, TerraformResource } from "cdktf";
 import { Resource as NullResource } from "@cdktf/provider-null/lib/resource";
 
 /** Name of the environment variable that carries a deploy step's input (one JSON document). */
@@ -34,7 +34,7 @@ export interface NixosDeployStepProps {
   /** Content hash of the host's NixOS configuration files and inventory entry. */
   readonly configHash: string;
   /** The VM and the deploy steps this one waits for. */
-  readonly dependsOn?: ITerraformDependable[];
+  readonly dependsOn?: TerraformResource[];
   /**
    * Terraform address of the host's VM: a recreated VM (same vmid and address) must be
    * configured again, so the step is replaced when the VM's id is. @default none
@@ -87,10 +87,13 @@ export class NixosDeployStep extends Construct {
       environment: { [DEPLOY_SPEC_ENV]: doc },
     };
     if ((props.engine ?? "terraform_data") === "null_resource") {
-      this.resource = new NullResource(this, "step", { triggers, provisioners: [provisioner], dependsOn: props.dependsOn, lifecycle });
+      this.resource = new NullResource(this, "step", { triggers, provisioners: [provisioner], lifecycle });
     } else {
-      this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], dependsOn: props.dependsOn, lifecycle });
+      this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], lifecycle });
       if (props.movedFromNullResource) this.resource.moveFromId(`null_resource.${this.resource.friendlyUniqueId}`);
     }
+    // Plain addresses instead of cdktf's dependable tokens: the same JSON, without a token (and
+    // its captured stack trace) per edge, which dominated synth time of large fleets.
+    if (props.dependsOn?.length) this.resource.dependsOn = props.dependsOn.map((r) => `${r.terraformResourceType}.${r.friendlyUniqueId}`);
   }
 }
