@@ -1,0 +1,167 @@
+/**
+ * npm run bench [-- --runs N] [--skip-test]
+ *
+ * Measures, on this machine:
+ *  - end-to-end synth (process start to cdk.tf.json written) and peak memory for generated
+ *    inventories of 10, 100 and 1000 hosts (median of several runs);
+ *  - the stock cdktf path (ts-node with type-checking, `cdktf init` tsconfig) on 100 hosts;
+ *  - bindings generation and `npm test`;
+ *  - a real `terraform apply` of 50 independent deploy steps whose command is a 1-second sleep,
+ *    and of the 3-level platform chain (chainfire -> flaredb -> iam), against the ideal.
+ * Prints a table with each budget met or missed, writes bench/results.json, exits 0 either way.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { App } from "cdktf";
+import { minimist } from "zx";
+import { generateInventory } from "./lib/gen-inventory";
+import { buildFleet } from "../stacks/fleet";
+import { parseInventory } from "../constructs/inventory";
+
+const ROOT = resolve(__dirname, "..");
+const args = minimist(process.argv.slice(2), { boolean: ["skip-test"], string: ["runs"] });
+const RUNS = Number(args.runs ?? 5);
+const env = { ...process.env, CHECKPOINT_DISABLE: "1", TF_CLI_CONFIG_FILE: join(ROOT, "config", "terraformrc") };
+const work = mkdtempSync(join(tmpdir(), "bench-"));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+
+/** Runs a command; returns wall seconds and the child's peak RSS in MiB (from getrusage via a preload). */
+function timed(cmd: string, argv: string[], extraEnv: Record<string, string> = {}, cwd = ROOT): Promise<{ seconds: number; peakMiB?: number; status: number | null; out: string }> {
+  const rssFile = join(work, `rss-${Math.random().toString(36).slice(2)}`);
+  return new Promise((done) => {
+    const t0 = process.hrtime.bigint();
+    const p = spawn(cmd, argv, { cwd, env: { ...env, BENCH_RSS_FILE: rssFile, ...extraEnv } });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (out += d));
+    p.on("close", (status) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const peakMiB = existsSync(rssFile) ? Number(readFileSync(rssFile, "utf8")) / 1024 : undefined;
+      done({ seconds, peakMiB, status, out });
+    });
+  });
+}
+
+const PEAK = join(ROOT, "scripts", "lib", "peak-rss.cjs");
+
+async function synthRuns(fleetFile: string, runs: number, stock = false) {
+  const times: number[] = [];
+  const peaks: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const outdir = join(work, `out-${Math.random().toString(36).slice(2)}`);
+    const r = stock
+      ? await timed("npx", ["ts-node", "-r", PEAK, "main.ts"], { FLEET_FILE: fleetFile, CDKTF_OUTDIR: outdir, TS_NODE_PROJECT: join(ROOT, "bench", "stock-tsconfig.json") })
+      : await timed("node", ["-r", PEAK, "scripts/app.mjs"], { FLEET_FILE: fleetFile, CDKTF_OUTDIR: outdir });
+    if (r.status !== 0 || !existsSync(join(outdir, "stacks"))) throw new Error(`synth failed (${stock ? "stock" : "ours"}):\n${r.out}`);
+    times.push(r.seconds);
+    if (r.peakMiB) peaks.push(r.peakMiB);
+  }
+  return { median: median(times), runs: times, peakMiB: Math.max(...peaks) };
+}
+
+/** Synthesizes a configuration-only fleet whose deploy command sleeps 1 s, applies it, returns apply wall seconds. */
+async function deployGraph(name: string, data: any, parallelism: number) {
+  const root = join(work, `graph-${name}-${parallelism}`);
+  mkdirSync(root, { recursive: true });
+  const app = new App({ outdir: join(root, "cdktf.out"), skipValidation: true });
+  const stacks = buildFleet(app, parseInventory(JSON.stringify(data)), { root: ROOT, manageVms: false, deployCommand: "sleep 1", deployWorkingDir: root, backend: "local" });
+  app.synth();
+  const stack = Object.keys(stacks.hosts)[0];
+  const dir = join(root, "cdktf.out", "stacks", stack);
+  const init = spawnSync("terraform", ["init", "-input=false", "-no-color"], { cwd: dir, env, encoding: "utf8" });
+  if (init.status !== 0) throw new Error(init.stdout + init.stderr);
+  const r = await timed("terraform", ["apply", "-auto-approve", "-input=false", "-no-color", `-parallelism=${parallelism}`], {}, dir);
+  if (r.status !== 0) throw new Error(r.out);
+  return r.seconds;
+}
+
+interface Row {
+  what: string;
+  value: string;
+  budget?: string;
+  met?: boolean;
+}
+
+async function main() {
+  const rows: Row[] = [];
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
+  };
+
+  // Warm the bundle and tsx caches so the first timed run is not a cold build.
+  const sizes = [10, 100, 1000];
+  const files: Record<number, string> = {};
+  for (const n of sizes) {
+    files[n] = join(work, `fleet-${n}.json`);
+    writeFileSync(files[n], JSON.stringify(generateInventory(n)));
+  }
+  await timed("node", ["scripts/app.mjs"], { FLEET_FILE: files[10], CDKTF_OUTDIR: join(work, "warm") });
+
+  const synth: Record<number, { median: number; runs: number[]; peakMiB: number }> = {};
+  for (const n of sizes) {
+    log(`synth ${n} hosts x${n === 1000 ? Math.max(3, Math.ceil(RUNS / 2)) : RUNS}`);
+    synth[n] = await synthRuns(files[n], n === 1000 ? Math.max(3, Math.ceil(RUNS / 2)) : RUNS);
+    rows.push({ what: `synth ${n} hosts (median, peak RSS)`, value: `${synth[n].median.toFixed(2)} s, ${synth[n].peakMiB.toFixed(0)} MiB` });
+  }
+  results.synth = synth;
+  const s1000 = synth[1000];
+  rows.find((r) => r.what.startsWith("synth 1000"))!.budget = "<= 5 s, <= 1024 MiB";
+  rows.find((r) => r.what.startsWith("synth 1000"))!.met = s1000.median <= 5 && s1000.peakMiB <= 1024;
+  const growth = s1000.median / synth[100].median;
+  rows.push({ what: "growth 1000 / 100 hosts", value: `${growth.toFixed(1)}x`, budget: "<= 12x", met: growth <= 12 });
+
+  log("stock path: npx ts-node (type-checking) on 100 hosts x3");
+  const stock = await synthRuns(files[100], 3, true);
+  const ratio = stock.median / synth[100].median;
+  results.stock100 = stock;
+  rows.push({ what: "stock ts-node synth, 100 hosts", value: `${stock.median.toFixed(2)} s, ${stock.peakMiB.toFixed(0)} MiB` });
+  rows.push({ what: "speed-up over stock, 100 hosts", value: `${ratio.toFixed(1)}x`, budget: ">= 5x", met: ratio >= 5 });
+
+  log("bindings generation x3");
+  const gen: number[] = [];
+  for (let i = 0; i < 3; i++) gen.push((await timed("node", ["scripts/gen-bindings.mjs", "--force"])).seconds);
+  results.bindingsSeconds = median(gen);
+  rows.push({ what: "bindings generation", value: `${median(gen).toFixed(2)} s`, budget: "<= 10 s", met: median(gen) <= 10 });
+
+  if (args["skip-test"]) rows.push({ what: "npm test", value: "skipped (--skip-test)" });
+  else {
+    log("npm test (once)");
+    const t = await timed("npm", ["test", "--silent"]);
+    results.npmTest = { seconds: t.seconds, passed: t.status === 0 };
+    rows.push({ what: "npm test", value: `${t.seconds.toFixed(1)} s (${t.status === 0 ? "passed" : "FAILED"})` });
+  }
+
+  log("terraform apply: 50 independent 1-second deploy steps");
+  const independent = generateInventory(50, { roles: ["cicd"] });
+  const flat50 = await deployGraph("flat", independent, 50);
+  const flat50default = await deployGraph("flat", independent, 10);
+  rows.push({ what: "50 independent deploys, -parallelism=50 (ideal 1 s)", value: `${flat50.toFixed(2)} s`, budget: "<= 8 s", met: flat50 <= 8 });
+  rows.push({ what: "50 independent deploys, default parallelism 10 (ideal 5 s)", value: `${flat50default.toFixed(2)} s` });
+  log("terraform apply: platform chain chainfire -> flaredb -> iam");
+  const chain = await deployGraph("chain", generateInventory(3), 10);
+  rows.push({ what: "3-level platform chain (ideal 3 s)", value: `${chain.toFixed(2)} s`, budget: "<= 4 s", met: chain <= 4 });
+  results.deployGraph = { independent50Parallelism50: flat50, independent50Parallelism10: flat50default, chain3: chain };
+
+  results.rows = rows;
+  mkdirSync(join(ROOT, "bench"), { recursive: true });
+  writeFileSync(join(ROOT, "bench", "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+
+  const w = Math.max(...rows.map((r) => r.what.length));
+  const v = Math.max(...rows.map((r) => r.value.length));
+  process.stdout.write(`\n${"measure".padEnd(w)}  ${"result".padEnd(v)}  budget\n${"-".repeat(w + v + 24)}\n`);
+  for (const r of rows) process.stdout.write(`${r.what.padEnd(w)}  ${r.value.padEnd(v)}  ${r.budget ? `${r.budget.padEnd(20)} ${r.met ? "met" : "MISSED"}` : ""}\n`);
+  const m = results.machine as any;
+  process.stdout.write(`\nmachine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; results in bench/results.json\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${(e as Error).message}\n`);
+  process.exit(1);
+});
