@@ -126,6 +126,21 @@ describe("inventory validation", () => {
     );
   });
 
+  it("refuses a template made both by VMA bootstrap and by Terraform", () => {
+    expect(
+      problemsAfter((d) => {
+        d.template.mode = "create";
+        d.template.bootstrapImage = true;
+      }),
+    ).toEqual(expect.arrayContaining([expect.stringMatching(/^template: bootstrapImage: /), expect.stringMatching(/^template: imageUrl: mode "create" needs/)]));
+  });
+
+  it("refuses platform hosts split across stacks", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").stack = "core"))).toContainEqual(
+      'host "tappaas-iam": stack: platform hosts must share one stack (their deploy order is kept inside a stack): this one is in "core", others in "platform"',
+    );
+  });
+
   it("refuses credentials in the cluster section", () => {
     expect(problemsAfter((d) => (d.cluster.apiToken = "x"))).toContainEqual(expect.stringMatching(/^cluster: apiToken: credentials do not belong in the inventory/));
   });

@@ -58,7 +58,8 @@ describe("synthesized JSON against the committed bpg/proxmox 0.111.0 schema", ()
   it("uses only attributes and blocks the schema defines with a created template, data disks, VLAN and raw PCI id", () => {
     const d = exampleData();
     d.template.mode = "create";
-    d.template.bootstrapImage = true;
+    d.template.imageUrl = "https://images.example.invalid/nixos-template.qcow2";
+    d.template.imageSha256 = "0".repeat(64);
     const vllm = d.hosts.find((h: any) => h.name === "tappaas-vllm");
     vllm.gpu = { rawId: "0000:01:00", pcie: true };
     vllm.dataDisks = [{ sizeGiB: 200 }, { sizeGiB: 100, storage: "tank" }];
@@ -66,6 +67,12 @@ describe("synthesized JSON against the committed bpg/proxmox 0.111.0 schema", ()
     vllm.existing = true;
     const stacks = synthFleet(parseInventory(JSON.stringify(d)));
     expect(checkStacks(stacks)).toEqual([]);
+  });
+
+  it("uses only attributes the schema defines with the VMA bootstrap step", () => {
+    const d = exampleData();
+    d.template.bootstrapImage = true;
+    expect(checkStacks(synthFleet(parseInventory(JSON.stringify(d))))).toEqual([]);
   });
 
   it("notices an attribute the schema does not have (the check itself can fail)", () => {

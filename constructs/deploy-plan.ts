@@ -61,13 +61,15 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
   const user = inv.deploy?.user ?? (inv.users.find((u) => u.admin !== false) ?? inv.users[0]).name;
   const shared = { cluster: inv.cluster, users: inv.users, registration: inv.template.registration ?? false };
   const holders = (role: RoleName) => hosts.filter((x) => x.roles.includes(role));
+  // Upstreams are read from the whole inventory (as the flake does), even across stacks.
+  const fleetHolders = (role: RoleName) => inv.hosts.filter((x) => x.roles.includes(role));
   return [...hosts]
     .sort((a, b) => levelOf(a) - levelOf(b))
     .map((h) => {
       const ports = hostPorts(h);
       const waitFor = new Set<string>();
       for (const need of directNeeds(h.roles, (r) => holders(r).some((x) => x !== h))) for (const dep of holders(need)) if (dep !== h) waitFor.add(dep.name);
-      const upstreams = h.roles.includes("litellm") ? holders("vllm") : h.roles.includes("openwebui") ? holders("litellm") : [];
+      const upstreams = h.roles.includes("litellm") ? fleetHolders("vllm") : h.roles.includes("openwebui") ? fleetHolders("litellm") : [];
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
       return {
         host: h,

@@ -41,8 +41,12 @@ export interface TemplateSpec {
   readonly cores?: number;
   readonly memoryMiB?: number;
   readonly diskGiB?: number;
-  /** Opt-in first bootstrap: build the VMA with nix, upload, qmrestore, qm template. @default false */
+  /** Opt-in first bootstrap ("existing" mode): build the VMA with nix, upload, qmrestore, qm template. @default false */
   readonly bootstrapImage?: boolean;
+  /** "create" mode: URL of a NixOS qcow2 image to import as the template's disk. */
+  readonly imageUrl?: string;
+  /** SHA-256 of the image at imageUrl. */
+  readonly imageSha256?: string;
   /** First-boot registration to the CI/CD host's repository (branch registration/<hostname>). @default false */
   readonly registration?: boolean;
 }
@@ -352,6 +356,11 @@ export function validateInventory(data: unknown): Problem[] {
       add("template", "node", `${JSON.stringify(template.node)} is not one of cluster.nodes (${nodes.join(", ")})`);
     if (template.mode !== undefined && template.mode !== "existing" && template.mode !== "create")
       add("template", "mode", `${JSON.stringify(template.mode)} must be "existing" or "create"`);
+    if (template.mode === "create" && template.bootstrapImage)
+      add("template", "bootstrapImage", 'the VMA bootstrap restores the template itself; use it with mode "existing", or import a qcow2 with mode "create" and imageUrl');
+    if (template.mode === "create" && !(typeof template.imageUrl === "string" && /^https?:\/\//.test(template.imageUrl)))
+      add("template", "imageUrl", 'mode "create" needs the URL of a NixOS qcow2 image to import (http or https)');
+    if (template.imageSha256 !== undefined && !/^[0-9a-f]{64}$/.test(String(template.imageSha256))) add("template", "imageSha256", "must be 64 lower-case hex digits");
   }
 
   // PCI mappings
@@ -505,6 +514,20 @@ export function validateInventory(data: unknown): Problem[] {
     if (h.startupOrder !== undefined && (!isInt(h.startupOrder) || h.startupOrder < 0)) add(where, "startupOrder", "must be a whole number >= 0");
     if (h.tags !== undefined && (!Array.isArray(h.tags) || !h.tags.every((t: unknown) => isStr(t) && /^[a-z0-9_.+-]+$/i.test(t as string))))
       add(where, "tags", "must be a list of tags (letters, digits, - _ . +)");
+  }
+
+  // The platform's deploy order is kept inside one stack: its hosts must not be split.
+  const platformStacks = new Map<string, string[]>();
+  for (const h of data.hosts)
+    if (isObj(h) && Array.isArray(h.roles) && h.roles.some((r: unknown) => (PLATFORM_ROLES as readonly unknown[]).includes(r))) {
+      const st = typeof h.stack === "string" ? h.stack : "platform";
+      platformStacks.set(st, [...(platformStacks.get(st) ?? []), String(h.name)]);
+    }
+  if (platformStacks.size > 1) {
+    const [first, ...others] = [...platformStacks.keys()];
+    for (const st of others)
+      for (const n of platformStacks.get(st)!)
+        add(`host "${n}"`, "stack", `platform hosts must share one stack (their deploy order is kept inside a stack): this one is in "${st}", others in "${first}"`);
   }
 
   // platform dependencies across the fleet (or satisfied by external endpoints)

@@ -111,7 +111,6 @@ export class NixosTemplate extends Construct {
       ],
       networkDevice: [{ bridge: props.bridge ?? "vmbr0", model: "virtio" }],
       initialization: { datastoreId: props.datastore, interface: "ide2", type: "nocloud", ipConfig: [{ ipv4: { address: "dhcp" } }] },
-      dependsOn: this.bootstrap ? [this.bootstrap] : undefined,
     });
   }
 }

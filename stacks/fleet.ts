@@ -76,6 +76,8 @@ export class ClusterStack extends TerraformStack {
       diskGiB: t.diskGiB,
       bridge: inv.cluster.bridge,
       bootstrapImage: t.bootstrapImage,
+      imageUrl: t.imageUrl,
+      imageSha256: t.imageSha256,
     });
     this.mappings = inv.pciMappings.map((m) => new PciMapping(this, `pci-${m.name}`, m));
   }
