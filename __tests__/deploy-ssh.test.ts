@@ -160,6 +160,14 @@ describe("deploy over real SSH", () => {
     expect(r.calls[1]).toContain("--rollback");
   });
 
+  it("stops before touching the host when nixos-rebuild is not installed", async () => {
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await deploy(spec("web-h", { finalAddress: "127.0.0.31" }), kh, [], { PATH: "/usr/local/bin:/usr/bin:/bin" });
+    expect(r.status).toBe(2);
+    expect(r.out).toContain("[web-h] FAILED: nixos-rebuild is not on PATH; install Nix, then `nix profile install nixpkgs#nixos-rebuild`");
+    expect(existsSync(kh)).toBe(false);
+  });
+
   it("prints exactly what would run with --dry-run and touches nothing", async () => {
     const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
     const r = await deploy(spec("web-f", { finalAddress: "127.0.0.53", buildHost: "builder.lan" }), kh, ["--dry-run"]);

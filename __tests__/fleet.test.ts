@@ -61,6 +61,13 @@ describe("example fleet", () => {
     expect(out[key("urls")].value).toEqual({ "vllm.api": "http://192.168.10.21:8000" });
   });
 
+  it("wires LiteLLM to the vLLM hosts and OpenWebUI to LiteLLM in the outputs", () => {
+    const out = stacks.ai.output;
+    const val = (prefix: string) => out[Object.keys(out).find((k) => k.startsWith(prefix))!].value;
+    expect(val("tappaas-litellm_upstreams")).toEqual(["http://192.168.10.21:8000/v1"]);
+    expect(val("tappaas-openwebui_upstreams")).toEqual([expect.stringMatching(/^http:\/\/\$\{try\(flatten\(.*\}:4000\/v1$/)]);
+  });
+
   it("matches the snapshot of the whole example fleet", () => {
     // Config hashes follow every edit under nixos/; their behaviour has tests of its own.
     const masked = JSON.parse(JSON.stringify(stacks).replace(/"config_hash":"[0-9a-f]{64}"/g, '"config_hash":"<sha256>"'));

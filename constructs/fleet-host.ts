@@ -72,6 +72,11 @@ export class FleetHost extends Construct {
     new TerraformOutput(this, "mac", { value: this.vm.mac, description: `${host.name}: MAC of the first NIC` });
   }
 
+  /** Upstream service URLs (LiteLLM: its vLLM hosts; OpenWebUI: its LiteLLM hosts), set by the stack. */
+  setUpstreams(urls: string[]) {
+    new TerraformOutput(this, "upstreams", { value: urls, description: `${this.spec.name}: upstream service URLs` });
+  }
+
   private outputs(host: HostSpec) {
     new TerraformOutput(this, "vmid", { value: host.vmid, description: `${host.name}: VMID` });
     new TerraformOutput(this, "ip", { value: this.address, description: `${host.name}: IPv4 address` });

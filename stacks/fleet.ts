@@ -98,6 +98,12 @@ export class HostsStack extends TerraformStack {
     for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h, manageVm }));
 
     const byName = new Map(this.hosts.map((x) => [x.spec.name, x]));
+    // LiteLLM is wired to the vLLM hosts, OpenWebUI to LiteLLM (the flake does the same from the inventory).
+    const urlsOf = (role: "vllm" | "litellm") => this.hosts.filter((x) => x.hasRole(role)).map((x) => `http://${x.address}:${x.ports[role].api}/v1`);
+    for (const h of this.hosts) {
+      if (h.hasRole("litellm")) h.setUpstreams(urlsOf("vllm"));
+      else if (h.hasRole("openwebui")) h.setUpstreams(urlsOf("litellm"));
+    }
     for (const plan of planDeploys(inv, hosts, { manageVms: manageVm })) {
       const host = byName.get(plan.host.name)!;
       const step = new NixosDeployStep(host, "deploy", {

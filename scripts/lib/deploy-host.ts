@@ -208,6 +208,16 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     return { host: spec.host, ok: true, seconds: 0, exitCode: EXIT.ok, message: "dry run" };
   }
 
+  // Before touching the host: the tools this needs must be on PATH.
+  for (const tool of ["ssh", "ssh-keyscan", "nixos-rebuild"]) {
+    const found = await $({ nothrow: true, quiet: true })`command -v ${tool}`;
+    if (found.exitCode !== 0) {
+      const hint = tool === "nixos-rebuild" ? "install Nix, then `nix profile install nixpkgs#nixos-rebuild` (or run from a NixOS machine)" : "install the OpenSSH client";
+      say(`FAILED: ${tool} is not on PATH; ${hint}`);
+      return { host: spec.host, ok: false, seconds: 0, exitCode: EXIT.usage, message: `${tool} is not on PATH` };
+    }
+  }
+
   let address: string | undefined;
   let switched = false;
   let before: string | undefined;
