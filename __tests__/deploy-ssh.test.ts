@@ -149,15 +149,29 @@ describe("deploy over real SSH", () => {
     expect(r.out).toContain("Terraform marks the step tainted, so the next `cdktf deploy` retries it");
   });
 
-  it("rolls back when nixos-rebuild itself fails", async () => {
+  it("does not roll back when the build failed before activation (nothing changed on the host)", async () => {
     const h = await startHost("e", ["127.0.0.52"], key);
     hosts.push(h);
+    servers.push(await startHttp("127.0.0.52", 8000, "/health"));
     const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    expect((await deploy(spec("web-e", { finalAddress: "127.0.0.52" }), kh)).status).toBe(0);
     const r = await deploy(spec("web-e", { finalAddress: "127.0.0.52" }), kh, [], { FLEET_STANDIN_FAIL_SWITCH: "1" });
     expect(r.status).toBe(1);
     expect(r.out).toContain("[web-e]   | error: builder for");
-    expect(r.out).toContain("FAILED: nixos-rebuild switch exited 1");
-    expect(r.calls[1]).toContain("--rollback");
+    expect(r.out).toContain("FAILED: nixos-rebuild switch exited 1; the host still runs its previous generation system-1-link");
+    expect(r.calls).toHaveLength(1);
+    expect(generationOf(h)).toBe("system-1-link");
+  });
+
+  it("rolls back when activation fails after the new generation went live", async () => {
+    const h = await startHost("i", ["127.0.0.55"], key);
+    hosts.push(h);
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await deploy(spec("web-i", { finalAddress: "127.0.0.55" }), kh, [], { FLEET_STANDIN_FAIL_AFTER_ACTIVATE: "1" });
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("FAILED: nixos-rebuild switch exited 4; rolled back to system-0-link");
+    expect(r.calls[1]).toContain("switch --rollback");
+    expect(generationOf(h)).toBe("system-0-link");
   });
 
   it("stops before touching the host when nixos-rebuild is not installed", async () => {

@@ -286,15 +286,21 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     let exitCode = err.exitCode;
     let message = `${err.message}`;
     if (switched && address) {
-      say("rolling back to the previous generation");
-      const r = await rebuild(address, ["--rollback"]);
-      const now = await generation(address);
-      if (r.exitCode === 0) {
-        message += `; rolled back${now ? ` to ${now}` : ""}`;
-        if (exitCode === EXIT.failed || exitCode === EXIT.unreachable) exitCode = EXIT.failed;
-      } else {
-        message += `; the rollback failed too (nixos-rebuild exited ${r.exitCode})`;
-        exitCode = EXIT.rollbackFailed;
+      // Roll back only if the host left the generation it ran before: a build that failed
+      // before activation changed nothing, and --rollback would undo a good generation.
+      const current = await generation(address);
+      if (before !== undefined && current === before) message += `; the host still runs its previous generation ${before}`;
+      else {
+        say("rolling back to the previous generation");
+        const r = await rebuild(address, ["--rollback"]);
+        const now = await generation(address);
+        if (r.exitCode === 0) {
+          message += `; rolled back${now ? ` to ${now}` : ""}`;
+          if (exitCode === EXIT.unreachable) exitCode = EXIT.failed;
+        } else {
+          message += `; the rollback failed too (nixos-rebuild exited ${r.exitCode})`;
+          exitCode = EXIT.rollbackFailed;
+        }
       }
     }
     say(`FAILED: ${message}`);
