@@ -320,6 +320,16 @@ export function hostPorts(host: Pick<HostSpec, "roles" | "services">): Record<st
   return out;
 }
 
+/**
+ * The stack a host belongs to: its own `stack`; else "platform" when it has a platform role
+ * (their deploy order is kept inside one stack); else the group of its first role.
+ */
+export function stackOf(h: Pick<HostSpec, "roles" | "stack">): string {
+  if (h.stack) return h.stack;
+  if (h.roles.some((r) => (PLATFORM_ROLES as readonly string[]).includes(r))) return "platform";
+  return ROLES[h.roles[0]].group;
+}
+
 /** Returns every problem in the inventory; an empty list means it is usable. */
 export function validateInventory(data: unknown): Problem[] {
   const problems: Problem[] = [];
@@ -520,7 +530,7 @@ export function validateInventory(data: unknown): Problem[] {
   const platformStacks = new Map<string, string[]>();
   for (const h of data.hosts)
     if (isObj(h) && Array.isArray(h.roles) && h.roles.some((r: unknown) => (PLATFORM_ROLES as readonly unknown[]).includes(r))) {
-      const st = typeof h.stack === "string" ? h.stack : "platform";
+      const st = stackOf({ roles: h.roles, stack: typeof h.stack === "string" ? h.stack : undefined });
       platformStacks.set(st, [...(platformStacks.get(st) ?? []), String(h.name)]);
     }
   if (platformStacks.size > 1) {

@@ -8,9 +8,8 @@
  */
 import { minimist } from "zx";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { fleetFilePath, formatProblem, parseInventory, InventoryError, validateInventory } from "../constructs/inventory";
+import { fleetFilePath, formatProblem, parseInventory, InventoryError, stackOf, validateInventory } from "../constructs/inventory";
 import { ROLES, ROLE_NAMES, isRole } from "../constructs/roles";
-import { stackOf } from "../stacks/fleet";
 
 const HELP = `Usage: npm run import -- --name <host> --node <node> --vmid <n> --role <role> [--role <role>...]
        [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP] [--stateful]

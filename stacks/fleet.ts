@@ -3,13 +3,12 @@ import { Construct } from "constructs";
 import { join, resolve } from "node:path";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
 import { NullProvider } from "@cdktf/provider-null/lib/provider";
-import { Inventory, HostSpec } from "../constructs/inventory";
+import { Inventory, HostSpec, stackOf } from "../constructs/inventory";
 import { NixosTemplate } from "../constructs/nixos-template";
 import { PciMapping } from "../constructs/gpu";
 import { FleetHost } from "../constructs/fleet-host";
 import { NixosDeployStep } from "../constructs/deploy-step";
 import { ConfigHasher } from "../constructs/config-hash";
-import { ROLES } from "../constructs/roles";
 import { planDeploys } from "../constructs/deploy-plan";
 
 export interface FleetOptions {
@@ -122,11 +121,6 @@ export class HostsStack extends TerraformStack {
   }
 }
 
-/** The stack a host belongs to: its own `stack`, else the group of its first role. */
-export function stackOf(h: HostSpec): string {
-  return h.stack ?? ROLES[h.roles[0]].group;
-}
-
 /** Builds every stack of the fleet into `app`. */
 export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): FleetStacks {
   const root = opts.root ?? resolve(__dirname, "..");
@@ -136,7 +130,11 @@ export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): F
   // Configuration-only fleets need no template or PCI mappings.
   const cluster = opts.manageVms === false ? undefined : new ClusterStack(app, "cluster", inv, o);
   const groups = new Map<string, HostSpec[]>();
-  for (const h of inv.hosts) groups.set(stackOf(h), [...(groups.get(stackOf(h)) ?? []), h]);
+  for (const h of inv.hosts) {
+    const name = stackOf(h);
+    if (!groups.has(name)) groups.set(name, []);
+    groups.get(name)!.push(h);
+  }
   const hosts: Record<string, HostsStack> = {};
   for (const [name, list] of [...groups.entries()].sort()) {
     hosts[name] = new HostsStack(app, name, inv, list, hasher, o);
