@@ -9,7 +9,10 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "./helpers";
+import { App } from "cdktf";
+import { buildFleet } from "../stacks/fleet";
+import { parseInventory } from "../constructs/inventory";
+import { exampleData, ROOT } from "./helpers";
 import { clientKey, generationOf, startHost, startHttp, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
 import type { DeploySpec } from "../scripts/lib/deploy-host";
 
@@ -204,5 +207,36 @@ describe("deploy over real SSH", () => {
     expect(r.status).toBe(0);
     expect(generationOf(h)).toBe("system-1-link");
     expect(r.out).toContain("now at system-1-link");
+  });
+
+  it("runs as a Terraform deploy step: terraform apply -> local-exec -> deploy.ts -> sshd", async () => {
+    const h = await startHost("t", ["127.0.0.61"], key);
+    hosts.push(h);
+    const d = exampleData();
+    d.deploy = { user: "root", sshPort: SSH_PORT };
+    d.hosts = [{ name: "git1", roles: ["cicd"], vmid: 610, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: "127.0.0.61/8", gateway: "127.0.0.1" } }];
+    const root = mkdtempSync(join(work, "tf-"));
+    const app = new App({ outdir: join(root, "cdktf.out"), skipValidation: true });
+    buildFleet(app, parseInventory(JSON.stringify(d)), { root: ROOT, manageVms: false, deployWorkingDir: ROOT });
+    app.synth();
+    const dir = join(root, "cdktf.out", "stacks", "ops");
+    const kh = join(root, "known_hosts");
+    const log = join(root, "nixos-rebuild.log");
+    const env = { ...process.env, PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_SSH_KEY_FILE: key, FLEET_KNOWN_HOSTS: kh, FLEET_STANDIN_LOG: log, SSH_AUTH_SOCK: "" };
+    const run = (args: string[]) =>
+      new Promise<{ status: number | null; out: string }>((done) => {
+        const p = spawn("terraform", args, { cwd: dir, env });
+        let out = "";
+        p.stdout.on("data", (x) => (out += x));
+        p.stderr.on("data", (x) => (out += x));
+        p.on("close", (status) => done({ status, out }));
+      });
+    expect((await run(["init", "-input=false", "-no-color"])).status).toBe(0);
+    const r = await run(["apply", "-auto-approve", "-input=false", "-no-color"]);
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/\[git1\] deployed system-1-link in \d+\.\ds/);
+    expect(readFileSync(log, "utf8")).toContain("--target-host root@127.0.0.61 --use-remote-sudo");
+    expect(readFileSync(kh, "utf8")).toContain("# vmid git1 610");
+    expect(generationOf(h)).toBe("system-1-link");
   });
 });

@@ -59,6 +59,15 @@ export interface NixosVmProps {
 }
 
 /**
+ * Terraform expression for the first IPv4 address the guest agent reports on an interface other
+ * than `lo`, skipping loopback and link-local addresses; "" until the agent reports. `ref` is
+ * anything with network_interface_names and ipv4_addresses (a list per interface).
+ */
+export function firstIpv4Expression(ref: string): string {
+  return `\${try(flatten([for i, n in ${ref}.network_interface_names : [for ip in ${ref}.ipv4_addresses[i] : ip if !startswith(ip, "127.") && !startswith(ip, "169.254.")] if n != "lo"])[0], "")}`;
+}
+
+/**
  * A NixOS VM: a full clone of the NixOS template, configured by cloud-init, with the QEMU guest
  * agent on so its address can be read back. Exposes vmid, ipv4 (first non-loopback address
  * reported by the agent, picked by interface name) and mac.
@@ -144,10 +153,7 @@ export class NixosVm extends Construct {
    * by interface name, never by a fixed index. Empty until the agent reports.
    */
   get ipv4(): string {
-    const a = this.address;
-    return Token.asString(
-      `\${try(flatten([for i, n in ${a}.network_interface_names : [for ip in ${a}.ipv4_addresses[i] : ip if !startswith(ip, "127.") && !startswith(ip, "169.254.")] if n != "lo"])[0], "")}`,
-    );
+    return Token.asString(firstIpv4Expression(this.address));
   }
 
   /** MAC address of the first NIC. */

@@ -48,6 +48,8 @@ in
     };
     users.groups.git = { };
     environment.systemPackages = [ pkgs.git ];
+    # sshd and NixOS only accept login shells listed here.
+    environment.shells = [ "${pkgs.git}/bin/git-shell" ];
 
     systemd.services.fleet-git-repositories = {
       description = "Create the fleet's bare repositories and install their hooks";
