@@ -174,7 +174,8 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   ];
   const sudoFlag = opts.sudoFlag ?? "--use-remote-sudo";
   const flakeRef = `${isAbsolute(spec.flake) || /^[a-z+]+:/.test(spec.flake) ? spec.flake : resolve(opts.root, spec.flake)}#${spec.host}`;
-  const rebuildEnv = { ...process.env, NIX_SSHOPTS: sshOpts.join(" ") };
+  // The flake reads FLEET_FILE with --impure and needs it absolute (relative to the project root, as everywhere else).
+  const rebuildEnv = { ...process.env, NIX_SSHOPTS: sshOpts.join(" "), ...(process.env.FLEET_FILE ? { FLEET_FILE: resolve(opts.root, process.env.FLEET_FILE) } : {}) };
   const impure = process.env.FLEET_FILE ? ["--impure"] : [];
   const rebuildArgs = (addr: string, extra: string[] = []) => [
     "switch", ...extra, "--flake", flakeRef, "--target-host", `${spec.user}@${addr}`, sudoFlag,
