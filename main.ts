@@ -4,7 +4,7 @@
  * line per problem and exits 1 before anything is written.
  */
 import { App } from "cdktf";
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { loadInventory, InventoryError } from "./constructs/inventory";
 import { buildFleet } from "./stacks/fleet";
 
@@ -14,27 +14,30 @@ process.setSourceMapsEnabled(false);
 
 /**
  * cdktf checks the Terraform version once per terraform_data and import block (a process per
- * resource: 1000 hosts, 1000 spawns). We check it once here instead; without a binary there is
- * nothing to check (synth does not need one; plan and deploy say so themselves).
+ * resource: 1000 hosts, 1000 spawns). We check it once; without
+ * a binary there is nothing to check (synth does not need one; plan and deploy say so themselves).
  */
-function checkTerraformVersion(): string | undefined {
+function checkTerraformVersion(): Promise<string | undefined> {
   const bin = process.env.TERRAFORM_BINARY_NAME || "terraform";
-  const r = spawnSync(bin, ["version", "-json"], { encoding: "utf8" });
-  if (r.error || r.status !== 0) return undefined;
-  let version: string;
-  try {
-    version = JSON.parse(r.stdout).terraform_version;
-  } catch {
-    return undefined;
-  }
-  const [major, minor] = version.split(".").map(Number);
-  // OpenTofu reports its own version (1.6+), which has import blocks and terraform_data.
-  if (!bin.includes("tofu") && (major < 1 || (major === 1 && minor < 5)))
-    return `${bin} ${version} is too old: import blocks and moved blocks need Terraform >= 1.5 (or OpenTofu). Upgrade, or set TERRAFORM_BINARY_NAME=tofu.`;
-  return undefined;
+  return new Promise((done) =>
+    execFile(bin, ["version", "-json"], { encoding: "utf8" }, (error, stdout) => {
+      if (error) return done(undefined);
+      let version: string;
+      try {
+        version = JSON.parse(stdout).terraform_version;
+      } catch {
+        return done(undefined);
+      }
+      const [major, minor] = version.split(".").map(Number);
+      // OpenTofu reports its own version (1.6+), which has import blocks and terraform_data.
+      if (!bin.includes("tofu") && (major < 1 || (major === 1 && minor < 5)))
+        return done(`${bin} ${version} is too old: import blocks and moved blocks need Terraform >= 1.5 (or OpenTofu). Upgrade, or set TERRAFORM_BINARY_NAME=tofu.`);
+      done(undefined);
+    }),
+  );
 }
 
-function main(): void {
+async function main(): Promise<void> {
   let inventory;
   try {
     inventory = loadInventory();
@@ -50,12 +53,11 @@ function main(): void {
     process.stderr.write(`FLEET_BACKEND: "${backend}" is not a state backend; use local, pg or s3. Nothing was synthesized.\n`);
     process.exit(1);
   }
-  if (process.env.FLEET_SKIP_VALIDATION !== "1") {
-    const problem = checkTerraformVersion();
-    if (problem) {
-      process.stderr.write(`${problem}\nNothing was synthesized.\n`);
-      process.exit(1);
-    }
+  // Before App exists: its constructor creates the output directory.
+  const problem = process.env.FLEET_SKIP_VALIDATION === "1" ? undefined : await checkTerraformVersion();
+  if (problem) {
+    process.stderr.write(`${problem}\nNothing was synthesized.\n`);
+    process.exit(1);
   }
   const app = new App({ skipValidation: true });
   // The generated bindings make ~30 token objects per VM, and cdktf captures a full stack trace
@@ -64,10 +66,13 @@ function main(): void {
   Error.prepareStackTrace = () => "";
   try {
     buildFleet(app, inventory);
+    app.synth();
   } finally {
     Error.prepareStackTrace = prepare;
   }
-  app.synth();
 }
 
-main();
+main().catch((e) => {
+  process.stderr.write(`synth failed: ${(e as Error)?.message ?? e}\n`);
+  process.exit(1);
+});
