@@ -29,6 +29,13 @@ describe("npm run import", () => {
     expect(vm.lifecycle).toEqual({ prevent_destroy: true, ignore_changes: ["clone", "disk", "efi_disk", "initialization", "description"] });
   });
 
+  it("imports a VM without roles as a plain NixOS host", () => {
+    const r = importVm(["--name", "plain1", "--node", "pve1", "--vmid", "160"]);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain("npx cdktf diff ops");
+    expect(parseInventory(r.text).hosts.find((h) => h.name === "plain1")).toMatchObject({ roles: [], cores: 1, memoryMiB: 1024, diskGiB: 10 });
+  });
+
   it("refuses a host name that is already in the inventory, writing nothing", () => {
     const r = importVm(["--name", "tappaas-iam", "--node", "pve1", "--vmid", "151", "--role", "iam"]);
     expect(r.status).toBe(2);
@@ -53,6 +60,6 @@ describe("npm run import", () => {
 
   it("refuses unknown roles and missing options", () => {
     expect(importVm(["--name", "x", "--node", "pve1", "--vmid", "153", "--role", "mail"]).err).toContain("unknown role mail");
-    expect(importVm(["--name", "x", "--vmid", "153"]).err).toContain("missing --node, --role");
+    expect(importVm(["--name", "x", "--vmid", "153"]).err).toContain("missing --node;");
   });
 });

@@ -67,6 +67,11 @@ describe("inventory validation", () => {
     );
   });
 
+  it("accepts a host without roles (a plain NixOS host) but not a missing roles list", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-cicd").roles = []))).toEqual([]);
+    expect(problemsAfter((d) => delete host(d, "tappaas-cicd").roles)).toContainEqual(expect.stringMatching(/^host "tappaas-cicd": roles: must be a list of roles/));
+  });
+
   it("refuses an unknown role", () => {
     expect(problemsAfter((d) => host(d, "tappaas-iam").roles.push("postgres"))).toContainEqual(expect.stringMatching(/^host "tappaas-iam": roles: unknown role "postgres"/));
   });

@@ -322,12 +322,14 @@ export function hostPorts(host: Pick<HostSpec, "roles" | "services">): Record<st
 
 /**
  * The stack a host belongs to: its own `stack`; else "platform" when it has a platform role
- * (their deploy order is kept inside one stack); else the group of its first role.
+ * (their deploy order is kept inside one stack); else the group of its first role; "ops" for a
+ * host without roles.
  */
 export function stackOf(h: Pick<HostSpec, "roles" | "stack">): string {
   if (h.stack) return h.stack;
   if (h.roles.some((r) => (PLATFORM_ROLES as readonly string[]).includes(r))) return "platform";
-  return ROLES[h.roles[0]].group;
+  // A plain NixOS host (no role) goes with the operations hosts.
+  return h.roles.length ? ROLES[h.roles[0]].group : "ops";
 }
 
 /** Returns every problem in the inventory; an empty list means it is usable. */
@@ -441,7 +443,7 @@ export function validateInventory(data: unknown): Problem[] {
 
     // roles
     const roles: RoleName[] = [];
-    if (!Array.isArray(h.roles) || h.roles.length === 0) add(where, "roles", `list at least one role (${ROLE_NAMES.join(", ")})`);
+    if (!Array.isArray(h.roles)) add(where, "roles", `must be a list of roles (${ROLE_NAMES.join(", ")}); [] makes a plain NixOS host`);
     for (const r of Array.isArray(h.roles) ? h.roles : []) {
       if (!isRole(r)) add(where, "roles", `unknown role ${JSON.stringify(r)}; known roles: ${ROLE_NAMES.join(", ")}`);
       else if (roles.includes(r)) add(where, "roles", `role "${r}" is listed twice`);

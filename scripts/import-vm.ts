@@ -1,5 +1,5 @@
 /**
- * npm run import -- --name <host> --node <node> --vmid <n> --role <role> [--role ...]
+ * npm run import -- --name <host> --node <node> --vmid <n> [--role <role> ...]
  *                   [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP] [--stateful]
  *
  * Adds an existing VM to the inventory as `"existing": true` (its VM resource then carries an
@@ -11,10 +11,10 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { fleetFilePath, formatProblem, parseInventory, InventoryError, stackOf, validateInventory } from "../constructs/inventory";
 import { ROLES, ROLE_NAMES, isRole } from "../constructs/roles";
 
-const HELP = `Usage: npm run import -- --name <host> --node <node> --vmid <n> --role <role> [--role <role>...]
+const HELP = `Usage: npm run import -- --name <host> --node <node> --vmid <n> [--role <role>...]
        [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP] [--stateful]
 Roles: ${ROLE_NAMES.join(", ")}
-Without --address the host uses DHCP. Sizes default to the VM's role minimum; give the VM's real
+Without --role the host is a plain NixOS host (base modules only). Without --address it uses DHCP. Sizes default to the VM's role minimum; give the VM's real
 values (npm run discover prints them) so the plan after the import is a no-op.`;
 
 function refuse(message: string): never {
@@ -30,9 +30,9 @@ function main() {
   });
   if (a.help) return void process.stdout.write(`${HELP}\n`);
   for (const k of Object.keys(a)) if (!["_", "name", "node", "vmid", "role", "cores", "memory", "disk", "address", "gateway", "stateful", "help", "h"].includes(k)) refuse(`unknown option --${k}; see --help`);
-  const missing = ["name", "node", "vmid", "role"].filter((k) => !a[k]);
+  const missing = ["name", "node", "vmid"].filter((k) => !a[k]);
   if (missing.length) refuse(`missing ${missing.map((m) => `--${m}`).join(", ")}; see --help`);
-  const roles: string[] = ([] as string[]).concat(a.role);
+  const roles: string[] = a.role === undefined ? [] : ([] as string[]).concat(a.role);
   const unknownRoles = roles.filter((r) => !isRole(r));
   if (unknownRoles.length) refuse(`unknown role ${unknownRoles.join(", ")}; known roles: ${ROLE_NAMES.join(", ")}`);
   const int = (k: string, v: unknown) => {
@@ -41,7 +41,8 @@ function main() {
     return Number(v);
   };
   const vmid = int("vmid", a.vmid)!;
-  const min = (f: "cores" | "memoryMiB" | "diskGiB") => Math.max(...roles.map((r) => ROLES[r as keyof typeof ROLES].min[f]));
+  // Without roles: a plain NixOS host, sized like the smallest role.
+  const min = (f: "cores" | "memoryMiB" | "diskGiB") => Math.max({ cores: 1, memoryMiB: 1024, diskGiB: 10 }[f], ...roles.map((r) => ROLES[r as keyof typeof ROLES].min[f]));
 
   const file = fleetFilePath();
   let text: string;
