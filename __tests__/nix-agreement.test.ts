@@ -6,7 +6,7 @@ import { ROOT } from "./helpers";
 import { disagreements, nixEval, nixView, tsView } from "./nix";
 
 const NIXOS = join(ROOT, "nixos");
-const FLEETS = [join(ROOT, "fleet.json"), ...readdirSync(join(ROOT, "examples")).map((f) => join(ROOT, "examples", f))];
+const FLEETS = [join(ROOT, "fleet.json"), ...readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".json")).map((f) => join(ROOT, "examples", f))];
 
 function nixFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

@@ -47,13 +47,20 @@ export class ConfigHasher {
   }
 }
 
+/** Serializations of objects already seen: every host's hash context shares the same `shared` part. */
+const canonicalCache = new WeakMap<object, string>();
+
 /** JSON with sorted keys, so key order in the inventory does not change the hash. */
 export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v && typeof v === "object")
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  return JSON.stringify(v);
+  if (!v || typeof v !== "object") return JSON.stringify(v);
+  const cached = canonicalCache.get(v);
+  if (cached !== undefined) return cached;
+  const s = Array.isArray(v)
+    ? `[${v.map(canonicalJson).join(",")}]`
+    : `{${Object.keys(v)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+        .join(",")}}`;
+  canonicalCache.set(v, s);
+  return s;
 }
