@@ -20,6 +20,7 @@ describe("NixosVm", () => {
       clone: { vm_id: 8100, full: true, node_name: "pve1", datastore_id: "local-lvm", retries: 3 },
       machine: "q35",
       bios: "ovmf",
+      efi_disk: { datastore_id: "local-lvm", type: "4m", pre_enrolled_keys: false },
       scsi_hardware: "virtio-scsi-single",
       cpu: { type: "host", cores: 2, sockets: 1 },
       memory: { dedicated: 2048 },

@@ -105,6 +105,8 @@ export class NixosVm extends Construct {
       timeoutClone: props.cloneTimeoutSeconds ?? 1800,
       machine: "q35",
       bios: "ovmf",
+      // Same EFI vars disk as the template (declared, so the provider keeps the cloned one).
+      efiDisk: { datastoreId: props.datastore, type: "4m", preEnrolledKeys: false },
       scsiHardware: "virtio-scsi-single",
       cpu: { type: "host", cores: props.cores ?? 2, sockets: 1 },
       memory: { dedicated: props.memoryMiB ?? 2048 },
