@@ -5,7 +5,9 @@
  */
 import { App } from "cdktf";
 import { execFile } from "node:child_process";
-import { loadInventory, InventoryError } from "./constructs/inventory";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { loadInventory, InventoryError, PROJECT_ROOT } from "./constructs/inventory";
 import { buildFleet } from "./stacks/fleet";
 
 // cdktf records a stack trace for every token; with tsx's source maps on, formatting them was
@@ -19,8 +21,11 @@ process.setSourceMapsEnabled(false);
  */
 function checkTerraformVersion(): Promise<string | undefined> {
   const bin = process.env.TERRAFORM_BINARY_NAME || "terraform";
+  // No update check; and the project's CLI config where the environment names a missing one.
+  const env: NodeJS.ProcessEnv = { ...process.env, CHECKPOINT_DISABLE: process.env.CHECKPOINT_DISABLE ?? "1" };
+  if (!env.TF_CLI_CONFIG_FILE || !existsSync(env.TF_CLI_CONFIG_FILE)) env.TF_CLI_CONFIG_FILE = join(PROJECT_ROOT, "config", "terraformrc");
   return new Promise((done) =>
-    execFile(bin, ["version", "-json"], { encoding: "utf8" }, (error, stdout) => {
+    execFile(bin, ["version", "-json"], { encoding: "utf8", env }, (error, stdout) => {
       if (error) return done(undefined);
       let version: string;
       try {

@@ -7,6 +7,9 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { ROLES, ROLE_NAMES, PLATFORM_ROLES, RoleName, isRole } from "./roles";
 
+/** The project root (this file lives one level down, in constructs/ or in the .build/ bundle). */
+export const PROJECT_ROOT = resolve(__dirname, "..");
+
 /** Default inventory path, relative to the project root; FLEET_FILE overrides it. */
 export const DEFAULT_FLEET_FILE = "fleet.json";
 
@@ -171,7 +174,7 @@ export function formatProblem(file: string, p: Problem): string {
 }
 
 /** Path of the inventory: FLEET_FILE, else fleet.json in the project root. */
-export function fleetFilePath(env: NodeJS.ProcessEnv = process.env, root = resolve(__dirname, "..")): string {
+export function fleetFilePath(env: NodeJS.ProcessEnv = process.env, root = PROJECT_ROOT): string {
   return resolve(root, env.FLEET_FILE || DEFAULT_FLEET_FILE);
 }
 

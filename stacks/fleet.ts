@@ -1,9 +1,9 @@
 import { App, LocalBackend, PgBackend, S3Backend, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
 import { NullProvider } from "@cdktf/provider-null/lib/provider";
-import { Inventory, HostSpec, stackOf } from "../constructs/inventory";
+import { Inventory, HostSpec, PROJECT_ROOT, stackOf } from "../constructs/inventory";
 import { NixosTemplate } from "../constructs/nixos-template";
 import { PciMapping } from "../constructs/gpu";
 import { FleetHost } from "../constructs/fleet-host";
@@ -123,7 +123,7 @@ export class HostsStack extends TerraformStack {
 
 /** Builds every stack of the fleet into `app`. */
 export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): FleetStacks {
-  const root = opts.root ?? resolve(__dirname, "..");
+  const root = opts.root ?? PROJECT_ROOT;
   const backend = opts.backend ?? (process.env.FLEET_BACKEND as FleetOptions["backend"]) ?? inv.backend ?? "local";
   const o = { ...opts, backend };
   const hasher = new ConfigHasher(join(root, "nixos"));
