@@ -240,3 +240,50 @@ describe("deploy over real SSH", () => {
     expect(generationOf(h)).toBe("system-1-link");
   });
 });
+
+describe("npm run deploy over real SSH (from the inventory)", () => {
+  const fleetFile = (hosts: any[]) => {
+    const d = exampleData();
+    d.deploy = { user: "root", sshPort: SSH_PORT };
+    d.hosts = hosts;
+    const file = join(mkdtempSync(join(work, "fleet-")), "fleet.json");
+    writeFileSync(file, JSON.stringify(d));
+    return file;
+  };
+  const host = (name: string, roles: string[], vmid: number, ip: string) => ({ name, roles, vmid, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: `${ip}/8`, gateway: "127.0.0.1" } });
+  const cli = (args: string[], file: string, kh: string) =>
+    new Promise<{ status: number | null; out: string }>((done) => {
+      const p = spawn("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), ...args], {
+        cwd: ROOT,
+        env: { ...process.env, PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_FILE: file, FLEET_KNOWN_HOSTS: kh, FLEET_SSH_KEY_FILE: key, FLEET_STANDIN_LOG: join(work, "cli.log"), SSH_AUTH_SOCK: "" },
+      });
+      let out = "";
+      p.stdout.on("data", (x) => (out += x));
+      p.stderr.on("data", (x) => (out += x));
+      p.on("close", (status) => done({ status, out }));
+    });
+
+  it("deploys every host with --all and prints a summary", async () => {
+    hosts.push(await startHost("m1", ["127.0.0.71"], key), await startHost("m2", ["127.0.0.72"], key));
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const r = await cli(["--all", "--concurrency", "2"], fleetFile([host("git1", ["cicd"], 701, "127.0.0.71"), host("box2", [], 702, "127.0.0.72")]), kh);
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/^ {2}ok {6}git1 +\d+\.\ds {2}127\.0\.0\.71$/m);
+    expect(r.out).toMatch(/^ {2}ok {6}box2 /m);
+    expect(r.out).toContain("2 deployed, 0 failed");
+  });
+
+  it("skips the hosts that wait for a host whose deploy failed", async () => {
+    hosts.push(await startHost("p1", ["127.0.0.73"], key), await startHost("p2", ["127.0.0.74"], key));
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    // Nothing listens on chainfire's ports, so its health check fails and it is rolled back.
+    const file = fleetFile([host("cf1", ["chainfire"], 703, "127.0.0.73"), host("db1", ["flaredb"], 704, "127.0.0.74")]);
+    const r = await cli(["--all", "--health-timeout", "1"], file, kh);
+    expect(r.status).toBe(5);
+    expect(r.out).toContain("[cf1] FAILED: health check failed after 1s: chainfire: nothing listens on 127.0.0.73:2379");
+    expect(r.out).toMatch(/^ {2}FAILED {2}db1 +0\.0s {2}skipped: waits for cf1, which failed$/m);
+    expect(r.out).toContain("[cf1] next: see `journalctl -u <unit>` on cf1; fix and deploy again; retry with `npm run deploy -- cf1`");
+    expect(r.out).not.toContain("[db1] wait for ssh");
+    expect(r.out).toContain("0 deployed, 2 failed");
+  });
+});

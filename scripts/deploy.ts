@@ -85,7 +85,7 @@ async function main() {
       fail(`$${DEPLOY_SPEC_ENV} is not JSON: ${(e as Error).message}`);
     }
     if (!spec.host || !spec.user || !spec.flake || !spec.timeouts) fail(`$${DEPLOY_SPEC_ENV} lacks host, user, flake or timeouts`);
-    const r = await deployHost(adjust(spec), opts);
+    const r = await deployHost(adjust(spec), { ...opts, fromTerraform: true });
     process.exit(r.exitCode);
   }
 

@@ -46,6 +46,8 @@ export interface DeployOptions {
   readonly rollback?: boolean;
   /** Flag that makes nixos-rebuild use sudo on the target. @default "--use-remote-sudo" */
   readonly sudoFlag?: string;
+  /** Run by a Terraform deploy step (a failure taints it) rather than by hand. @default false */
+  readonly fromTerraform?: boolean;
   /** Where output goes (a line at a time). @default stdout */
   readonly write?: (line: string) => void;
 }
@@ -305,7 +307,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       }
     }
     say(`FAILED: ${message}`);
-    say(`next: ${err.hint}; Terraform marks the step tainted, so the next \`cdktf deploy\` retries it`);
+    say(`next: ${err.hint}; ${opts.fromTerraform ? "Terraform marks the step tainted, so the next `cdktf deploy` retries it" : `retry with \`npm run deploy -- ${spec.host}\``}`);
     return { host: spec.host, ok: false, seconds: (Date.now() - started) / 1000, address, exitCode, message };
   }
 }
