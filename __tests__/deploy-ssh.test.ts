@@ -4,7 +4,6 @@
  * test container has no systemd. Everything else (sshd, ssh, ssh-keyscan, known_hosts pinning,
  * HTTP health checks) is real.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -12,7 +11,7 @@ import { join } from "node:path";
 import { App } from "cdktf";
 import { buildFleet } from "../stacks/fleet";
 import { parseInventory } from "../constructs/inventory";
-import { exampleData, ROOT } from "./helpers";
+import { exampleData, ROOT, runAsync } from "./helpers";
 import { clientKey, generationOf, startHost, startHttp, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
 import type { DeploySpec } from "../scripts/lib/deploy-host";
 
@@ -47,8 +46,7 @@ function spec(host: string, extra: Partial<DeploySpec> = {}): DeploySpec {
  */
 async function deploy(s: DeploySpec, knownHosts: string, args: string[] = [], env: Record<string, string> = {}) {
   const log = join(mkdtempSync(join(work, "log-")), "nixos-rebuild.log");
-  const child = spawn("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), "--from-env", ...args], {
-    cwd: ROOT,
+  const { status, out } = await runAsync("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), "--from-env", ...args], {
     env: {
       ...process.env,
       PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`,
@@ -60,10 +58,6 @@ async function deploy(s: DeploySpec, knownHosts: string, args: string[] = [], en
       ...env,
     },
   });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
-  const status = await new Promise<number | null>((done) => child.on("close", (code) => done(code)));
   return { status, out, calls: existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [] };
 }
 
@@ -223,14 +217,7 @@ describe("deploy over real SSH", () => {
     const kh = join(root, "known_hosts");
     const log = join(root, "nixos-rebuild.log");
     const env = { ...process.env, PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_SSH_KEY_FILE: key, FLEET_KNOWN_HOSTS: kh, FLEET_STANDIN_LOG: log, SSH_AUTH_SOCK: "" };
-    const run = (args: string[]) =>
-      new Promise<{ status: number | null; out: string }>((done) => {
-        const p = spawn("terraform", args, { cwd: dir, env });
-        let out = "";
-        p.stdout.on("data", (x) => (out += x));
-        p.stderr.on("data", (x) => (out += x));
-        p.on("close", (status) => done({ status, out }));
-      });
+    const run = (args: string[]) => runAsync("terraform", args, { cwd: dir, env });
     expect((await run(["init", "-input=false", "-no-color"])).status).toBe(0);
     const r = await run(["apply", "-auto-approve", "-input=false", "-no-color"]);
     expect(r.status).toBe(0);
@@ -252,15 +239,8 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
   };
   const host = (name: string, roles: string[], vmid: number, ip: string) => ({ name, roles, vmid, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: `${ip}/8`, gateway: "127.0.0.1" } });
   const cli = (args: string[], file: string, kh: string) =>
-    new Promise<{ status: number | null; out: string }>((done) => {
-      const p = spawn("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), ...args], {
-        cwd: ROOT,
-        env: { ...process.env, PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_FILE: file, FLEET_KNOWN_HOSTS: kh, FLEET_SSH_KEY_FILE: key, FLEET_STANDIN_LOG: join(work, "cli.log"), SSH_AUTH_SOCK: "" },
-      });
-      let out = "";
-      p.stdout.on("data", (x) => (out += x));
-      p.stderr.on("data", (x) => (out += x));
-      p.on("close", (status) => done({ status, out }));
+    runAsync("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), ...args], {
+      env: { ...process.env, PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_FILE: file, FLEET_KNOWN_HOSTS: kh, FLEET_SSH_KEY_FILE: key, FLEET_STANDIN_LOG: join(work, "cli.log"), SSH_AUTH_SOCK: "" },
     });
 
   it("deploys every host with --all and prints a summary", async () => {

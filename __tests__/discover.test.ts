@@ -2,12 +2,11 @@
  * `npm run discover` against a STAND-IN for the Proxmox API: a local HTTP server answering the
  * one path discover reads with a recorded response (fixtures/pve-cluster-resources.json).
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, Server } from "node:http";
 import { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { ROOT } from "./helpers";
+import { ROOT, runAsync } from "./helpers";
 
 const TOKEN = "fleet@pve!cdktf=5b1f6c7e-aaaa-bbbb-cccc-0123456789ab";
 const recorded = readFileSync(join(__dirname, "fixtures", "pve-cluster-resources.json"), "utf8");
@@ -34,15 +33,9 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-function discover(env: Record<string, string | undefined>): Promise<{ status: number | null; out: string; err: string }> {
-  return new Promise((done) => {
-    const p = spawn("node", ["--import", "tsx", join(ROOT, "scripts", "discover.ts")], { cwd: ROOT, env: { ...process.env, PROXMOX_VE_API_TOKEN: undefined, ...env } as any });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("close", (status) => done({ status, out, err }));
-  });
+async function discover(env: Record<string, string | undefined>) {
+  const r = await runAsync("node", ["--import", "tsx", join(ROOT, "scripts", "discover.ts")], { env: { ...process.env, PROXMOX_VE_API_TOKEN: undefined, ...env } });
+  return { status: r.status, out: r.stdout, err: r.stderr };
 }
 
 describe("npm run discover", () => {

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Testing } from "cdktf";
@@ -34,4 +35,20 @@ export function vmByName(stacks: Record<string, any>, name: string): any {
   const vm = resourcesOf(stacks, "proxmox_virtual_environment_vm").find((v) => v.name === name);
   if (!vm) throw new Error(`no VM named ${name}`);
   return vm;
+}
+
+/**
+ * Runs a command without blocking the event loop (servers in the test process keep answering);
+ * resolves with its exit status and its stdout and stderr, apart and together.
+ */
+export function runAsync(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; out: string; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const p = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
+    let stdout = "";
+    let stderr = "";
+    let out = "";
+    p.stdout.on("data", (d) => ((stdout += d), (out += d)));
+    p.stderr.on("data", (d) => ((stderr += d), (out += d)));
+    p.on("close", (status) => done({ status, out, stdout, stderr }));
+  });
 }

@@ -3,13 +3,13 @@
  * stopped after): two concurrent applies of the same stack, one loses the lock, the state stays
  * consistent, the next apply succeeds.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "cdktf";
 import { buildFleet } from "../stacks/fleet";
-import { exampleInventory, ROOT } from "./helpers";
+import { exampleInventory, ROOT, runAsync } from "./helpers";
 
 const PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/local/bin"].find((d) => existsSync(join(d, "pg_ctl")))!;
 const PORT = 55432;
@@ -31,15 +31,7 @@ afterAll(() => {
   asPostgresUser("pg_ctl", ["-D", dataDir, "-m", "fast", "-w", "stop"]);
 });
 
-function tf(dir: string, args: string[], env: Record<string, string>): Promise<{ status: number | null; out: string }> {
-  return new Promise((done) => {
-    const p = spawn("terraform", args, { cwd: dir, env: { ...process.env, ...env } });
-    let out = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (out += d));
-    p.on("close", (status) => done({ status, out }));
-  });
-}
+const tf = (dir: string, args: string[], env: Record<string, string>) => runAsync("terraform", args, { cwd: dir, env: { ...process.env, ...env } });
 
 describe("PostgreSQL state backend", () => {
   it("locks: of two concurrent applies one waits out with a lock error, state stays consistent, the next apply succeeds", async () => {
