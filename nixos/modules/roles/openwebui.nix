@@ -24,7 +24,7 @@ in
     environmentFile = lib.mkOption {
       type = lib.types.nullOr lib.types.path;
       default = null;
-      description = "File with OPENAI_API_KEY (the LiteLLM key) and WEBUI_SECRET_KEY (kept out of the Nix store).";
+      description = "File with OPENAI_API_KEYS (the LiteLLM key, one per upstream, separated by ';') and WEBUI_SECRET_KEY (kept out of the Nix store).";
     };
   };
 
