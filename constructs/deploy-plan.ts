@@ -11,8 +11,6 @@ export interface HostDeployPlan {
   readonly waitFor: string[];
   /** Inventory data outside the host's own entry that its configuration reads (for the hash). */
   readonly hashContext: unknown;
-  /** 0 chainfire, 1 flaredb, 2 iam, 3 the other platform services, -1 everything else. */
-  readonly level: number;
 }
 
 export interface DeployPlanOptions {
@@ -20,7 +18,7 @@ export interface DeployPlanOptions {
   readonly manageVms?: boolean;
 }
 
-/** Deployment level: the highest platform level among the host's roles (-1 for none). */
+/** Deployment level: the highest platform level among the host's roles (0 chainfire, 1 flaredb, 2 iam, 3 the rest; -1 for none). */
 export function levelOf(h: Pick<HostSpec, "roles">): number {
   return Math.max(-1, ...h.roles.map((r) => Math.min((PLATFORM_ROLES as readonly string[]).indexOf(r), 3)));
 }
@@ -33,13 +31,27 @@ export function staticAddressOf(h: HostSpec): string | undefined {
   return h.network.dhcp ? undefined : h.network.address?.split("/")[0];
 }
 
-/** Every role `role` needs, directly or through the roles it needs. */
-function closure(role: RoleName): Set<RoleName> {
-  const out = new Set<RoleName>();
-  const visit = (r: RoleName) => ROLES[r].requires.forEach((n) => out.has(n) || (out.add(n), visit(n)));
-  visit(role);
-  return out;
+/** Hosts holding each role, in inventory order. */
+function byRole(hosts: HostSpec[]): Map<RoleName, HostSpec[]> {
+  const m = new Map<RoleName, HostSpec[]>();
+  for (const h of hosts)
+    for (const r of h.roles) {
+      if (!m.has(r)) m.set(r, []);
+      m.get(r)!.push(h);
+    }
+  return m;
 }
+
+/** Every role a role needs, directly or through the roles it needs (the table is fixed: computed once). */
+const CLOSURE = new Map<RoleName, Set<RoleName>>(
+  (Object.keys(ROLES) as RoleName[]).map((role) => {
+    const out = new Set<RoleName>();
+    const visit = (r: RoleName) => ROLES[r].requires.forEach((n) => out.has(n) || (out.add(n), visit(n)));
+    visit(role);
+    return [role, out];
+  }),
+);
+const closure = (role: RoleName) => CLOSURE.get(role)!;
 
 /**
  * The roles a host must wait for, without those already implied: plasmavmc needs iam and
@@ -60,20 +72,21 @@ function directNeeds(roles: readonly RoleName[], present: (r: RoleName) => boole
 export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts: DeployPlanOptions = {}): HostDeployPlan[] {
   const user = inv.deploy?.user ?? (inv.users.find((u) => u.admin !== false) ?? inv.users[0]).name;
   const shared = { cluster: inv.cluster, users: inv.users, registration: inv.template.registration ?? false };
-  const holders = (role: RoleName) => hosts.filter((x) => x.roles.includes(role));
+  const holders = byRole(hosts);
   // Upstreams are read from the whole inventory (as the flake does), even across stacks.
-  const fleetHolders = (role: RoleName) => inv.hosts.filter((x) => x.roles.includes(role));
-  return [...hosts]
-    .sort((a, b) => levelOf(a) - levelOf(b))
-    .map((h) => {
+  const fleetHolders = hosts === inv.hosts ? holders : byRole(inv.hosts);
+  const held = (r: RoleName) => holders.get(r) ?? [];
+  return hosts
+    .map((h) => ({ h, level: levelOf(h) }))
+    .sort((a, b) => a.level - b.level)
+    .map(({ h }) => {
       const ports = hostPorts(h);
       const waitFor = new Set<string>();
-      for (const need of directNeeds(h.roles, (r) => holders(r).some((x) => x !== h))) for (const dep of holders(need)) if (dep !== h) waitFor.add(dep.name);
-      const upstreams = h.roles.includes("litellm") ? fleetHolders("vllm") : h.roles.includes("openwebui") ? fleetHolders("litellm") : [];
+      for (const need of directNeeds(h.roles, (r) => held(r).some((x) => x !== h))) for (const dep of held(need)) if (dep !== h) waitFor.add(dep.name);
+      const upstreams = (h.roles.includes("litellm") ? fleetHolders.get("vllm") : h.roles.includes("openwebui") ? fleetHolders.get("litellm") : undefined) ?? [];
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
       return {
         host: h,
-        level: levelOf(h),
         waitFor: [...waitFor],
         hashContext: { shared, upstreams: upstreams.map((u) => ({ name: u.name, network: u.network, ports: hostPorts(u), services: u.services ?? {} })) },
         spec: {

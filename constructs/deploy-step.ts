@@ -56,6 +56,11 @@ export interface NixosDeployStepProps {
 
 const AGENT = "__FLEET_AGENT_ADDRESS__";
 
+/** A resource's Terraform address ("type.name") as a plain string, without creating a token. */
+export function addressOf(r: TerraformResource): string {
+  return `${r.terraformResourceType}.${r.friendlyUniqueId}`;
+}
+
 /**
  * Applies a host's NixOS flake after its VM exists: a terraform_data (or null_resource) with a
  * local-exec provisioner. Its triggers are the vmid, the target address and the content hash of
@@ -94,6 +99,6 @@ export class NixosDeployStep extends Construct {
     }
     // Plain addresses instead of cdktf's dependable tokens: the same JSON, without a token (and
     // its captured stack trace) per edge, which dominated synth time of large fleets.
-    if (props.dependsOn?.length) this.resource.dependsOn = props.dependsOn.map((r) => `${r.terraformResourceType}.${r.friendlyUniqueId}`);
+    if (props.dependsOn?.length) this.resource.dependsOn = props.dependsOn.map(addressOf);
   }
 }

@@ -6,6 +6,7 @@ import {
   VirtualEnvironmentVmHostpci,
 } from "../.gen/providers/proxmox/virtual-environment-vm";
 import type { NetworkSpec } from "./inventory";
+import { addressOf } from "./deploy-step";
 
 export interface NixosVmProps {
   /** Host name (RFC 1123); also the VM name and the cloud-init hostname. */
@@ -146,7 +147,7 @@ export class NixosVm extends Construct {
 
   /** Terraform address of the VM resource, e.g. proxmox_virtual_environment_vm.x_vm_1234. */
   get address(): string {
-    return `${this.vm.terraformResourceType}.${this.vm.friendlyUniqueId}`;
+    return addressOf(this.vm);
   }
 
   /**
