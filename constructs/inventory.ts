@@ -398,6 +398,11 @@ export function validateInventory(data: unknown): Problem[] {
       if (!knownNode(e.node)) add(where, "map.node", `"${e.node}" is not one of cluster.nodes (${nodes.join(", ")})`);
       if (!/^[0-9a-f]{4}:[0-9a-f]{4}$/i.test(e.id)) add(where, "map.id", `"${e.id}" is not a vendor:device id such as "10de:2204"`);
       if (!/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}(\.[0-7])?$/i.test(e.path)) add(where, "map.path", `"${e.path}" is not a PCI address such as "0000:01:00.0"`);
+      // Proxmox refuses to start a VM with an incomplete mapping (pve-guest-common
+      // src/PVE/Mapping/PCI.pm assert_valid: "no 'iommugroup' for device"); the provider calls
+      // such mappings incomplete (bpg docs/resources/hardware_mapping_pci.md).
+      if (!isInt(e.iommuGroup) || e.iommuGroup < 0) add(where, "map.iommuGroup", `${e.iommuGroup === undefined ? "missing" : JSON.stringify(e.iommuGroup) + " is not an IOMMU group number"}; Proxmox will not start a VM with this mapping. Read it on the node: ls /sys/bus/pci/devices/${e.path.includes(":") && e.path.split(":").length === 3 ? e.path : "0000:" + e.path}/iommu_group -l (the number at the end)`);
+      if (!isStr(e.subsystemId) || !/^[0-9a-f]{4}:[0-9a-f]{4}$/i.test(e.subsystemId)) add(where, "map.subsystemId", `${e.subsystemId === undefined ? "missing" : JSON.stringify(e.subsystemId) + " is not a vendor:device id"}; Proxmox will not start a VM with this mapping. Read it on the node: lspci -nnv -s ${e.path} (the "Subsystem" line), e.g. "10de:147d"`);
       onNodes.add(e.node);
     }
     mappings.set(m.name, onNodes);
@@ -509,6 +514,10 @@ export function validateInventory(data: unknown): Problem[] {
       }
       if (isStr(gpu.rawId) && !/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}(\.[0-7])?$/i.test(gpu.rawId))
         add(where, "gpu.rawId", `"${gpu.rawId}" is not a PCI address such as "0000:01:00"`);
+      // qemu-server PVE/API2/Qemu.pm check_hostpci_perm: an unmapped device may be set only by
+      // root@pam logged in with its password, never through an API token (not even root@pam's).
+      else if (isStr(gpu.rawId) && process.env.PROXMOX_VE_API_TOKEN)
+        add(where, "gpu.rawId", "a raw PCI id needs root@pam with a password, and PROXMOX_VE_API_TOKEN is set (Proxmox refuses raw ids from every API token); define the device in pciMappings and use gpu.mapping");
     }
 
     // ports: two services on one host wanting the same port

@@ -2,6 +2,7 @@ import { Construct } from "constructs";
 import { DataResource } from "cdktf";
 import { VirtualEnvironmentVm } from "../.gen/providers/proxmox/virtual-environment-vm";
 import { DownloadFile } from "../.gen/providers/proxmox/download-file";
+import { networkDeviceJson, OS_DISK } from "./nixos-vm";
 
 export interface NixosTemplateProps {
   /** VMID of the template. */
@@ -97,20 +98,22 @@ export class NixosTemplate extends Construct {
       serialDevice: [{ device: "socket" }],
       vga: { type: "serial0" },
       operatingSystem: { type: "l26" },
+      // The same OS disk interface and boot order as the VMA that nixos/ builds, so clones of
+      // either kind of template are alike (docs/adr-0008-os-disk-virtio0.md).
+      bootOrder: [OS_DISK],
       disk: [
         {
-          interface: "scsi0",
+          interface: OS_DISK,
           datastoreId: props.datastore,
           size: props.diskGiB ?? 40,
           fileFormat: "raw",
           discard: "on",
           iothread: true,
-          ssd: true,
           importFromAttribute: image?.id,
         },
       ],
-      networkDevice: [{ bridge: props.bridge ?? "vmbr0", model: "virtio" }],
       initialization: { datastoreId: props.datastore, interface: "ide2", type: "nocloud", ipConfig: [{ ipv4: { address: "dhcp" } }] },
     });
+    this.vm.addOverride("network_device", networkDeviceJson([{ bridge: props.bridge ?? "vmbr0" }]));
   }
 }

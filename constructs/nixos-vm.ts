@@ -8,6 +8,47 @@ import {
 import type { NetworkSpec } from "./inventory";
 import { addressOf } from "./deploy-step";
 
+/**
+ * The OS disk of the NixOS template, hence of every clone: nixpkgs'
+ * nixos/modules/virtualisation/proxmox-image.nix writes the image to `virtio0` (the VMA map
+ * `#qmdump#map:virtio0:drive-virtio0`). A clone must declare this interface to grow it: for an
+ * interface the clone lacks, the provider adds a new blank disk instead
+ * (bpg/terraform-provider-proxmox v0.111.0, proxmoxtf/resource/vm/disk/disk.go UpdateClone).
+ * See docs/adr-0008-os-disk-virtio0.md.
+ */
+export const OS_DISK = "virtio0";
+
+/** A network_device object in the shape Terraform requires (see networkDevice). */
+export interface NetworkDevice {
+  readonly bridge: string;
+  readonly model?: string;
+  readonly vlanId?: number;
+  readonly firewall?: boolean;
+  readonly macAddress?: string;
+}
+
+/**
+ * network_device is an *attribute* of type list(object) (SDKv2 ConfigMode Attr; bpg v0.111.0
+ * proxmoxtf/resource/vm/network/schema.go), not a block: in JSON every object must carry all
+ * 11 keys, null where unset. The generated binding drops undefined keys, so the list is written
+ * as an override with every key. Unset keys get the provider's defaults at plan time.
+ */
+export function networkDeviceJson(devices: readonly NetworkDevice[]): Record<string, unknown>[] {
+  return devices.map((d) => ({
+    bridge: d.bridge,
+    disconnected: null,
+    enabled: true,
+    firewall: d.firewall ?? false,
+    mac_address: d.macAddress ?? null,
+    model: d.model ?? "virtio",
+    mtu: null,
+    queues: null,
+    rate_limit: null,
+    trunks: null,
+    vlan_id: d.vlanId ?? null,
+  }));
+}
+
 export interface NixosVmProps {
   /** Host name (RFC 1123); also the VM name and the cloud-init hostname. */
   readonly name: string;
@@ -25,7 +66,7 @@ export interface NixosVmProps {
   readonly cores?: number;
   /** Dedicated memory in MiB. @default 2048 */
   readonly memoryMiB?: number;
-  /** Boot disk size in GiB; the template's disk is grown to this. @default 20 */
+  /** OS disk size in GiB: the template's OS disk (virtio0) is grown to this, never shrunk. @default 20 */
   readonly diskGiB?: number;
   /** Extra data disks (scsi1, scsi2, ...). @default none */
   readonly dataDisks?: readonly { readonly sizeGiB: number; readonly storage?: string }[];
@@ -58,6 +99,9 @@ export interface NixosVmProps {
   /** Clone timeout in seconds. @default 1800 */
   readonly cloneTimeoutSeconds?: number;
 }
+
+/** Attributes an adopted VM keeps as it is (docs/adr-0005-import.md). */
+export const ADOPTED_IGNORED = ["clone", "disk", "efi_disk", "initialization", "description", "boot_order", "network_device", "bios", "machine", "agent", "vga", "cpu", "memory", "scsi_hardware", "serial_device", "operating_system", "hostpci"] as const;
 
 /**
  * Terraform expression for the first IPv4 address the guest agent reports on an interface other
@@ -111,16 +155,25 @@ export class NixosVm extends Construct {
       scsiHardware: "virtio-scsi-single",
       cpu: { type: "host", cores: props.cores ?? 2, sockets: 1 },
       memory: { dedicated: props.memoryMiB ?? 2048 },
-      agent: { enabled: true, timeout: props.agentTimeout ?? "15m", trim: true },
+      // wait_for_ip.ipv4: return only once an IPv4 address is up, not the first (often IPv6
+      // link-local) address (bpg issue #2062; vm.go getAgentWaitForIPConfig).
+      agent: { enabled: true, timeout: props.agentTimeout ?? "15m", trim: true, waitForIp: { ipv4: true } },
+      // node_name is ForceNew unless migrate = true (bpg vm.go CustomizeDiff ForceNewIf): a VM that
+      // HA or an operator moved would otherwise be destroyed and re-cloned.
+      migrate: true,
       serialDevice: [{ device: "socket" }],
       vga: { type: "serial0" },
       operatingSystem: { type: "l26" },
-      bootOrder: ["scsi0"],
+      // The template already boots from virtio0 (nixos/modules/template.nix sets
+      // proxmox.qemuConf.boot): a clone keeps that even though the provider does not apply
+      // boot_order when cloning at 0.111.0 (issue #850, fixed in 0.111.1), so the first plan
+      // after the clone is empty. PVE marks only listed devices bootable.
+      bootOrder: [OS_DISK],
       disk: [
-        { interface: "scsi0", datastoreId: props.datastore, size: props.diskGiB ?? 20, fileFormat: "raw", discard: "on", iothread: true, ssd: true },
+        // No `ssd` here: qemu-server offers SSD emulation on ide, sata and scsi only, not virtio.
+        { interface: OS_DISK, datastoreId: props.datastore, size: props.diskGiB ?? 20, fileFormat: "raw", discard: "on", iothread: true },
         ...dataDisks,
       ],
-      networkDevice: [{ bridge: net.bridge ?? props.bridge ?? "vmbr0", model: "virtio", vlanId: net.vlan, firewall: false }],
       hostpci: props.hostpci,
       initialization: {
         datastoreId: props.datastore,
@@ -138,11 +191,20 @@ export class NixosVm extends Construct {
               // where its data lives, not what it should be. Reconciling them would re-clone,
               // move or reformat disks, or rewrite a cloud-init drive the VM may not have.
               // Sizes, CPU, memory, name, tags and on-boot stay managed.
-              ignoreChanges: props.importExisting ? ["clone", "disk", "efi_disk", "initialization", "description"] : undefined,
+              // The first apply must not reboot the VM or touch how it boots: boot order, disks,
+              // NICs (the provider deletes NICs it was not told about), firmware, machine type,
+              // agent, display and CPU type stay as they are.
+              ignoreChanges: props.importExisting ? [...ADOPTED_IGNORED] : undefined,
             }
           : undefined,
     });
-    if (props.importExisting) this.vm.importFrom(`${props.node}/${props.vmid}`);
+    this.vm.addOverride("network_device", networkDeviceJson([{ bridge: net.bridge ?? props.bridge ?? "vmbr0", vlanId: net.vlan, firewall: false }]));
+    if (props.importExisting) {
+      this.vm.importFrom(`${props.node}/${props.vmid}`);
+      // reboot_after_update defaults to true (bpg vm.go dvRebootAfterUpdate): an update that
+      // needs a reboot would restart an adopted VM unannounced. Never for adopted VMs.
+      this.vm.rebootAfterUpdate = false;
+    }
   }
 
   /** Terraform address of the VM resource, e.g. proxmox_virtual_environment_vm.x_vm_1234. */
@@ -159,8 +221,11 @@ export class NixosVm extends Construct {
     return Token.asString(firstIpv4Expression(this.address));
   }
 
-  /** MAC address of the first NIC. */
+  /**
+   * MAC address of the first NIC, from its network_device entry. Not mac_addresses[0]: that list
+   * is the guest agent's, one per guest interface with `lo` first (00:00:00:00:00:00).
+   */
   get mac(): string {
-    return Token.asString(`\${try(${this.address}.mac_addresses[0], "")}`);
+    return Token.asString(`\${try(${this.address}.network_device[0].mac_address, "")}`);
   }
 }

@@ -10,6 +10,7 @@ import { FleetHost } from "../constructs/fleet-host";
 import { NixosDeployStep } from "../constructs/deploy-step";
 import { ConfigHasher } from "../constructs/config-hash";
 import { planDeploys } from "../constructs/deploy-plan";
+import { VirtualEnvironmentPool } from "../.gen/providers/proxmox/virtual-environment-pool";
 
 export interface FleetOptions {
   /** Project root (holds nixos/). @default the repository root */
@@ -53,10 +54,11 @@ function configureBackend(stack: TerraformStack, name: string, backend: FleetOpt
   }
 }
 
-/** Cluster-level resources: the NixOS template and the PCI mappings. */
+/** Cluster-level resources: the NixOS template, the PCI mappings and the resource pools. */
 export class ClusterStack extends TerraformStack {
   readonly template: NixosTemplate;
   readonly mappings: PciMapping[];
+  readonly pools: VirtualEnvironmentPool[];
 
   constructor(scope: Construct, id: string, inv: Inventory, opts: FleetOptions) {
     super(scope, id);
@@ -79,6 +81,10 @@ export class ClusterStack extends TerraformStack {
       imageSha256: t.imageSha256,
     });
     this.mappings = inv.pciMappings.map((m) => new PciMapping(this, `pci-${m.name}`, m));
+    // A clone into a pool that does not exist fails (qemu-server PVE/API2/Qemu.pm clone_vm checks
+    // the pool first): every pool a host names is made here, before any host stack runs.
+    const pools = [...new Set(inv.hosts.flatMap((h) => (h.pool ? [h.pool] : [])))].sort();
+    this.pools = pools.map((p) => new VirtualEnvironmentPool(this, `pool-${p}`, { poolId: p, comment: "managed by cdktf (proxmox-nixos-fleet)" }));
   }
 }
 

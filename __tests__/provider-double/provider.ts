@@ -76,7 +76,11 @@ export class ProviderDouble {
       if (planned.vm_id !== null && planned.vm_id !== UNKNOWN && !same(prior.vm_id, planned.vm_id)) requiresReplace.push(["vm_id"]);
       if (requiresReplace.length) planned = unknownComputed({ ...planned, id: null, ipv4_addresses: null, ipv6_addresses: null, network_interface_names: null, mac_addresses: null }, schema);
     }
-    if (type === "proxmox_virtual_environment_vm" && isObj(planned)) planned = { ...planned, network_device: sdkNetworkDevices(planned.network_device, isObj(prior) ? prior.network_device : null) };
+    if (type === "proxmox_virtual_environment_vm" && isObj(planned)) {
+      const withDefaults: Obj = { ...planned, network_device: sdkNetworkDevices(planned.network_device, isObj(prior) ? prior.network_device : null) };
+      for (const [k, v] of Object.entries(VM_DEFAULTS)) if (withDefaults[k] === null) withDefaults[k] = v;
+      planned = withDefaults;
+    }
     if (type === "proxmox_hardware_mapping_pci" && prior !== null && isObj(prior) && isObj(planned) && !same(prior.name, planned.name)) requiresReplace.push(["name"]);
     if (type === "proxmox_virtual_environment_pool" && prior !== null && isObj(prior) && isObj(planned) && !same(prior.pool_id, planned.pool_id)) requiresReplace.push(["pool_id"]);
     return { planned, requiresReplace, legacy, diags: [] };
@@ -349,6 +353,16 @@ export class ProviderDouble {
     };
   }
 }
+
+/**
+ * SDKv2 plans an Optional attribute's Default where the configuration has null. The defaults of
+ * proxmox_virtual_environment_vm's top-level attributes (bpg: proxmoxtf/resource/vm/vm.go, dv*).
+ */
+const VM_DEFAULTS: Obj = {
+  acpi: true, bios: "seabios", description: "", keyboard_layout: "en-us", kvm_arguments: "", migrate: false, on_boot: true, pool_id: "",
+  protection: false, reboot_after_update: true, started: true, tablet_device: true, template: false,
+  timeout_clone: 1800, timeout_create: 1800, timeout_migrate: 1800, timeout_reboot: 1800, timeout_shutdown_vm: 1800, timeout_start_vm: 1800, timeout_stop_vm: 300, timeout_move_disk: 1800,
+};
 
 /**
  * bpg: proxmoxtf/resource/vm/network/schema.go: network_device is Optional+Computed with

@@ -21,6 +21,10 @@ in
     cores = fleet.template.cores or 4;
     memory = fleet.template.memoryMiB or 8192;
     name = fleet.template.name or "nixos-template";
+    # The image's disk is virtio0 (nixpkgs proxmox-image.nix maps the VMA to drive-virtio0).
+    # Boot from it explicitly: PVE marks only listed devices bootable, and clones keep this
+    # order even where the provider does not apply boot_order on clone (bpg issue #850).
+    boot = "order=virtio0";
   };
   proxmox.qemuExtraConf = {
     machine = "q35";
