@@ -24,9 +24,10 @@ describe("NixosVm", () => {
       scsi_hardware: "virtio-scsi-single",
       cpu: { type: "host", cores: 2, sockets: 1 },
       memory: { dedicated: 2048 },
-      agent: { enabled: true, timeout: "15m", trim: true },
+      agent: { enabled: true, timeout: "15m", trim: true, wait_for_ip: { ipv4: true } },
+      migrate: true,
       serial_device: [{ device: "socket" }],
-      boot_order: ["scsi0"],
+      boot_order: ["virtio0"],
       on_boot: true,
       timeout_clone: 1800,
       initialization: expect.objectContaining({ ip_config: [{ ipv4: { address: "dhcp" } }], user_account: { username: "admin", keys: user.sshKeys } }),
@@ -51,9 +52,9 @@ describe("NixosVm", () => {
     const vm: any = Object.values(JSON.parse(synth).resource.proxmox_virtual_environment_vm)[0];
     expect(vm.initialization.ip_config).toEqual([{ ipv4: { address: "10.0.0.5/24", gateway: "10.0.0.1" } }]);
     expect(vm.initialization.dns).toEqual({ domain: "lan", servers: ["10.0.0.2"] });
-    expect(vm.network_device).toEqual([{ bridge: "vmbr0", model: "virtio", vlan_id: 30, firewall: false }]);
+    expect(vm.network_device).toEqual([{ bridge: "vmbr0", disconnected: null, enabled: true, firewall: false, mac_address: null, model: "virtio", mtu: null, queues: null, rate_limit: null, trunks: null, vlan_id: 30 }]);
     expect(vm.disk.map((d: any) => [d.interface, d.size, d.datastore_id])).toEqual([
-      ["scsi0", 20, "local-lvm"],
+      ["virtio0", 20, "local-lvm"],
       ["scsi1", 100, "local-lvm"],
       ["scsi2", 5, "tank"],
     ]);
@@ -80,8 +81,8 @@ describe("NixosVm", () => {
 
 describe("GPU passthrough", () => {
   it("creates a cluster PCI mapping with per-node devices", () => {
-    const synth = Testing.synthScope((s) => new PciMapping(s, "gpu", { name: "gpu0", map: [{ node: "pve1", id: "10de:2204", path: "0000:01:00.0" }] }));
-    expect(synth).toHaveResourceWithProperties(HardwareMappingPci, { name: "gpu0", map: [{ node: "pve1", id: "10de:2204", path: "0000:01:00.0" }] });
+    const synth = Testing.synthScope((s) => new PciMapping(s, "gpu", { name: "gpu0", map: [{ node: "pve1", id: "10de:2204", path: "0000:01:00.0", subsystemId: "10de:147d", iommuGroup: 14 }] }));
+    expect(synth).toHaveResourceWithProperties(HardwareMappingPci, { name: "gpu0", map: [{ node: "pve1", id: "10de:2204", path: "0000:01:00.0", subsystem_id: "10de:147d", iommu_group: 14 }] });
   });
 
   it("passes the GPU by mapping name by default, with pcie and rombar", () => {
@@ -117,7 +118,8 @@ describe("NixosTemplate", () => {
       cpu: { type: "host", cores: 4 },
       memory: { dedicated: 8192 },
       initialization: expect.objectContaining({ interface: "ide2" }),
-      disk: [expect.objectContaining({ size: 40, import_from: expect.stringContaining("proxmox_download_file.") })],
+      boot_order: ["virtio0"],
+      disk: [expect.objectContaining({ interface: "virtio0", size: 40, import_from: expect.stringContaining("proxmox_download_file.") })],
     });
   });
 

@@ -1,3 +1,4 @@
+import { ADOPTED_IGNORED } from "../constructs/nixos-vm";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,7 +27,8 @@ describe("npm run import", () => {
     expect(stacks.ops.import).toEqual([{ id: "pve2/150", to: expect.stringMatching(/^proxmox_virtual_environment_vm\.legacy-git_nixos_vm_/) }]);
     const vm = vmByName(stacks, "legacy-git");
     expect(vm.clone).toBeUndefined();
-    expect(vm.lifecycle).toEqual({ prevent_destroy: true, ignore_changes: ["clone", "disk", "efi_disk", "initialization", "description"] });
+    expect(vm.lifecycle).toEqual({ prevent_destroy: true, ignore_changes: [...ADOPTED_IGNORED] });
+    expect(vm.reboot_after_update).toBe(false);
   });
 
   it("imports a VM without roles as a plain NixOS host", () => {

@@ -57,7 +57,12 @@ export interface TemplateSpec {
 export interface PciMappingSpec {
   readonly name: string;
   readonly comment?: string;
-  readonly map: { readonly node: string; readonly id: string; readonly path: string; readonly subsystemId?: string; readonly iommuGroup?: number }[];
+  /**
+   * Per node: the device's vendor:device id, PCI path, subsystem id and IOMMU group. Proxmox
+   * starts a VM with a mapping only when all four match the host (pve-guest-common
+   * PVE/Mapping/PCI.pm assert_valid).
+   */
+  readonly map: { readonly node: string; readonly id: string; readonly path: string; readonly subsystemId: string; readonly iommuGroup: number }[];
 }
 
 export interface UserSpec {

@@ -17,7 +17,7 @@ export class CustomStack extends TerraformStack {
     super(scope, id);
     new ProxmoxProvider(this, "proxmox", {}); // endpoint and token from PROXMOX_VE_* variables
 
-    const gpu = new PciMapping(this, "gpu", { name: "rtx4090", map: [{ node: "pve1", id: "10de:2684", path: "0000:41:00.0" }] });
+    const gpu = new PciMapping(this, "gpu", { name: "rtx4090", map: [{ node: "pve1", id: "10de:2684", path: "0000:41:00.0", subsystemId: "10de:16f1", iommuGroup: 40 }] });
 
     const vm = new NixosVm(this, "ml-box", {
       name: "ml-box",

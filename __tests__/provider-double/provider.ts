@@ -171,7 +171,7 @@ export class ProviderDouble {
       if (type === "proxmox_virtual_environment_vm") {
         const vm = c.vms[String(prior.vm_id)];
         // pve: qemu-server PVE/API2/Qemu.pm destroy_vm: "VM is protected" when protection = 1.
-        if (vm?.protection) throw err(`error deleting VM ${prior.vm_id}: VM is protected`);
+        if (vm?.protection) throw err(`error deleting VM ${String(prior.vm_id)}: VM is protected`);
         delete c.vms[String(prior.vm_id)];
       } else if (type === "proxmox_virtual_environment_pool") {
         const id = str(prior.pool_id)!;
@@ -197,7 +197,7 @@ export class ProviderDouble {
       let vm: PveVm;
       if (clone) {
         const src = c.vms[String(num(clone.vm_id))];
-        if (!src) throw err(`error cloning VM: VM ${clone.vm_id} does not exist`);
+        if (!src) throw err(`error cloning VM: VM ${String(clone.vm_id)} does not exist`);
         // pve: qemu-server clone_vm copies the source config; NICs get new MAC addresses.
         vm = { ...structuredClone(src), node, name: str(p.name) ?? `VM ${vmid}`, template: false, running: false, nics: src.nics.map((n, i) => ({ ...n, mac: macFor(vmid, i) })) };
         // bpg: proxmoxtf/resource/vm/disk/disk.go UpdateClone: a declared interface the clone
@@ -395,6 +395,6 @@ function macFor(vmid: number, i: number): string {
 }
 
 function staticAddress(p: Obj): string | undefined {
-  const a = str(first(first(first(p.initialization)?.ip_config)?.ipv4)?.address);
+  const a = str(first(first(first(p.initialization)?.ip_config ?? null)?.ipv4 ?? null)?.address ?? null);
   return a && a !== "dhcp" ? a.split("/")[0] : undefined;
 }

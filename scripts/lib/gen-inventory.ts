@@ -32,7 +32,7 @@ export function generateInventory(hosts: number, opts: { nodes?: number; roles?:
   return {
     cluster: { nodes, storage: "local-lvm", bridge: "vmbr0", domain: "bench.lan", dns: ["10.20.0.1"] },
     template: { vmid: 900, node: nodes[0] },
-    pciMappings: nodes.map((n) => ({ name: `gpu-${n}`, map: [{ node: n, id: "10de:2204", path: "0000:01:00.0" }] })),
+    pciMappings: nodes.map((n) => ({ name: `gpu-${n}`, map: [{ node: n, id: "10de:2204", path: "0000:01:00.0", subsystemId: "10de:147d", iommuGroup: 14 }] })),
     users: [{ name: "admin", sshKeys: [KEY] }],
     hosts: list,
   };
