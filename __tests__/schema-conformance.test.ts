@@ -59,6 +59,7 @@ describe("synthesized JSON against the committed bpg/proxmox 0.111.0 schema", ()
     const d = exampleData();
     d.template.mode = "create";
     d.template.imageUrl = "https://images.example.invalid/nixos-template.qcow2";
+    d.template.diskGiB = 16; // clones may only grow the template's disk
     d.template.imageSha256 = "0".repeat(64);
     const vllm = d.hosts.find((h: any) => h.name === "tappaas-vllm");
     vllm.gpu = { rawId: "0000:01:00", pcie: true };

@@ -476,6 +476,11 @@ export function validateInventory(data: unknown): Problem[] {
         if (v < min) add(where, field, `${v}${unit} is below the ${r} role's minimum of ${min}${unit}; raise ${field}`);
       }
     }
+    // A clone's OS disk can grow, never shrink (bpg v0.111.0 proxmoxtf/resource/vm/disk/disk.go
+    // UpdateClone: "disk resize failure: requested size ... is lower than current size").
+    const templateDisk = isObj(template) && template.mode === "create" ? (isInt(template.diskGiB) ? template.diskGiB : 40) : undefined;
+    if (templateDisk !== undefined && isInt(h.diskGiB) && h.diskGiB < templateDisk)
+      add(where, "diskGiB", `${h.diskGiB} GiB is smaller than the template's disk (template.diskGiB = ${templateDisk}); a clone's disk can only grow: raise diskGiB or lower template.diskGiB`);
     for (const [j, d] of (Array.isArray(h.dataDisks) ? h.dataDisks : []).entries())
       if (!isObj(d) || !isInt(d.sizeGiB) || d.sizeGiB < 1) add(where, `dataDisks[${j}].sizeGiB`, "must be a positive whole number of GiB");
     if (h.dataDisks !== undefined && !Array.isArray(h.dataDisks)) add(where, "dataDisks", "must be a list of { sizeGiB, storage? }");

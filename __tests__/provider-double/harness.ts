@@ -6,13 +6,20 @@ import { App } from "cdktf";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Inventory } from "../../constructs/inventory";
+import { Inventory, parseInventory } from "../../constructs/inventory";
 import { buildFleet } from "../../stacks/fleet";
 import { ROOT, runAsync } from "../helpers";
 import { Cluster, readCluster, seedCluster } from "./cluster";
 import { DoubleInstall, installProviderDouble } from "./install";
 
 export const RECORD = join(ROOT, "__tests__", "stand-ins", "record-step.mjs");
+
+/** An inventory of the repository by relative path (fleet.json, examples/...). */
+export const load = (rel: string): Inventory => parseInventory(readFileSync(join(ROOT, rel), "utf8"), join(ROOT, rel));
+/** The VM resources of a synthesized stack. */
+export const vmsOf = (json: any): any[] => Object.values(json.resource?.proxmox_virtual_environment_vm ?? {});
+/** A nested block of at most one item: cdktf writes it as an object, Terraform also takes a list. */
+export const one = (b: any): any => (Array.isArray(b) ? b[0] : b);
 
 export interface TfResult {
   status: number | null;
@@ -33,6 +40,8 @@ export class DoubleFleet {
     const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir });
     app.synth();
     const cluster = seedCluster({ nodes: inv.cluster.nodes, templateVmid: inv.template.vmid, templateNode: inv.template.node, storage: inv.cluster.storage, imageStorage: inv.cluster.imageStorage });
+    // In "create" mode the cluster stack makes the template itself.
+    if (inv.template.mode === "create") delete cluster.vms[String(inv.template.vmid)];
     seed?.(cluster);
     const double = await installProviderDouble(dir, cluster);
     // The order `cdktf deploy '*'` uses: the cluster stack first (every host stack depends on it).
