@@ -6,7 +6,6 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseInventory } from "../constructs/inventory";
 import { ROOT } from "./helpers";
 import { DoubleFleet, load, one, vmsOf } from "./provider-double/harness";
 
