@@ -46,12 +46,12 @@ describe("plan comment from hand-written Proxmox plan fixtures", () => {
   });
 
   it("lists imports and drift", () => {
-    expect(r.markdown).toContain("- `proxmox_virtual_environment_vm.legacy-git_nixos_vm_0A1B2C3D` ← `pve2/150` (platform)");
+    expect(r.markdown).toContain("- host `legacy-git`: `proxmox_virtual_environment_vm.legacy-git_nixos_vm_0A1B2C3D` ← `pve2/150` (platform)");
     expect(r.markdown).toMatch(/#### Drift\n\n- `proxmox_virtual_environment_vm\.tappaas-chainfire_nixos_vm_11111111` \(platform\): changed outside Terraform: `tags\[1\]`/);
   });
 
   it("shows attribute changes per resource and masks sensitive values", () => {
-    expect(r.markdown).toContain("<details><summary><code>proxmox_virtual_environment_vm.tappaas-openwebui_nixos_vm_3EE858B4</code> — update (platform)</summary>");
+    expect(r.markdown).toContain("<details><summary><b>tappaas-openwebui</b> — <code>proxmox_virtual_environment_vm.tappaas-openwebui_nixos_vm_3EE858B4</code> — update (platform)</summary>");
     expect(r.markdown).toContain("| memory[0].dedicated | 8192 | 16384 |");
     expect(r.markdown).toContain("| node_name | \"pve1\" | \"pve2\" |");
     expect(r.markdown).toContain("| ipv4_addresses | — | (known after apply) |");

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parseInventory } from "../constructs/inventory";
 import { ROOT } from "./helpers";
 import { DoubleFleet, load, one, vmsOf } from "./provider-double/harness";
+import { asPlan, renderPlans } from "../scripts/lib/plan-comment";
 
 
 describe("the contract fails on what real Terraform or Proxmox refuse", () => {
@@ -155,6 +156,12 @@ describe("adopting an existing VM (import block) through real Terraform", () => 
     expect((await fleet.tf("ai", "init", "-input=false")).status).toBe(0);
     const plan = await fleet.tf("ai", "plan", "-input=false");
     expect(plan.status).toBe(0);
+    // The same real plan, as `terraform show -json`, rendered for a pull request: the host is named.
+    expect((await fleet.tf("ai", "plan", "-input=false", "-out=tfplan")).status).toBe(0);
+    const shown = await fleet.tf("ai", "show", "-json", "tfplan");
+    const md = renderPlans([{ label: "ai", plan: asPlan(JSON.parse(shown.out)) }]).markdown;
+    expect(md).toMatch(/#### Imports\s+- host `tappaas-litellm`: `proxmox_virtual_environment_vm\.tappaas-litellm_nixos_vm_[0-9A-F]{8}` ← `pve1\/8202`/);
+    expect(md).toMatch(/<summary><b>tappaas-litellm<\/b> — <code>proxmox_virtual_environment_vm\./);
     const block = plan.out.slice(plan.out.indexOf("# proxmox_virtual_environment_vm.tappaas-litellm"));
     const vmPlan = block.slice(0, block.indexOf("\n    }\n") + 6);
     expect(vmPlan).toContain('(imported from "pve1/8202")');

@@ -156,9 +156,12 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
       if (rc.mode === "data") continue;
       const kind = kindOf(rc.change);
       counts[kind]++;
+      // Reviewers think in host names: every VM and deploy step is shown with its host.
+      const fleetHost = VM_TYPES.has(rc.type) || STEP_TYPES.has(rc.type) ? hostOf(rc) : undefined;
+      const hostPrefix = fleetHost ? `host ${code(fleetHost)}: ` : "";
       if (rc.change.importing) {
         counts.import++;
-        imports.push(`- ${code(rc.address)} ← ${code(rc.change.importing.id ?? "?")} (${label})`);
+        imports.push(`- ${hostPrefix}${code(rc.address)} ← ${code(rc.change.importing.id ?? "?")} (${label})`);
       }
       const host = hostOf(rc) ?? rc.address;
       if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace"))
@@ -169,7 +172,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
         const rows = kind === "destroy" ? [] : attributeChanges(rc.change);
         details.push(
           [
-            `<details><summary><code>${html(rc.address)}</code> — ${kind}${rc.change.importing ? " (import)" : ""} (${html(label)})</summary>`,
+            `<details><summary>${fleetHost ? `<b>${html(fleetHost)}</b> — ` : ""}<code>${html(rc.address)}</code> — ${kind}${rc.change.importing ? " (import)" : ""} (${html(label)})</summary>`,
             "",
             rows.length ? "| attribute | before | after |\n| --- | --- | --- |" : kind === "destroy" ? "_the resource is removed_" : "_no attribute changes_",
             ...rows.slice(0, 60).map(([p, b, a]) => `| ${cell(p)} | ${cell(b)} | ${cell(a)} |`),
@@ -182,7 +185,8 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     }
     for (const rc of [...(plan.resource_drift ?? [])].sort(byAddress)) {
       const changed = attributeChanges(rc.change).map(([p]) => p);
-      drift.push(`- ${code(rc.address)} (${label}): ${kindOf(rc.change) === "destroy" ? "deleted outside Terraform" : `changed outside Terraform: ${changed.slice(0, 8).map(code).join(", ") || "attributes"}`}`);
+      const driftHost = VM_TYPES.has(rc.type) || STEP_TYPES.has(rc.type) ? hostOf(rc) : undefined;
+      drift.push(`- ${driftHost ? `host ${code(driftHost)}: ` : ""}${code(rc.address)} (${label}): ${kindOf(rc.change) === "destroy" ? "deleted outside Terraform" : `changed outside Terraform: ${changed.slice(0, 8).map(code).join(", ") || "attributes"}`}`);
     }
   }
 
