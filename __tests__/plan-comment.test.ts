@@ -47,7 +47,7 @@ describe("plan comment from hand-written Proxmox plan fixtures", () => {
 
   it("lists imports and drift", () => {
     expect(r.markdown).toContain("- host `legacy-git`: `proxmox_virtual_environment_vm.legacy-git_nixos_vm_0A1B2C3D` ← `pve2/150` (platform)");
-    expect(r.markdown).toMatch(/#### Drift\n\n- `proxmox_virtual_environment_vm\.tappaas-chainfire_nixos_vm_11111111` \(platform\): changed outside Terraform: `tags\[1\]`/);
+    expect(r.markdown).toMatch(/#### Drift\n\n- host `tappaas-chainfire`: `proxmox_virtual_environment_vm\.tappaas-chainfire_nixos_vm_11111111` \(platform\): changed outside Terraform: `tags\[1\]`/);
   });
 
   it("shows attribute changes per resource and masks sensitive values", () => {
