@@ -25,6 +25,34 @@ describe("inventory validation", () => {
     }
   });
 
+  it("refuses a PCI mapping without iommuGroup or subsystemId (Proxmox would not start the VM)", () => {
+    const problems = problemsAfter((d) => {
+      delete d.pciMappings[0].map[0].iommuGroup;
+      d.pciMappings[0].map[0].subsystemId = "nvidia";
+    });
+    expect(problems).toContainEqual(expect.stringMatching(/^pciMappings\[gpu0\]: map\.iommuGroup: missing; Proxmox will not start a VM with this mapping/));
+    expect(problems).toContainEqual(expect.stringMatching(/^pciMappings\[gpu0\]: map\.subsystemId: "nvidia" is not a vendor:device id/));
+  });
+
+  it("refuses gpu.rawId while an API token is configured (Proxmox accepts raw ids only from root@pam with a password)", () => {
+    const change = (d: any) => (host(d, "tappaas-vllm").gpu = { rawId: "0000:01:00" });
+    expect(problemsAfter(change)).toEqual([]);
+    process.env.PROXMOX_VE_API_TOKEN = "x@pve!t=secret";
+    try {
+      expect(problemsAfter(change)).toContainEqual(expect.stringMatching(/^host "tappaas-vllm": gpu\.rawId: a raw PCI id needs root@pam with a password, and PROXMOX_VE_API_TOKEN is set/));
+    } finally {
+      delete process.env.PROXMOX_VE_API_TOKEN;
+    }
+  });
+
+  it("refuses a host disk smaller than a created template's disk", () => {
+    const problems = problemsAfter((d) => {
+      d.template = { ...d.template, mode: "create", imageUrl: "https://x.invalid/n.qcow2", diskGiB: 64, bootstrapImage: false };
+      delete d.template.bootstrapImage;
+    });
+    expect(problems).toContainEqual(expect.stringMatching(/^host "tappaas-cicd": diskGiB: \d+ GiB is smaller than the template's disk \(template.diskGiB = 64\)/));
+  });
+
   it("refuses a duplicate host name", () => {
     expect(problemsAfter((d) => (host(d, "tappaas-iam").name = "tappaas-flaredb"))).toContainEqual(
       expect.stringMatching(/^host "tappaas-flaredb": name: duplicate host name/),
