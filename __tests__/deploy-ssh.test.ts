@@ -181,10 +181,11 @@ describe("deploy over real SSH", () => {
 
   it("prints exactly what would run with --dry-run and touches nothing", async () => {
     const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
-    const r = await deploy(spec("web-f", { finalAddress: "127.0.0.53", buildHost: "builder.lan" }), kh, ["--dry-run"]);
+    const caches = { substituters: ["https://cuda.cache.example"], trustedPublicKeys: ["cuda.cache.example-1:AAAA"] };
+    const r = await deploy(spec("web-f", { finalAddress: "127.0.0.53", buildHost: "builder.lan", ...caches }), kh, ["--dry-run"]);
     expect(r.status).toBe(0);
     expect(r.out).toContain(`would run: NIX_SSHOPTS="-p 2222 -o BatchMode=yes`);
-    expect(r.out).toContain(`nixos-rebuild switch --flake ${ROOT}/nixos#web-f --target-host root@<address> --use-remote-sudo --build-host builder.lan`);
+    expect(r.out).toContain(`nixos-rebuild switch --flake ${ROOT}/nixos#web-f --target-host root@<address> --use-remote-sudo --build-host builder.lan --option extra-substituters https://cuda.cache.example --option extra-trusted-public-keys cuda.cache.example-1:AAAA`);
     expect(r.calls).toEqual([]);
     expect(existsSync(kh)).toBe(false);
   });

@@ -52,7 +52,7 @@ describe("nixos/flake.nix outputs", () => {
   });
 
   it("sets role options from the inventory: ports, model, upstreams and platform peers", () => {
-    expect(v.glue["tappaas-vllm"]).toEqual({ fleet: { vllm: { enable: true, port: 8000, model: "Qwen/Qwen2.5-7B-Instruct" } } });
+    expect(v.glue["tappaas-vllm"]).toEqual({ fleet: { vllm: { enable: true, port: 8000, model: "Qwen/Qwen2.5-7B-Instruct", cudaCapabilities: ["8.6"] } } });
     expect(v.glue["tappaas-litellm"].fleet.litellm.upstreams).toEqual([{ name: "tappaas-vllm", url: "http://192.168.10.21:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct" }]);
     expect(v.glue["tappaas-flaredb"]).toEqual({ services: { flaredb: { enable: true, port: 2479, raftPort: 2480, settings: { peers: { chainfire: ["192.168.10.31:2379"] } } } } });
     expect(v.glue["tappaas-flashdns"].services.flashdns).toMatchObject({ port: 7400, dnsPort: 53 });

@@ -24,6 +24,9 @@ describe("GitHub workflows", () => {
     expect(runs(w.jobs.test)).toContain(".ci/run");
     expect(uses(w.jobs.flake)).toContain("cachix/install-nix-action@v31");
     expect(runs(w.jobs.flake)).toContain("nix flake check ./nixos");
+    // a missing lock is made, not a failure; every host's toplevel is evaluated
+    expect(runs(w.jobs.flake)).toContain("nix flake lock ./nixos");
+    expect(runs(w.jobs.flake)).toContain("c.config.system.build.toplevel.drvPath");
   });
 
   it("deploy.yml deploys main behind the production environment's approval", () => {

@@ -100,6 +100,7 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
           user,
           sshPort: inv.deploy?.sshPort ?? 22,
           buildHost: inv.deploy?.buildHost,
+          ...(inv.nix?.substituters?.length ? { substituters: inv.nix.substituters, trustedPublicKeys: inv.nix.trustedPublicKeys ?? [] } : {}),
           health: h.roles.flatMap((role) =>
             ROLES[role].health.map((c) => ({ role, kind: c.kind, port: ports[role][c.port], path: c.kind === "http" ? c.path : undefined })),
           ),

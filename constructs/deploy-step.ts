@@ -22,6 +22,9 @@ export interface DeploySpecDocument {
   readonly user: string;
   readonly sshPort: number;
   readonly buildHost?: string;
+  /** Binary caches (inventory `nix`), passed to nixos-rebuild as extra-substituters / extra-trusted-public-keys. */
+  readonly substituters?: readonly string[];
+  readonly trustedPublicKeys?: readonly string[];
   readonly health: readonly { readonly role: string; readonly kind: "http" | "tcp"; readonly port: number; readonly path?: string }[];
   readonly timeouts: { readonly sshSeconds: number; readonly switchSeconds: number; readonly healthSeconds: number };
 }

@@ -93,13 +93,19 @@ export interface GpuSpec {
   readonly pcie?: boolean;
   readonly rombar?: boolean;
   readonly xvga?: boolean;
+  /** vLLM: the GPU's CUDA compute capabilities, e.g. ["8.6"] for an RTX 3090. @default ["8.6"] (nixos/lib/defaults.nix) */
+  readonly cudaCapabilities?: string[];
 }
 
 export interface ServiceSettings {
   /** Port overrides by port name (see constructs/roles.ts). */
   readonly ports?: Record<string, number>;
-  /** vLLM: the model to serve. */
+  /** vLLM: the model to serve (also the name LiteLLM routes to). @default "Qwen/Qwen2.5-7B-Instruct" (nixos/lib/defaults.nix) */
   readonly model?: string;
+  /** vLLM: directory on the host with pre-seeded weights of `model`; then no internet is needed. */
+  readonly modelPath?: string;
+  /** vLLM: how long the first start (download and load) may take, a systemd time span. @default "30min" */
+  readonly startTimeout?: string;
   readonly [key: string]: unknown;
 }
 
@@ -153,6 +159,8 @@ export interface Inventory {
   readonly externalServices?: Partial<Record<RoleName, string[]>>;
   /** State backend: "local" (default), "pg" (connection string from PG_CONN_STR) or "s3". */
   readonly backend?: "local" | "pg" | "s3";
+  /** Binary caches for building the fleet (e.g. a CUDA cache): added to every host's nix.conf and to the deploy's nixos-rebuild. */
+  readonly nix?: { readonly substituters?: string[]; readonly trustedPublicKeys?: string[] };
   readonly hosts: HostSpec[];
 }
 
@@ -530,8 +538,15 @@ export function validateInventory(data: unknown): Problem[] {
         add(where, "gpu.rawId", "a raw PCI id needs root@pam with a password, and PROXMOX_VE_API_TOKEN is set (Proxmox refuses raw ids from every API token); define the device in pciMappings and use gpu.mapping");
     }
 
+    if (isObj(gpu) && gpu.cudaCapabilities !== undefined && !(Array.isArray(gpu.cudaCapabilities) && gpu.cudaCapabilities.length > 0 && gpu.cudaCapabilities.every((c: unknown) => isStr(c) && /^\d+\.\d+$/.test(c))))
+      add(where, "gpu.cudaCapabilities", `${JSON.stringify(gpu.cudaCapabilities)} must be a list of CUDA compute capabilities such as ["8.6"] (the GPU's, see NVIDIA's CUDA GPU list)`);
+
     // ports: two services on one host wanting the same port
     const services = isObj(h.services) ? h.services : {};
+    const vllm = isObj(services.vllm) ? services.vllm : {};
+    if (vllm.model !== undefined && !(isStr(vllm.model) && vllm.model.length > 0)) add(where, "services.vllm.model", "must be a model id such as \"Qwen/Qwen2.5-7B-Instruct\"");
+    if (vllm.modelPath !== undefined && !(isStr(vllm.modelPath) && vllm.modelPath.startsWith("/"))) add(where, "services.vllm.modelPath", `${JSON.stringify(vllm.modelPath)} must be an absolute path on the host`);
+    if (vllm.startTimeout !== undefined && !(isStr(vllm.startTimeout) && /^\d+(s|min|h)?$/.test(vllm.startTimeout))) add(where, "services.vllm.startTimeout", `${JSON.stringify(vllm.startTimeout)} must be a time span such as "45min"`);
     for (const key of Object.keys(services)) if (!roles.includes(key as RoleName)) add(where, `services.${key}`, `settings for role "${key}", which the host does not have`);
     const seen = new Map<number, string>();
     for (const [role, ports] of Object.entries(hostPorts({ roles, services }))) {
@@ -565,6 +580,18 @@ export function validateInventory(data: unknown): Problem[] {
   }
 
   // platform dependencies across the fleet (or satisfied by external endpoints)
+  if (data.nix !== undefined) {
+    const n = data.nix;
+    if (!isObj(n)) add("nix", "nix", 'must be { "substituters": [...], "trustedPublicKeys": [...] }');
+    else {
+      if (n.substituters !== undefined && !(Array.isArray(n.substituters) && n.substituters.every((u: unknown) => isStr(u) && /^https?:\/\/\S+$/.test(u))))
+        add("nix", "substituters", "must be a list of binary cache URLs (https://...)");
+      if (n.trustedPublicKeys !== undefined && !(Array.isArray(n.trustedPublicKeys) && n.trustedPublicKeys.every((k: unknown) => isStr(k) && /^[^\s:]+:[A-Za-z0-9+/]+=*$/.test(k))))
+        add("nix", "trustedPublicKeys", 'must be a list of cache keys such as "cache.example.org-1:<base64>"');
+      if ((n.substituters?.length ?? 0) > 0 && !((n.trustedPublicKeys?.length ?? 0) > 0))
+        add("nix", "trustedPublicKeys", "a substituter is used only with its public key: add the key its operator publishes");
+    }
+  }
   const external = isObj(data.externalServices) ? data.externalServices : {};
   for (const [role, eps] of Object.entries(external)) {
     if (!isRole(role)) add("externalServices", role, `unknown role "${role}"; known roles: ${ROLE_NAMES.join(", ")}`);

@@ -113,6 +113,7 @@ export const SHARED_NIX_FILES = [
   "flake.lock",
   "lib/inventory.nix",
   "lib/roles.nix",
+  "lib/defaults.nix",
   "lib/host-module.nix",
   "modules/base.nix",
   "modules/users.nix",

@@ -4,12 +4,13 @@
   inputs = {
     # Current stable NixOS release.
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
-    # The eight platform services (chainfire, flaredb, iam, ...). Point this at your own
-    # repository; `nix flake lock --update-input platform` after changing it.
-    platform = {
-      url = "git+ssh://git@tappaas-cicd/srv/git/platform.git";
-      inputs.nixpkgs.follows = "nixpkgs";
-    };
+    # The eight platform services' packages (chainfire, flaredb, iam, ...). The default is a
+    # placeholder in this repository with no packages, so the flake locks and evaluates on any
+    # machine before the fleet exists; hosts without platform roles never need more. Point it at
+    # your platform flake (reachable from where you build) with
+    #   nix flake lock ./nixos --override-input platform <flake-url>
+    # or by changing this url. Relative path inputs need Nix >= 2.26.
+    platform.url = "path:./platform-unset";
   };
 
   outputs = { self, nixpkgs, platform, ... }:

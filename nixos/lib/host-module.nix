@@ -9,8 +9,10 @@ let
   settingsOf = r: removeAttrs (host.services.${r} or { }) [ "ports" "model" ];
   roleConfig = r:
     if r == "vllm" then {
-      fleet.vllm = { enable = true; port = host.ports.vllm.api; }
-        // lib.optionalAttrs ((host.services.vllm or { }) ? model) { model = host.services.vllm.model; };
+      fleet.vllm = { enable = true; port = host.ports.vllm.api; model = host.vllmModel; }
+        // lib.optionalAttrs ((host.services.vllm or { }) ? modelPath) { modelPath = host.services.vllm.modelPath; }
+        // lib.optionalAttrs ((host.services.vllm or { }) ? startTimeout) { startTimeout = host.services.vllm.startTimeout; }
+        // lib.optionalAttrs ((host.gpu or null) != null && host.gpu ? cudaCapabilities) { cudaCapabilities = host.gpu.cudaCapabilities; };
     }
     else if r == "litellm" then { fleet.litellm = { enable = true; port = host.ports.litellm.api; upstreams = host.upstreams; }; }
     else if r == "openwebui" then { fleet.openwebui = { enable = true; port = host.ports.openwebui.http; upstreams = host.upstreams; }; }

@@ -7,6 +7,9 @@
 { raw }:
 let
   roles = import ./roles.nix;
+  defaults = import ./defaults.nix;
+  # The model a vLLM host serves: one answer for vLLM's --served-model-name and LiteLLM's route.
+  modelOf = h: ((h.services or { }).vllm or { }).model or defaults.vllmModel;
   inherit (builtins) attrNames concatMap elem filter foldl' hasAttr head listToAttrs map split throw;
 
   cluster = raw.cluster;
@@ -51,10 +54,12 @@ let
     dhcp = host.network.dhcp or false;
     fqdn = fqdn host;
     stateful = host.stateful or false;
+    vllmModel = modelOf host;
+    gpu = host.gpu or null;
     services = host.services or { };
     # LiteLLM points at every vLLM host; OpenWebUI at every LiteLLM host.
     upstreams =
-      if elem "litellm" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).vllm.api}/v1"; model = ((h.services or { }).vllm or { }).model or "default"; }) (holders "vllm")
+      if elem "litellm" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).vllm.api}/v1"; model = modelOf h; }) (holders "vllm")
       else if elem "openwebui" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).litellm.api}/v1"; }) (holders "litellm")
       else [ ];
     # Where this host finds the platform services it depends on.
@@ -64,7 +69,9 @@ let
   };
 in
 {
-  inherit cluster roles;
+  inherit cluster roles defaults;
+  # Binary caches for building the fleet (e.g. a CUDA cache for vLLM hosts), from the inventory.
+  nix = { substituters = (raw.nix or { }).substituters or [ ]; trustedPublicKeys = (raw.nix or { }).trustedPublicKeys or [ ]; };
   users = raw.users;
   admin = head (filter (u: u.admin or true) raw.users ++ raw.users);
   template = raw.template;

@@ -6,6 +6,10 @@
     experimental-features = [ "nix-command" "flakes" ];
     # nixos-rebuild --target-host copies closures as the admin user.
     trusted-users = [ "root" "@wheel" ];
+    # Binary caches from the inventory (`nix.substituters`, `nix.trustedPublicKeys`), e.g. a
+    # CUDA cache so vLLM hosts do not build torch from source.
+    extra-substituters = fleet.nix.substituters;
+    extra-trusted-public-keys = fleet.nix.trustedPublicKeys;
   };
   nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 30d"; };
 

@@ -39,14 +39,20 @@ in
   boot.growPartition = true;
   boot.kernelParams = [ "console=tty0" "console=ttyS0,115200n8" ];
 
-  # cloud-init sets hostname, keys and (for DHCP hosts) the network from the Proxmox drive.
-  services.cloud-init = {
-    enable = true;
-    network.enable = !static;
-  };
+  # Who owns what (docs/adr-0010-nixos-owns-names-and-static-addresses.md):
+  # - cloud-init, from the Proxmox drive: the first boot of a clone (user keys, a hostname until
+  #   the first deploy) and the whole network of DHCP hosts.
+  # - NixOS, from the inventory: the host name of every fleet host and the network of static
+  #   hosts. nixpkgs' proxmox-image.nix (imported above) sets services.cloud-init.network.enable
+  #   = true and networking.hostName = mkForce "" when proxmox.cloudInit.enable is on; for a
+  #   fleet host both are overridden here, with the priorities that outrank those definitions.
+  services.cloud-init.enable = true;
+  services.cloud-init.network.enable = lib.mkIf static (lib.mkForce false);
   networking.useNetworkd = true;
-  networking.hostName = lib.mkIf (host != null) host.name;
-  networking.domain = lib.mkIf ((fleet.cluster.domain or null) != null) fleet.cluster.domain;
+  networking.hostName = lib.mkIf (host != null) (lib.mkOverride 40 host.name);
+  # The template keeps the empty name proxmox-image gives it (cloud-init names each clone at
+  # first boot), and so no domain: networking.fqdn needs both.
+  networking.domain = lib.mkIf (host != null && (fleet.cluster.domain or null) != null) fleet.cluster.domain;
 
   # A static address from the inventory is owned by NixOS, so activating a new address moves
   # the host (the deploy script follows it).

@@ -179,9 +179,14 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   // The flake reads FLEET_FILE with --impure and needs it absolute (relative to the project root, as everywhere else).
   const rebuildEnv = { ...process.env, NIX_SSHOPTS: sshOpts.join(" "), ...(process.env.FLEET_FILE ? { FLEET_FILE: resolve(opts.root, process.env.FLEET_FILE) } : {}) };
   const impure = process.env.FLEET_FILE ? ["--impure"] : [];
+  // The inventory's binary caches (a CUDA cache for vLLM hosts) for the machine that builds. Nix
+  // uses extra substituters only for trusted users (nix.conf trusted-users) or caches it already trusts.
+  const caches = spec.substituters?.length
+    ? ["--option", "extra-substituters", spec.substituters.join(" "), "--option", "extra-trusted-public-keys", (spec.trustedPublicKeys ?? []).join(" ")]
+    : [];
   const rebuildArgs = (addr: string, extra: string[] = []) => [
     "switch", ...extra, "--flake", flakeRef, "--target-host", `${spec.user}@${addr}`, sudoFlag,
-    ...(spec.buildHost ? ["--build-host", spec.buildHost] : []), ...impure,
+    ...(spec.buildHost ? ["--build-host", spec.buildHost] : []), ...impure, ...caches,
   ];
   const candidates = [...new Set([spec.agentAddress, spec.finalAddress, spec.fqdn].filter((a): a is string => !!a))];
 

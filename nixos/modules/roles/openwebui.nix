@@ -21,6 +21,11 @@ in
       default = [ ];
       description = "LiteLLM endpoints; the fleet fills this from the inventory.";
     };
+    persistentConfig = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Keep settings changed in the admin panel across restarts (Open WebUI's ENABLE_PERSISTENT_CONFIG). Off: the declared upstreams and settings apply at every start.";
+    };
     environmentFile = lib.mkOption {
       type = lib.types.nullOr lib.types.path;
       default = null;
@@ -35,6 +40,11 @@ in
       port = cfg.port;
       environmentFile = cfg.environmentFile;
       environment = {
+        # OPENAI_API_BASE_URLS is a PersistentConfig setting: with persistence on (Open WebUI's
+        # default) only the first start's value counts and LiteLLM hosts added later would be
+        # ignored. Off, every start applies the values declared here (open-webui
+        # backend/open_webui/config.py, ENABLE_PERSISTENT_CONFIG; docs: env-configuration).
+        ENABLE_PERSISTENT_CONFIG = if cfg.persistentConfig then "True" else "False";
         OPENAI_API_BASE_URLS = lib.concatMapStringsSep ";" (u: u.url) cfg.upstreams;
         ENABLE_OLLAMA_API = "False";
         WEBUI_AUTH = "True";

@@ -2,6 +2,16 @@
 { config, lib, pkgs, ... }:
 let
   cfg = config.fleet.vllm;
+  defaults = import ../../lib/defaults.nix;
+  # What `vllm serve` loads: pre-seeded weights when given, else the Hugging Face id.
+  source = if cfg.modelPath != null then toString cfg.modelPath else cfg.model;
+  # The unit is active only once the model answers: vLLM has no sd_notify, so ExecStartPost
+  # polls its /health endpoint (200 once the engine is up) within TimeoutStartSec.
+  waitReady = pkgs.writeShellScript "vllm-wait-ready" ''
+    echo "vllm: waiting for ${cfg.model} to load (GET http://127.0.0.1:${toString cfg.port}/health, up to ${cfg.startTimeout})"
+    until ${lib.getExe pkgs.curl} -fsS -o /dev/null "http://127.0.0.1:${toString cfg.port}/health"; do sleep 5; done
+    echo "vllm: ${cfg.model} is ready"
+  '';
 in
 {
   options.fleet.vllm = {
@@ -14,8 +24,24 @@ in
     };
     model = lib.mkOption {
       type = lib.types.str;
-      default = "Qwen/Qwen2.5-7B-Instruct";
-      description = "Model to serve (Hugging Face id or a local path under the state directory).";
+      default = defaults.vllmModel;
+      description = "Model to serve: its Hugging Face id, and the name vLLM serves it under (--served-model-name), which LiteLLM routes to.";
+    };
+    modelPath = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      example = "/var/lib/vllm/models/Qwen2.5-7B-Instruct";
+      description = "Directory with pre-seeded weights of `model` (a Hugging Face snapshot). Set, the host serves without internet access (HF_HUB_OFFLINE=1).";
+    };
+    cudaCapabilities = lib.mkOption {
+      type = lib.types.listOf (lib.types.strMatching "[0-9]+\\.[0-9]+");
+      default = defaults.cudaCapabilities;
+      description = "CUDA compute capabilities to build for (the GPU's: 8.6 for an RTX 3090). Fewer means shorter builds; a binary cache with exactly these avoids building at all.";
+    };
+    startTimeout = lib.mkOption {
+      type = lib.types.str;
+      default = "30min";
+      description = "How long starting may take, model download and load included (systemd TimeoutStartSec); the unit is active only when /health answers.";
     };
     host = lib.mkOption {
       type = lib.types.str;
@@ -51,7 +77,7 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    nixpkgs.config = { allowUnfree = true; cudaSupport = true; };
+    nixpkgs.config = { allowUnfree = true; cudaSupport = true; cudaCapabilities = cfg.cudaCapabilities; };
 
     # Driver for the passed-through GPU (headless: videoDrivers only selects the kernel driver).
     services.xserver.videoDrivers = [ "nvidia" ];
@@ -76,9 +102,10 @@ in
         HF_HOME = "/var/lib/vllm/huggingface";
         VLLM_NO_USAGE_STATS = "1";
         DO_NOT_TRACK = "1";
-      };
+      } // lib.optionalAttrs (cfg.modelPath != null) { HF_HUB_OFFLINE = "1"; };
       serviceConfig = {
-        ExecStart = lib.escapeShellArgs ([ (lib.getExe' cfg.package "vllm") "serve" cfg.model "--host" cfg.host "--port" (toString cfg.port) ] ++ cfg.extraArgs);
+        ExecStart = lib.escapeShellArgs ([ (lib.getExe' cfg.package "vllm") "serve" source "--served-model-name" cfg.model "--host" cfg.host "--port" (toString cfg.port) ] ++ cfg.extraArgs);
+        ExecStartPost = "${waitReady}";
         EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
         User = "vllm";
         Group = "vllm";
@@ -87,8 +114,8 @@ in
         WorkingDirectory = "/var/lib/vllm";
         Restart = "on-failure";
         RestartSec = "15s";
-        # First start downloads the model.
-        TimeoutStartSec = "30min";
+        # The first start downloads the model (unless modelPath is set); ExecStartPost waits for it.
+        TimeoutStartSec = cfg.startTimeout;
         NoNewPrivileges = true;
         PrivateTmp = true;
         ProtectSystem = "strict";

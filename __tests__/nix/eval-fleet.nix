@@ -1,0 +1,95 @@
+# NixOS contract: evaluates the flake's own `nixosConfigurations` (what
+# `nixos-rebuild --flake ./nixos#<host>` builds) with the REAL nixpkgs lib and the real nixpkgs
+# modules copied in ../shared/nixpkgs-kit. Only what cannot exist offline is a stand-in:
+#  - `nixosSystem` is lib.evalModules over the kit's modules plus typed declarations of the
+#    other nixpkgs options (nixos-options.nix), instead of nixpkgs' module-list;
+#  - `pkgs` is stub-pkgs.nix (derivations are never built);
+#  - the `platform` flake input provides stub packages for the eight platform services.
+# Where full nixpkgs is given (`nixpkgs` argument), its own nixosSystem is used instead and the
+# test also evaluates config.system.build.toplevel.drvPath.
+{ kit ? null, nixpkgs ? null, nixosDir, hosts ? null, platformStub ? true }:
+let
+  useNixpkgs = nixpkgs != null;
+  lib = if useNixpkgs then import (nixpkgs + "/lib") else import (kit + "/lib");
+  pkgs = import ./stub-pkgs.nix { inherit lib kit; };
+  # The NixOS modules of module-list.nix that the kit has (proxmox-image and profiles/qemu-guest
+  # are not in module-list: our proxmox-guest.nix imports them through modulesPath).
+  kitModules = map (p: kit + "/nixos/modules/${p}") [
+    "services/system/cloud-init.nix"
+    "virtualisation/qemu-guest-agent.nix"
+    "services/networking/ssh/sshd.nix"
+    "services/misc/litellm.nix"
+    "services/misc/open-webui.nix"
+    "services/networking/git-daemon.nix"
+    "hardware/video/nvidia.nix"
+    "hardware/graphics.nix"
+  ];
+  nixosSystem =
+    if useNixpkgs then args: import (nixpkgs + "/nixos/lib/eval-config.nix") (args // { modules = args.modules; })
+    else { system, specialArgs ? { }, modules }:
+      lib.evalModules {
+        specialArgs = { modulesPath = kit + "/nixos/modules"; } // specialArgs;
+        modules = [ ./nixos-options.nix { _module.args.pkgs = pkgs; nixpkgs.hostPlatform = system; } ] ++ kitModules ++ modules;
+      };
+  stubDrv = name: pkgs.vllm // { inherit name; outPath = "/nix/store/00000000000000000000000000000000-${name}"; meta.mainProgram = name; };
+  platform = {
+    # STAND-IN for the platform services' flake: one stub package per service.
+    packages.x86_64-linux = lib.genAttrs [ "chainfire" "flaredb" "iam" "plasmavmc" "novanet" "flashdns" "fiberlb" "lightningstor" ] stubDrv;
+  };
+  flake = import (nixosDir + "/flake.nix");
+  # Without the stub, the flake's own default input: the placeholder with no packages.
+  platformInput = if platformStub then platform else (import (nixosDir + "/platform-unset/flake.nix")).outputs { self = { }; };
+  out = flake.outputs { self = out; nixpkgs = { lib = lib // { inherit nixosSystem; }; }; platform = platformInput; };
+  names = if hosts == null then builtins.attrNames out.nixosConfigurations else hosts;
+
+  roleNames = builtins.attrNames (import (nixosDir + "/lib/roles.nix"));
+  report = name:
+    let
+      sys = out.nixosConfigurations.${name};
+      c = sys.config;
+      enabled = p: lib.attrByPath p false c;
+      # Everything our modules set is evaluated in full, with the nixpkgs modules that set the
+      # same options: type checks, merges and conflicting definitions fail here. (Forcing
+      # `config` at all also refuses any option no module declares: a misspelled name.)
+      pick = names: set: lib.filterAttrs (n: _: builtins.elem n names) set;
+      ourServices = [ "litellm" "open-webui" "gitDaemon" ] ++ roleNames;
+      forcedValues = {
+        fleet = c.fleet;
+        services = lib.mapAttrs (n: v: if v.enable or false then v else { enable = false; }) (pick ourServices c.services);
+        openssh = { inherit (c.services.openssh) enable ports openFirewall settings; };
+        cloudInit = { inherit (c.services.cloud-init) enable settings; network = c.services.cloud-init.network.enable; };
+        qemuGuest = c.services.qemuGuest.enable;
+        xserverDrivers = c.services.xserver.videoDrivers;
+        networking = { inherit (c.networking) hostName domain useDHCP useNetworkd firewall; };
+        systemd = { services = c.systemd.services; networks = c.systemd.network.networks; tmpfiles = c.systemd.tmpfiles.rules; };
+        users = c.users;
+        nix = c.nix;
+        inherit (c) time i18n nixpkgs;
+        sudo = c.security.sudo;
+        boot = { inherit (c.boot) kernelParams growPartition; initrd = c.boot.initrd.availableKernelModules; };
+        environment = { etc = c.environment.etc; inherit (c.environment) systemPackages shells; };
+        hardware = if enabled [ "hardware" "nvidia" "enabled" ] then { nvidia = { inherit (c.hardware.nvidia) open package; modesetting = c.hardware.nvidia.modesetting.enable; }; graphics = c.hardware.graphics.enable; } else { };
+        proxmox = { inherit (c.proxmox) qemuExtraConf partitionTableType; qemuConf = { inherit (c.proxmox.qemuConf) bios boot cores memory name agent scsihw virtio0 net0 ostype serial0; }; };
+      };
+      failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+      # As nixpkgs' system.build.toplevel does: failed assertions are reported before anything
+      # else is evaluated.
+      forced = if failedAssertions != [ ] then false else builtins.deepSeq forcedValues true;
+    in
+    {
+      evaluated = forced;
+      inherit failedAssertions;
+      warnings = c.warnings;
+      hostName = c.networking.hostName;
+      fqdn = if c.networking.domain != null then c.networking.fqdn else null;
+      cloudInitNetwork = c.services.cloud-init.network.enable;
+      useDHCP = c.networking.useDHCP;
+      networks = lib.mapAttrs (n: v: { inherit (v) address gateway dns domains; match = v.matchConfig; }) c.systemd.network.networks;
+      sshPorts = c.services.openssh.ports;
+      litellmModels = if enabled [ "services" "litellm" "enable" ] then map (m: { name = m.model_name; api_base = m.litellm_params.api_base; }) c.services.litellm.settings.model_list else null;
+      openwebuiEnv = if enabled [ "services" "open-webui" "enable" ] then c.services.open-webui.environment else null;
+      vllm = if enabled [ "fleet" "vllm" "enable" ] then { model = c.fleet.vllm.model; cuda = c.nixpkgs.config.cudaCapabilities or null; } else null;
+      drvPath = if useNixpkgs then c.system.build.toplevel.drvPath else null;
+    };
+in
+lib.genAttrs names report

@@ -1,0 +1,114 @@
+/**
+ * NixOS contract: every host (and the template) of every inventory evaluates through the flake's
+ * own `nixosConfigurations`, with the real nixpkgs lib and the real nixpkgs modules copied in
+ * ../shared/nixpkgs-kit (or, with NIXPKGS=<path to nixpkgs>, full nixpkgs and its nixosSystem).
+ * STAND-INS (named in __tests__/nix/eval-fleet.nix and the README): typed declarations for the
+ * nixpkgs options outside the kit, stub packages (nothing is built), stub platform packages.
+ */
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT } from "./helpers";
+
+const KIT = process.env.NIXPKGS_KIT ?? join(ROOT, "..", "shared", "nixpkgs-kit");
+const NIXPKGS = process.env.NIXPKGS;
+const available = (NIXPKGS && existsSync(join(NIXPKGS, "lib"))) || existsSync(join(KIT, "lib", "default.nix"));
+if (!available) console.warn(`NixOS contract: SKIPPED: neither the nixpkgs kit (${KIT}; set NIXPKGS_KIT) nor NIXPKGS (a nixpkgs checkout) is present`);
+const maybe = available ? describe : describe.skip;
+
+const INVENTORIES = ["fleet.json", ...readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".json")).map((f) => `examples/${f}`)];
+
+/** Evaluates hosts of `fleetFile` with the flake under `nixosDir`; throws with Nix's message on failure. */
+function evalFleet(fleetFile: string, nixosDir = join(ROOT, "nixos"), opts: { hosts?: string[]; platformStub?: boolean } = {}): Record<string, any> {
+  const args = [
+    NIXPKGS ? `nixpkgs = ${NIXPKGS};` : `kit = ${KIT};`,
+    `nixosDir = ${nixosDir};`,
+    opts.hosts ? `hosts = [ ${opts.hosts.map((h) => JSON.stringify(h)).join(" ")} ];` : "",
+    opts.platformStub === false ? "platformStub = false;" : "",
+  ].join(" ");
+  const env = { ...process.env, FLEET_FILE: fleetFile };
+  try {
+    const out = execFileSync("nix-instantiate", ["--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", `import ${join(__dirname, "nix", "eval-fleet.nix")} { ${args} }`], { encoding: "utf8", env, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+    return JSON.parse(out);
+  } catch (e: any) {
+    throw new Error(String(e.stderr ?? e.message).split("\n").filter((l) => !l.startsWith("warning:")).slice(0, 12).join("\n"));
+  }
+}
+
+maybe.each(INVENTORIES)("%s: every host evaluates with the real nixpkgs lib and modules", (rel) => {
+  const inv = JSON.parse(readFileSync(join(ROOT, rel), "utf8"));
+  let r: Record<string, any>;
+  beforeAll(() => {
+    r = evalFleet(join(ROOT, rel));
+  });
+
+  it("evaluates every host and the template, with no failed assertion", () => {
+    expect(Object.keys(r).sort()).toEqual([...inv.hosts.map((h: any) => h.name), "nixos-template"].sort());
+    for (const [name, h] of Object.entries(r)) expect({ name, evaluated: h.evaluated, failedAssertions: h.failedAssertions }).toEqual({ name, evaluated: true, failedAssertions: [] });
+    if (NIXPKGS) for (const h of Object.values(r)) expect(h.drvPath).toMatch(/^\/nix\/store\/.*\.drv$/);
+  });
+
+  it("names every host as the inventory does and gives static hosts their inventory address, gateway and DNS", () => {
+    for (const h of inv.hosts) {
+      const e = r[h.name];
+      expect({ host: h.name, hostName: e.hostName }).toEqual({ host: h.name, hostName: h.name });
+      if (h.network?.dhcp) {
+        expect({ host: h.name, cloudInitNetwork: e.cloudInitNetwork, networks: e.networks }).toEqual({ host: h.name, cloudInitNetwork: true, networks: {} });
+      } else {
+        expect({ host: h.name, cloudInitNetwork: e.cloudInitNetwork }).toEqual({ host: h.name, cloudInitNetwork: false });
+        expect(e.networks["10-fleet-static"]).toEqual(
+          expect.objectContaining({ address: [h.network.address], gateway: h.network.gateway ? [h.network.gateway] : [], dns: h.network.dns ?? inv.cluster.dns ?? [] }),
+        );
+      }
+    }
+    expect(r["nixos-template"].hostName).toBe(""); // cloud-init names each clone at first boot
+  });
+
+  it("routes LiteLLM to exactly the models the vLLM hosts serve, and Open WebUI to every LiteLLM host on every start", () => {
+    const served = inv.hosts.filter((h: any) => h.roles.includes("vllm")).map((h: any) => r[h.name].vllm.model).sort();
+    for (const h of inv.hosts.filter((x: any) => x.roles.includes("litellm"))) expect(r[h.name].litellmModels.map((m: any) => m.name).sort()).toEqual(served);
+    const litellm = inv.hosts.filter((h: any) => h.roles.includes("litellm"));
+    for (const h of inv.hosts.filter((x: any) => x.roles.includes("openwebui"))) {
+      const env = r[h.name].openwebuiEnv;
+      expect(env.OPENAI_API_BASE_URLS.split(";")).toHaveLength(litellm.length);
+      for (const l of litellm) expect(env.OPENAI_API_BASE_URLS).toContain(l.name);
+      expect(env.ENABLE_PERSISTENT_CONFIG).toBe("False");
+    }
+  });
+});
+
+maybe("the NixOS contract fails on what nixpkgs refuses", () => {
+  /** A copy of nixos/ and fleet.json with one file edited. */
+  function edited(file: string, from: string, to: string): { nixos: string; fleet: string } {
+    const dir = mkdtempSync(join(tmpdir(), "nixos-contract-"));
+    cpSync(join(ROOT, "nixos"), join(dir, "nixos"), { recursive: true });
+    cpSync(join(ROOT, "fleet.json"), join(dir, "fleet.json"));
+    const p = join(dir, "nixos", file);
+    const text = readFileSync(p, "utf8");
+    expect(text).toContain(from);
+    writeFileSync(p, text.replace(from, to));
+    return { nixos: join(dir, "nixos"), fleet: join(dir, "fleet.json") };
+  }
+
+  it("a misspelled option name in a role module", () => {
+    const c = edited("modules/roles/litellm.nix", '      host = "0.0.0.0";', '      hosts = "0.0.0.0";');
+    expect(() => evalFleet(c.fleet, c.nixos, { hosts: ["tappaas-litellm"] })).toThrow("The option `services.litellm.hosts' does not exist");
+  });
+
+  it("a definition that conflicts with nixpkgs' proxmox-image module (version one's cloud-init bug)", () => {
+    const c = edited("modules/proxmox-guest.nix", "services.cloud-init.network.enable = lib.mkIf static (lib.mkForce false);", "services.cloud-init.network.enable = !static;");
+    expect(() => evalFleet(c.fleet, c.nixos, { hosts: ["tappaas-iam"] })).toThrow("The option `services.cloud-init.network.enable' has conflicting definition values");
+  });
+
+  it("a value of the wrong type", () => {
+    const c = edited("modules/roles/openwebui.nix", "      port = cfg.port;", '      port = "8080";');
+    expect(() => evalFleet(c.fleet, c.nixos, { hosts: ["tappaas-openwebui"] })).toThrow(/services\.open-webui\.port' is not of type `16 bit unsigned integer/);
+  });
+
+  it("with the flake's default (placeholder) platform input: platform hosts stop with how to set it, the others evaluate", () => {
+    const r = evalFleet(join(ROOT, "fleet.json"), join(ROOT, "nixos"), { hosts: ["tappaas-litellm", "tappaas-iam"], platformStub: false });
+    expect(r["tappaas-litellm"].failedAssertions).toEqual([]);
+    expect(r["tappaas-iam"].failedAssertions).toEqual([expect.stringContaining("services.iam.package is not set: point the flake input `platform`")]);
+  });
+});
