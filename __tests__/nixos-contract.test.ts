@@ -66,7 +66,15 @@ maybe.each(INVENTORIES)("%s: every host evaluates with the real nixpkgs lib and 
   });
 
   it("routes LiteLLM to exactly the models the vLLM hosts serve, and Open WebUI to every LiteLLM host on every start", () => {
-    const served = inv.hosts.filter((h: any) => h.roles.includes("vllm")).map((h: any) => r[h.name].vllm.model).sort();
+    const vllmHosts = inv.hosts.filter((h: any) => h.roles.includes("vllm"));
+    for (const h of vllmHosts) {
+      const v = r[h.name].vllm;
+      // vLLM serves the model under the name LiteLLM routes to, and is ready only when it answers.
+      expect(v.execStart).toContain(` --served-model-name ${v.model} `);
+      expect(v.ready).toBe(true);
+      expect(v.cuda).toEqual(h.gpu?.cudaCapabilities ?? ["8.6"]);
+    }
+    const served = vllmHosts.map((h: any) => r[h.name].vllm.model).sort();
     for (const h of inv.hosts.filter((x: any) => x.roles.includes("litellm"))) expect(r[h.name].litellmModels.map((m: any) => m.name).sort()).toEqual(served);
     const litellm = inv.hosts.filter((h: any) => h.roles.includes("litellm"));
     for (const h of inv.hosts.filter((x: any) => x.roles.includes("openwebui"))) {
