@@ -1,18 +1,20 @@
 /**
- * The deploy script against real OpenSSH servers on loopback addresses. nixos-rebuild and the
- * target's systemctl are STAND-INS (__tests__/stand-ins): nixos-rebuild needs nixpkgs and the
- * test container has no systemd. Everything else (sshd, ssh, ssh-keyscan, known_hosts pinning,
- * HTTP health checks) is real.
+ * The deploy script against real OpenSSH servers on loopback addresses, logged into as an
+ * unprivileged user with real sudo (root login refused, as on the real hosts). nixos-rebuild and
+ * the target's Nix/systemd tools are STAND-INS (__tests__/stand-ins): nixos-rebuild-ng needs
+ * nixpkgs, and the test container has no Nix or systemd. Their behaviour is copied from
+ * nixos-rebuild-ng, switch-to-configuration-ng and Nix's profiles (see each file). Everything
+ * else (sshd, ssh, ssh-keyscan, sudo, known_hosts pinning, HTTP health checks) is real.
  */
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
-import { Server } from "node:http";
+import { createServer, Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "cdktf";
 import { buildFleet } from "../stacks/fleet";
 import { parseInventory } from "../constructs/inventory";
 import { exampleData, ROOT, runAsync } from "./helpers";
-import { clientKey, generationOf, startHost, startHttp, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
+import { clientKey, control, DEPLOY_USER, generationOf, runningOf, startHost, startHttp, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
 import type { DeploySpec } from "../scripts/lib/deploy-host";
 
 const work = mkdtempSync(join(tmpdir(), "deploy-"));
@@ -32,10 +34,11 @@ function spec(host: string, extra: Partial<DeploySpec> = {}): DeploySpec {
     roles: ["vllm"],
     agentAddress: "",
     flake: "./nixos",
-    user: "root",
+    user: DEPLOY_USER,
     sshPort: SSH_PORT,
     health: [{ role: "vllm", kind: "http", port: 8000, path: "/health" }],
-    timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 3 },
+    units: ["vllm.service"],
+    timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 3, healthStableSeconds: 0.5 },
     ...extra,
   };
 }
@@ -43,8 +46,10 @@ function spec(host: string, extra: Partial<DeploySpec> = {}): DeploySpec {
 /**
  * Runs scripts/deploy.ts --from-env as a deploy step does; returns exit code, output, stand-in
  * log. Asynchronous, so the HTTP "services" in this process keep answering meanwhile.
+ * `system` labels the configuration nixos-rebuild builds ("v1", "v2", ...): the same label is
+ * the same store path, as the same configuration is.
  */
-async function deploy(s: DeploySpec, knownHosts: string, args: string[] = [], env: Record<string, string> = {}) {
+async function deploy(s: DeploySpec, knownHosts: string, args: string[] = [], env: Record<string, string> = {}, system = "v1") {
   const log = join(mkdtempSync(join(work, "log-")), "nixos-rebuild.log");
   const { status, out } = await runAsync("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), "--from-env", ...args], {
     env: {
@@ -54,6 +59,7 @@ async function deploy(s: DeploySpec, knownHosts: string, args: string[] = [], en
       FLEET_KNOWN_HOSTS: knownHosts,
       FLEET_SSH_KEY_FILE: key,
       FLEET_STANDIN_LOG: log,
+      FLEET_STANDIN_SYSTEM: system,
       SSH_AUTH_SOCK: "",
       ...env,
     },
@@ -61,55 +67,69 @@ async function deploy(s: DeploySpec, knownHosts: string, args: string[] = [], en
   return { status, out, calls: existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [] };
 }
 
+const knownHosts = () => join(mkdtempSync(join(work, "kh-")), "known_hosts");
+async function healthyHost(name: string, ip: string, port = SSH_PORT, opts: { fresh?: boolean } = {}) {
+  const h = await startHost(name, [ip], key, undefined, port, opts);
+  hosts.push(h);
+  servers.push(await startHttp(ip, 8000, "/health"));
+  return h;
+}
+
 describe("deploy over real SSH", () => {
-  it("deploys: pins the key on first contact, switches with remote sudo, checks health, prints phases", async () => {
-    const h = await startHost("a", ["127.0.0.31"], key);
-    hosts.push(h);
-    servers.push(await startHttp("127.0.0.31", 8000, "/health"));
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+  it("deploys as an unprivileged user with sudo: pins the key on first contact, sets the profile, activates, checks health", async () => {
+    const h = await healthyHost("a", "127.0.0.31");
+    const kh = knownHosts();
     const r = await deploy(spec("web-a", { finalAddress: "127.0.0.31" }), kh);
     expect(r.status).toBe(0);
-    expect(r.calls).toHaveLength(1);
-    expect(r.calls[0]).toContain(`switch --flake ${ROOT}/nixos#web-a --target-host root@127.0.0.31 --use-remote-sudo`);
-    expect(r.calls[0]).toContain("HostKeyAlias=web-a");
-    expect(r.calls[0]).toContain(`UserKnownHostsFile=${kh}`);
-    expect(r.calls[0]).toContain("StrictHostKeyChecking=yes");
-    expect(generationOf(h)).toBe("system-1-link");
+    expect(r.calls).toHaveLength(2); // --help (flag detection), then the switch
+    expect(r.calls[1]).toContain(`switch --flake ${ROOT}/nixos#web-a --target-host ${DEPLOY_USER}@fleet--web-a--127.0.0.31 --sudo`);
+    expect(r.calls[1]).toMatch(/NIX_SSHOPTS=-F \/\S+\/config$/);
+    expect(r.out).not.toContain("deprecated");
+    expect(generationOf(h)).toBe("system-2-link");
+    expect(runningOf(h)).toBe("v1");
     const pinned = readFileSync(kh, "utf8");
     expect(pinned).toContain("# vmid web-a 501");
     expect(pinned).toContain(`web-a ${readFileSync(`${h.hostKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}`);
     expect(r.out).toMatch(/^\[web-a\] wait for ssh done \(\d+\.\ds\)$/m);
     expect(r.out).toMatch(/^\[web-a\] first contact: pinned ssh-ed25519 key/m);
-    expect(r.out).toMatch(/^\[web-a\] health check done/m);
+    expect(r.out).toMatch(/^\[web-a\] healthy for 0.5s: vllm.service not failed; vllm:8000 answer$/m);
     expect(r.out).not.toContain("PRIVATE KEY");
 
-    // A second deploy finds the same key and moves one generation on.
-    const again = await deploy(spec("web-a", { finalAddress: "127.0.0.31" }), kh);
+    // The same configuration again: Nix makes no new generation for the same store path.
+    expect((await deploy(spec("web-a", { finalAddress: "127.0.0.31" }), kh)).status).toBe(0);
+    expect(generationOf(h)).toBe("system-2-link");
+    // A new one is the next number.
+    const again = await deploy(spec("web-a", { finalAddress: "127.0.0.31" }), kh, [], {}, "v2");
     expect(again.status).toBe(0);
     expect(again.out).toContain("host key matches the pinned key");
-    expect(generationOf(h)).toBe("system-2-link");
+    expect(generationOf(h)).toBe("system-3-link");
+  });
+
+  it("the targets refuse root logins, as nixos/modules/base.nix does", async () => {
+    const h = await healthyHost("root", "127.0.0.30");
+    const r = await runAsync("ssh", ["-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-p", String(SSH_PORT), "root@127.0.0.30", "true"]);
+    expect(r.status).toBe(255);
+    expect(r.stderr).toContain("Permission denied");
+    expect(generationOf(h)).toBe("system-1-link");
   });
 
   it("gives up on an unreachable target within its deadline, with a clear message", async () => {
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
-    const r = await deploy(spec("ghost", { finalAddress: "127.0.0.99", timeouts: { sshSeconds: 2, switchSeconds: 5, healthSeconds: 1 } }), kh);
+    const r = await deploy(spec("ghost", { finalAddress: "127.0.0.99", timeouts: { sshSeconds: 2, switchSeconds: 5, healthSeconds: 1 } }), knownHosts());
     expect(r.status).toBe(3);
     expect(r.out).toContain("[ghost] FAILED: SSH did not answer on 127.0.0.99 port 2222 within 2s");
     expect(r.out).toContain("[ghost] next: check that VM 501 on pve1 runs");
-    expect(r.calls).toEqual([]);
+    expect(r.calls.filter((c) => c.startsWith("switch"))).toEqual([]);
   });
 
   it("refuses a changed host key while the vmid is the same, and accepts it when the VM was recreated", async () => {
-    const h = await startHost("b", ["127.0.0.32"], key);
-    hosts.push(h);
-    servers.push(await startHttp("127.0.0.32", 8000, "/health"));
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const h = await healthyHost("b", "127.0.0.32");
+    const kh = knownHosts();
     writeFileSync(kh, "# vmid web-b 501\nweb-b ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMBdEQbWhgNDvUkSvdg4aRf6CDzDCIrCGUKcIJmGvsZo\n");
     const refused = await deploy(spec("web-b", { finalAddress: "127.0.0.32" }), kh);
     expect(refused.status).toBe(4);
     expect(refused.out).toMatch(/host key of web-b at 127\.0\.0\.32 changed .* while its vmid stayed 501; refusing to connect/);
-    expect(refused.calls).toEqual([]);
-    expect(generationOf(h)).toBeUndefined();
+    expect(refused.calls.filter((c) => c.startsWith("switch"))).toEqual([]);
+    expect(generationOf(h)).toBe("system-1-link");
 
     const recreated = await deploy(spec("web-b", { finalAddress: "127.0.0.32", vmid: 777 }), kh);
     expect(recreated.status).toBe(0);
@@ -119,96 +139,171 @@ describe("deploy over real SSH", () => {
 
   it("follows the host to its new static address after activation", async () => {
     const oldAddr = await startHost("c", ["127.0.0.41"], key);
-    const newAddr = await startHost("c2", ["127.0.0.42"], key, oldAddr.hostKey); // same machine, same key
+    const newAddr = await startHost("c2", ["127.0.0.42"], key, oldAddr); // same machine, same key
     hosts.push(oldAddr, newAddr);
     servers.push(await startHttp("127.0.0.42", 8000, "/health"));
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
-    const r = await deploy(spec("web-c", { agentAddress: "127.0.0.41", finalAddress: "127.0.0.42" }), kh);
+    const r = await deploy(spec("web-c", { agentAddress: "127.0.0.41", finalAddress: "127.0.0.42" }), knownHosts());
     expect(r.status).toBe(0);
-    expect(r.calls[0]).toContain("--target-host root@127.0.0.41");
+    expect(r.calls[1]).toContain(`--target-host ${DEPLOY_USER}@fleet--web-c--127.0.0.41`);
     expect(r.out).toContain("[web-c] address moved 127.0.0.41 -> 127.0.0.42");
-    expect(r.out).toMatch(/\[web-c\] healthy: no failed units, vllm:8000 answer/);
+    expect(r.out).toMatch(/\[web-c\] healthy for 0.5s: vllm.service not failed; vllm:8000 answer/);
   });
 
-  it("rolls back and exits non-zero when the health check fails", async () => {
+  it("rolls back to the generation it ran before and exits 5 when a role unit fails", async () => {
     const h = await startHost("d", ["127.0.0.51"], key);
     hosts.push(h);
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
     writeFileSync(join(h.dir, "failed-units"), "vllm.service loaded failed failed vLLM OpenAI-compatible server\n");
-    const r = await deploy(spec("web-d", { finalAddress: "127.0.0.51" }), kh);
+    const r = await deploy(spec("web-d", { finalAddress: "127.0.0.51" }), knownHosts());
     expect(r.status).toBe(5);
-    expect(r.calls).toHaveLength(2);
-    expect(r.calls[1]).toContain("switch --rollback --flake");
-    expect(generationOf(h)).toBe("system-0-link");
-    expect(r.out).toContain("failed systemd units: vllm.service");
+    expect(generationOf(h)).toBe("system-1-link");
+    expect(runningOf(h)).toBe("v0");
+    expect(r.out).toContain("failed units: vllm.service");
     expect(r.out).toContain("vllm: GET http://127.0.0.51:8000/health failed (ECONNREFUSED)");
-    expect(r.out).toMatch(/FAILED: health check failed after 3s: .*; rolled back to system-0-link/);
+    expect(r.out).toMatch(/FAILED: health check failed after 3s: .*; rolled back to system-1-link/);
     expect(r.out).toContain("Terraform marks the step tainted, so the next `cdktf deploy` retries it");
   });
 
+  it("ignores failed units that are not the host's roles', and wants the checks to stay green for the stable window", async () => {
+    const h = await healthyHost("s", "127.0.0.56");
+    writeFileSync(join(h.dir, "failed-units"), "fwupd-refresh.service loaded failed failed Refresh fwupd metadata\n");
+    const ok = await deploy(spec("web-s", { finalAddress: "127.0.0.56" }), knownHosts());
+    expect(ok.status).toBe(0);
+    // A service that answers once and then dies is not healthy.
+    const h2 = await startHost("s2", ["127.0.0.57"], key);
+    hosts.push(h2);
+    let answered = 0;
+    const flaky = createServer((req, res) => {
+      res.statusCode = answered++ === 0 ? 200 : 503;
+      res.end();
+    });
+    await new Promise<void>((d) => flaky.listen(8000, "127.0.0.57", () => d()));
+    servers.push(flaky);
+    const r = await deploy(spec("web-s2", { finalAddress: "127.0.0.57", timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 2, healthStableSeconds: 2 } }), knownHosts());
+    expect(r.status).toBe(5);
+    expect(r.out).toContain("vllm: GET http://127.0.0.57:8000/health answered 503");
+    expect(runningOf(h2)).toBe("v0");
+  });
+
   it("does not roll back when the build failed before activation (nothing changed on the host)", async () => {
-    const h = await startHost("e", ["127.0.0.52"], key);
-    hosts.push(h);
-    servers.push(await startHttp("127.0.0.52", 8000, "/health"));
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const h = await healthyHost("e", "127.0.0.52");
+    const kh = knownHosts();
     expect((await deploy(spec("web-e", { finalAddress: "127.0.0.52" }), kh)).status).toBe(0);
-    const r = await deploy(spec("web-e", { finalAddress: "127.0.0.52" }), kh, [], { FLEET_STANDIN_FAIL_SWITCH: "1" });
+    const r = await deploy(spec("web-e", { finalAddress: "127.0.0.52" }), kh, [], { FLEET_STANDIN_FAIL_BUILD: "1" }, "v2");
     expect(r.status).toBe(1);
     expect(r.out).toContain("[web-e]   | error: builder for");
-    expect(r.out).toContain("FAILED: nixos-rebuild switch exited 1; the host still runs its previous generation system-1-link");
-    expect(r.calls).toHaveLength(1);
+    expect(r.out).toContain("FAILED: nixos-rebuild switch exited 1; the host still runs its previous generation system-2-link");
+    expect(generationOf(h)).toBe("system-2-link");
+  });
+
+  it("fail N+1, roll back, retry fails as N+2: the host ends on N, never on the known-bad N+1", async () => {
+    const h = await healthyHost("n", "127.0.0.58");
+    const kh = knownHosts();
+    expect((await deploy(spec("web-n", { finalAddress: "127.0.0.58" }), kh, [], {}, "v1")).status).toBe(0);
+    expect(generationOf(h)).toBe("system-2-link"); // N
+    control(h, "exit-nixos-system-web-n-v2", "4");
+    const first = await deploy(spec("web-n", { finalAddress: "127.0.0.58" }), kh, [], {}, "v2"); // N+1 = 3
+    expect(first.status).toBe(1);
+    expect(first.out).toContain("nixos-rebuild switch exited 4 (units failed to start); rolled back to system-2-link");
+    control(h, "exit-nixos-system-web-n-v3", "2");
+    const retry = await deploy(spec("web-n", { finalAddress: "127.0.0.58" }), kh, [], {}, "v3"); // N+2 = 4
+    expect(retry.status).toBe(1);
+    expect(retry.out).toContain("nixos-rebuild switch exited 2 (the activation script failed); rolled back to system-2-link");
+    expect(generationOf(h)).toBe("system-2-link");
+    expect(runningOf(h)).toBe("v1");
+  });
+
+  it("a dropped connection during an activation that completes: the new generation stays and the deploy succeeds", async () => {
+    const h = await healthyHost("x", "127.0.0.59");
+    control(h, "activate-seconds", "2");
+    const r = await deploy(spec("web-x", { finalAddress: "127.0.0.59" }), knownHosts(), [], { FLEET_STANDIN_DROP_AFTER_MS: "700" });
+    expect(r.out).toContain("the SSH connection dropped during the switch; reconnecting");
+    expect(r.out).toMatch(/activation finished while disconnected: system-2-link runs at 127\.0\.0\.59/);
+    expect(r.status).toBe(0);
+    expect(runningOf(h)).toBe("v1");
+  });
+
+  it("a dropped connection during an activation that fails: rolled back to the recorded generation", async () => {
+    const h = await healthyHost("y", "127.0.0.60");
+    control(h, "activate-seconds", "2");
+    control(h, "exit-nixos-system-web-y-v1", "4");
+    const r = await deploy(spec("web-y", { finalAddress: "127.0.0.60" }), knownHosts(), [], { FLEET_STANDIN_DROP_AFTER_MS: "700" });
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("rolled back to system-1-link");
+    expect(runningOf(h)).toBe("v0");
     expect(generationOf(h)).toBe("system-1-link");
   });
 
-  it("rolls back when activation fails after the new generation went live", async () => {
-    const h = await startHost("i", ["127.0.0.55"], key);
-    hosts.push(h);
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
-    const r = await deploy(spec("web-i", { finalAddress: "127.0.0.55" }), kh, [], { FLEET_STANDIN_FAIL_AFTER_ACTIVATE: "1" });
+  it("does not roll back when the generation before the deploy is unknown, and says so", async () => {
+    const h = await healthyHost("u", "127.0.0.62", SSH_PORT, { fresh: true });
+    control(h, "exit-nixos-system-web-u-v1", "4");
+    const r = await deploy(spec("web-u", { finalAddress: "127.0.0.62" }), knownHosts());
     expect(r.status).toBe(1);
-    expect(r.out).toContain("FAILED: nixos-rebuild switch exited 4; rolled back to system-0-link");
-    expect(r.calls[1]).toContain("switch --rollback");
-    expect(generationOf(h)).toBe("system-0-link");
+    expect(r.out).toContain("could not read the current generation");
+    expect(r.out).toContain("the generation it ran before is unknown, so it was not rolled back");
+  });
+
+  it("a non-root deploy on a non-22 SSH port with a build host of its own, both keys pinned, passes end to end", async () => {
+    const h = await healthyHost("p", "127.0.0.63", 2223);
+    const builder = await startHost("builder", ["127.0.0.64"], key, undefined, 2224);
+    hosts.push(builder);
+    const kh = knownHosts();
+    const r = await deploy(spec("web-p", { finalAddress: "127.0.0.63", sshPort: 2223, buildHost: `${DEPLOY_USER}@127.0.0.64:2224` }), kh);
+    expect(r.status).toBe(0);
+    expect(r.calls[1]).toContain(`--build-host ${DEPLOY_USER}@fleet-build--127.0.0.64`);
+    const pins = readFileSync(kh, "utf8");
+    expect(pins).toContain(`build-host:127.0.0.64 ${readFileSync(`${builder.hostKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}`);
+    expect(pins).toContain(`web-p ${readFileSync(`${h.hostKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}`);
+    expect(runningOf(h)).toBe("v1");
+  });
+
+  it("prints exactly what would run with --dry-run and touches nothing", async () => {
+    const kh = knownHosts();
+    const caches = { substituters: ["https://cuda.cache.example"], trustedPublicKeys: ["cuda.cache.example-1:AAAA"] };
+    const r = await deploy(spec("web-f", { finalAddress: "127.0.0.53", buildHost: "builder.lan", ...caches }), kh, ["--dry-run"]);
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/would run: NIX_SSHOPTS="-F \S+\/config" nixos-rebuild switch --flake \S+\/nixos#web-f --target-host fleetdeploy@fleet--web-f--<address> --sudo --build-host fleet-build--builder.lan --option extra-substituters https:\/\/cuda.cache.example --option extra-trusted-public-keys cuda.cache.example-1:AAAA/);
+    expect(r.calls).toEqual([]);
+    expect(existsSync(kh)).toBe(false);
+  });
+
+  it("returns a host to its previous generation with --rollback, without re-exec (works when the flake does not)", async () => {
+    const h = await healthyHost("g", "127.0.0.54");
+    const kh = knownHosts();
+    expect((await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh, [], {}, "v1")).status).toBe(0);
+    expect((await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh, [], {}, "v2")).status).toBe(0);
+    expect(generationOf(h)).toBe("system-3-link");
+    const r = await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh, ["--rollback"], { FLEET_STANDIN_REEXEC_FAIL: "1" });
+    expect(r.status).toBe(0);
+    expect(r.calls[1]).toContain("switch --rollback --no-reexec");
+    expect(generationOf(h)).toBe("system-2-link");
+    expect(runningOf(h)).toBe("v1");
+    expect(r.out).toContain("now at system-2-link");
+  });
+
+  it("an old nixos-rebuild flag is accepted with nixos-rebuild-ng's deprecation warning; an unknown one is refused", async () => {
+    await healthyHost("w", "127.0.0.65");
+    const old = await deploy(spec("web-w", { finalAddress: "127.0.0.65" }), knownHosts(), [], { FLEET_REMOTE_SUDO_FLAG: "--use-remote-sudo" });
+    expect(old.status).toBe(0);
+    expect(old.out).toContain("nixos-rebuild: warning: --use-remote-sudo is deprecated, use --sudo instead");
+    const bad = await deploy(spec("web-w", { finalAddress: "127.0.0.65" }), knownHosts(), [], { FLEET_REMOTE_SUDO_FLAG: "--elevate-all" }, "v2");
+    expect(bad.status).toBe(1);
+    expect(bad.out).toContain("nixos-rebuild: error: unrecognized arguments: --elevate-all");
   });
 
   it("stops before touching the host when nixos-rebuild is not installed", async () => {
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const kh = knownHosts();
     const r = await deploy(spec("web-h", { finalAddress: "127.0.0.31" }), kh, [], { PATH: "/usr/local/bin:/usr/bin:/bin" });
     expect(r.status).toBe(2);
     expect(r.out).toContain("[web-h] FAILED: nixos-rebuild is not on PATH; install Nix, then `nix profile install nixpkgs#nixos-rebuild`");
     expect(existsSync(kh)).toBe(false);
   });
 
-  it("prints exactly what would run with --dry-run and touches nothing", async () => {
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
-    const caches = { substituters: ["https://cuda.cache.example"], trustedPublicKeys: ["cuda.cache.example-1:AAAA"] };
-    const r = await deploy(spec("web-f", { finalAddress: "127.0.0.53", buildHost: "builder.lan", ...caches }), kh, ["--dry-run"]);
-    expect(r.status).toBe(0);
-    expect(r.out).toContain(`would run: NIX_SSHOPTS="-p 2222 -o BatchMode=yes`);
-    expect(r.out).toContain(`nixos-rebuild switch --flake ${ROOT}/nixos#web-f --target-host root@<address> --use-remote-sudo --build-host builder.lan --option extra-substituters https://cuda.cache.example --option extra-trusted-public-keys cuda.cache.example-1:AAAA`);
-    expect(r.calls).toEqual([]);
-    expect(existsSync(kh)).toBe(false);
-  });
-
-  it("returns a host to its previous generation with --rollback", async () => {
-    const h = await startHost("g", ["127.0.0.54"], key);
-    hosts.push(h);
-    servers.push(await startHttp("127.0.0.54", 8000, "/health"));
-    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
-    expect((await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh)).status).toBe(0);
-    expect((await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh)).status).toBe(0);
-    expect(generationOf(h)).toBe("system-2-link");
-    const r = await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh, ["--rollback"]);
-    expect(r.status).toBe(0);
-    expect(generationOf(h)).toBe("system-1-link");
-    expect(r.out).toContain("now at system-1-link");
-  });
-
   it("runs as a Terraform deploy step: terraform apply -> local-exec -> deploy.ts -> sshd", async () => {
     const h = await startHost("t", ["127.0.0.61"], key);
     hosts.push(h);
     const d = exampleData();
-    d.deploy = { user: "root", sshPort: SSH_PORT };
+    d.deploy = { user: DEPLOY_USER, sshPort: SSH_PORT, healthStableSeconds: 0.5 };
+    d.users.push({ name: DEPLOY_USER, admin: true, sshKeys: [readFileSync(`${key}.pub`, "utf8").trim()] });
     d.hosts = [{ name: "git1", roles: ["cicd"], vmid: 610, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: "127.0.0.61/8", gateway: "127.0.0.1" } }];
     const root = mkdtempSync(join(work, "tf-"));
     const app = new App({ outdir: join(root, "cdktf.out"), skipValidation: true });
@@ -222,17 +317,18 @@ describe("deploy over real SSH", () => {
     expect((await run(["init", "-input=false", "-no-color"])).status).toBe(0);
     const r = await run(["apply", "-auto-approve", "-input=false", "-no-color"]);
     expect(r.status).toBe(0);
-    expect(r.out).toMatch(/\[git1\] deployed system-1-link in \d+\.\ds/);
-    expect(readFileSync(log, "utf8")).toContain("--target-host root@127.0.0.61 --use-remote-sudo");
+    expect(r.out).toMatch(/\[git1\] deployed system-2-link in \d+\.\ds/);
+    expect(readFileSync(log, "utf8")).toContain(`--target-host ${DEPLOY_USER}@fleet--git1--127.0.0.61 --sudo`);
     expect(readFileSync(kh, "utf8")).toContain("# vmid git1 610");
-    expect(generationOf(h)).toBe("system-1-link");
+    expect(generationOf(h)).toBe("system-2-link");
   });
 });
 
 describe("npm run deploy over real SSH (from the inventory)", () => {
   const fleetFile = (hosts: any[]) => {
     const d = exampleData();
-    d.deploy = { user: "root", sshPort: SSH_PORT };
+    d.deploy = { user: DEPLOY_USER, sshPort: SSH_PORT };
+    d.users.push({ name: DEPLOY_USER, admin: true, sshKeys: [readFileSync(`${key}.pub`, "utf8").trim()] });
     d.hosts = hosts;
     const file = join(mkdtempSync(join(work, "fleet-")), "fleet.json");
     writeFileSync(file, JSON.stringify(d));
@@ -247,7 +343,7 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
   it("deploys every host with --all and prints a summary", async () => {
     hosts.push(await startHost("m1", ["127.0.0.71"], key), await startHost("m2", ["127.0.0.72"], key));
     const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
-    const r = await cli(["--all", "--concurrency", "2"], fleetFile([host("git1", ["cicd"], 701, "127.0.0.71"), host("box2", [], 702, "127.0.0.72")]), kh);
+    const r = await cli(["--all", "--concurrency", "2", "--health-stable", "1"], fleetFile([host("git1", ["cicd"], 701, "127.0.0.71"), host("box2", [], 702, "127.0.0.72")]), kh);
     expect(r.status).toBe(0);
     expect(r.out).toMatch(/^ {2}ok {6}git1 +\d+\.\ds {2}127\.0\.0\.71$/m);
     expect(r.out).toMatch(/^ {2}ok {6}box2 /m);
@@ -259,7 +355,7 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
     const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
     // Nothing listens on chainfire's ports, so its health check fails and it is rolled back.
     const file = fleetFile([host("cf1", ["chainfire"], 703, "127.0.0.73"), host("db1", ["flaredb"], 704, "127.0.0.74")]);
-    const r = await cli(["--all", "--health-timeout", "1"], file, kh);
+    const r = await cli(["--all", "--health-timeout", "1", "--health-stable", "1"], file, kh);
     expect(r.status).toBe(5);
     expect(r.out).toContain("[cf1] FAILED: health check failed after 1s: chainfire: nothing listens on 127.0.0.73:2379");
     expect(r.out).toMatch(/^ {2}FAILED {2}db1 +0\.0s {2}skipped: waits for cf1, which failed$/m);

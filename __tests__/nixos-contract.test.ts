@@ -63,6 +63,8 @@ maybe.each(INVENTORIES)("%s: every host evaluates with the real nixpkgs lib and 
       }
     }
     expect(r["nixos-template"].hostName).toBe(""); // cloud-init names each clone at first boot
+    // sshd listens where the deploy connects
+    for (const h of inv.hosts) expect({ host: h.name, ports: r[h.name].sshPorts }).toEqual({ host: h.name, ports: [inv.deploy?.sshPort ?? 22] });
   });
 
   it("routes LiteLLM to exactly the models the vLLM hosts serve, and Open WebUI to every LiteLLM host on every start", () => {

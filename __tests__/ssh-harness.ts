@@ -1,9 +1,12 @@
 /**
  * Real OpenSSH servers for deploy tests: Debian's sshd on loopback addresses (127.0.0.x) of
- * this machine, one "host" per server, with a client key and the stand-ins on PATH.
+ * this machine, one "host" per server, logged into as the unprivileged DEPLOY_USER with real
+ * sudo (Debian's package, passwordless for that user, as nixos/modules/base.nix configures
+ * wheel), root login refused as on the real hosts. Each host is a directory: its /nix and /run
+ * live below it (the target-side stand-ins in stand-ins/remote-bin map them there).
  */
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,11 +14,14 @@ import { tcpOpen } from "../scripts/lib/deploy-host";
 
 export const STAND_INS = join(__dirname, "stand-ins");
 export const SSH_PORT = 2222;
+/** The unprivileged deploy user on the test targets (created once; never root). */
+export const DEPLOY_USER = "fleetdeploy";
 
 export interface TestHost {
   readonly dir: string;
   readonly addresses: string[];
   readonly hostKey: string;
+  readonly port: number;
   stop(): void;
 }
 
@@ -26,38 +32,86 @@ export function clientKey(dir: string): string {
   return key;
 }
 
-/** Starts sshd listening on each address, port SSH_PORT; hostKeyFrom reuses another host's key. */
-export async function startHost(name: string, addresses: string[], clientKeyFile: string, hostKeyFrom?: string): Promise<TestHost> {
-  const dir = mkdtempSync(join(tmpdir(), `host-${name}-`));
+let prepared = false;
+/** The deploy user, and sudo rules for it: passwordless, stand-ins first on its PATH, the host directory kept. */
+function prepareDeployUser(): { uid: number; gid: number } {
+  const id = () => ({ uid: Number(execFileSync("id", ["-u", DEPLOY_USER], { encoding: "utf8" })), gid: Number(execFileSync("id", ["-g", DEPLOY_USER], { encoding: "utf8" })) });
+  if (prepared) return id();
+  try {
+    execFileSync("id", [DEPLOY_USER], { stdio: "ignore" });
+  } catch {
+    execFileSync("useradd", ["--system", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh", DEPLOY_USER]);
+  }
+  // No password, but not locked: sshd without PAM refuses every login to a locked ("!") account.
+  execFileSync("usermod", ["-p", "*", "-d", "/", DEPLOY_USER]);
+  const rules = [
+    "# Written by the project's deploy tests (__tests__/ssh-harness.ts).",
+    `${DEPLOY_USER} ALL=(root) NOPASSWD: ALL`,
+    `Defaults:${DEPLOY_USER} secure_path="${join(STAND_INS, "remote-bin")}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"`,
+    `Defaults:${DEPLOY_USER} env_keep += "FLEET_STANDIN_HOST FLEET_SYSTEM_PROFILE FLEET_CURRENT_SYSTEM FLEET_RUN_DIR"`,
+    "",
+  ].join("\n");
+  mkdirSync("/etc/sudoers.d", { recursive: true });
+  writeFileSync("/etc/sudoers.d/fleet-deploy-tests", rules, { mode: 0o440 });
+  execFileSync("visudo", ["-c", "-q", "-f", "/etc/sudoers.d/fleet-deploy-tests"]);
+  prepared = true;
+  return id();
+}
+
+/**
+ * Starts sshd listening on each address (port SSH_PORT unless given); hostKeyFrom reuses another
+ * host's key and directory (the same machine at another address).
+ */
+export async function startHost(name: string, addresses: string[], clientKeyFile: string, hostKeyFrom?: TestHost, port = SSH_PORT, opts: { fresh?: boolean } = {}): Promise<TestHost> {
+  const { uid, gid } = prepareDeployUser();
+  const dir = hostKeyFrom?.dir ?? mkdtempSync(join(tmpdir(), `host-${name}-`));
+  const sshdDir = mkdtempSync(join(tmpdir(), `sshd-${name}-`));
+  chmodSync(dir, 0o755);
   mkdirSync("/run/sshd", { recursive: true });
+  if (!hostKeyFrom) {
+    // root-owned like a real NixOS host: the profile needs sudo; the store and /run are written by the stand-ins
+    mkdirSync(join(dir, "nix", "var", "nix", "profiles"), { recursive: true });
+    mkdirSync(join(dir, "nix", "store"), { recursive: true });
+    chownSync(join(dir, "nix", "store"), uid, gid);
+    mkdirSync(join(dir, "run", "systemd", "system"), { recursive: true });
+    chmodSync(join(dir, "run"), 0o777);
+    mkdirSync(join(dir, "standin"), { recursive: true });
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "ssh_host_ed25519_key")]);
+    writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKeyFile}.pub`));
+    if (!opts.fresh) {
+      // A clone of the template runs one generation already (label "v0"), as every real host does.
+      const store = "/nix/store/00000000000000000000000000000000-nixos-system-template-v0";
+      execFileSync(join(STAND_INS, "remote-bin", "fleet-standin-target"), ["copy", store], { env: { ...process.env, FLEET_STANDIN_HOST: dir } });
+      execFileSync("ln", ["-s", join(dir, store), join(dir, "nix/var/nix/profiles/system-1-link")]);
+      execFileSync("ln", ["-s", "system-1-link", join(dir, "nix/var/nix/profiles/system")]);
+      execFileSync("ln", ["-s", join(dir, store), join(dir, "run/current-system")]);
+    }
+  }
   const hostKey = join(dir, "ssh_host_ed25519_key");
-  if (hostKeyFrom) {
-    writeFileSync(hostKey, readFileSync(hostKeyFrom), { mode: 0o600 });
-    writeFileSync(`${hostKey}.pub`, readFileSync(`${hostKeyFrom}.pub`));
-  } else execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
-  writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKeyFile}.pub`));
   const config = [
-    ...addresses.map((a) => `ListenAddress ${a}:${SSH_PORT}`),
+    ...addresses.map((a) => `ListenAddress ${a}:${port}`),
     `HostKey ${hostKey}`,
-    `PidFile ${join(dir, "sshd.pid")}`,
+    `PidFile ${join(sshdDir, "sshd.pid")}`,
     `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
     "StrictModes no",
     "PasswordAuthentication no",
     "KbdInteractiveAuthentication no",
-    "PermitRootLogin prohibit-password",
+    // as nixos/modules/base.nix: no root login
+    "PermitRootLogin no",
+    `AllowUsers ${DEPLOY_USER}`,
     "UsePAM no",
     "LogLevel ERROR",
-    `SetEnv PATH=${join(STAND_INS, "remote-bin")}:/usr/local/bin:/usr/bin:/bin FLEET_SYSTEM_PROFILE=${join(dir, "system")} FLEET_STANDIN_HOST=${dir}`,
+    `SetEnv PATH=${join(STAND_INS, "remote-bin")}:/usr/local/bin:/usr/bin:/bin FLEET_STANDIN_HOST=${dir} FLEET_SYSTEM_PROFILE=${join(dir, "nix/var/nix/profiles/system")} FLEET_CURRENT_SYSTEM=${join(dir, "run/current-system")} FLEET_RUN_DIR=${join(dir, "run")}`,
   ].join("\n");
-  writeFileSync(join(dir, "sshd_config"), `${config}\n`);
-  const proc: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
+  writeFileSync(join(sshdDir, "sshd_config"), `${config}\n`);
+  const proc: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(sshdDir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   proc.stderr!.on("data", (d) => (err += d));
-  for (let i = 0; i < 100 && !(await Promise.all(addresses.map((a) => tcpOpen(a, SSH_PORT, 200)))).every(Boolean); i++) {
+  for (let i = 0; i < 100 && !(await Promise.all(addresses.map((a) => tcpOpen(a, port, 200)))).every(Boolean); i++) {
     if (proc.exitCode !== null) throw new Error(`sshd for ${name} exited: ${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { dir, addresses, hostKey, stop: () => proc.kill() };
+  return { dir, addresses, hostKey, port, stop: () => proc.kill() };
 }
 
 /** A service answering GET <path> with 200 on address:port (what a healthy role would serve). */
@@ -69,11 +123,25 @@ export function startHttp(address: string, port: number, path: string): Promise<
   return new Promise((done) => server.listen(port, address, () => done(server)));
 }
 
-/** Current generation link of a test host's system profile. */
+/** Current generation link of a test host's system profile ("system-3-link"). */
 export function generationOf(host: TestHost): string | undefined {
   try {
-    return require("node:fs").readlinkSync(join(host.dir, "system"));
+    return require("node:fs").readlinkSync(join(host.dir, "nix/var/nix/profiles/system"));
   } catch {
     return undefined;
   }
+}
+
+/** The system the test host runs now (its /run/current-system), by label ("v2"), if any. */
+export function runningOf(host: TestHost): string | undefined {
+  try {
+    return require("node:fs").readlinkSync(join(host.dir, "run/current-system")).split("-").pop();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Test controls of the target-side stand-ins: activation time, failing systems. */
+export function control(host: TestHost, file: string, value: string): void {
+  writeFileSync(join(host.dir, "standin", file), value);
 }

@@ -104,7 +104,8 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
           health: h.roles.flatMap((role) =>
             ROLES[role].health.map((c) => ({ role, kind: c.kind, port: ports[role][c.port], path: c.kind === "http" ? c.path : undefined })),
           ),
-          timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300 },
+          units: [...new Set(h.roles.flatMap((role) => ROLES[role].units))],
+          timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300, healthStableSeconds: inv.deploy?.healthStableSeconds ?? 10 },
         },
       };
     });

@@ -26,7 +26,10 @@ export interface DeploySpecDocument {
   readonly substituters?: readonly string[];
   readonly trustedPublicKeys?: readonly string[];
   readonly health: readonly { readonly role: string; readonly kind: "http" | "tcp"; readonly port: number; readonly path?: string }[];
-  readonly timeouts: { readonly sshSeconds: number; readonly switchSeconds: number; readonly healthSeconds: number };
+  /** systemd units of the host's roles: the health check fails only on these (constructs/roles.ts). */
+  readonly units?: readonly string[];
+  /** healthStableSeconds: how long every check must keep passing. @default 10 */
+  readonly timeouts: { readonly sshSeconds: number; readonly switchSeconds: number; readonly healthSeconds: number; readonly healthStableSeconds?: number };
 }
 
 export interface NixosDeployStepProps {

@@ -147,6 +147,8 @@ export interface DeploySpec {
   readonly engine?: "terraform_data" | "null_resource";
   /** The deploy steps were null_resources: move their state to terraform_data (docs/adr-0003). */
   readonly movedFromNullResource?: boolean;
+  /** How long every health check must keep passing after a switch, in seconds. @default 10 */
+  readonly healthStableSeconds?: number;
 }
 
 export interface Inventory {
@@ -431,6 +433,27 @@ export function validateInventory(data: unknown): Problem[] {
       for (const k of u.sshKeys)
         if (typeof k !== "string" || /PRIVATE KEY/.test(k) || !/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) /.test(k))
           add(where, "sshKeys", "each entry must be an OpenSSH public key line (ssh-ed25519 AAAA...); never a private key");
+  }
+
+  // deploy
+  if (data.deploy !== undefined) {
+    const d = data.deploy;
+    if (!isObj(d)) add("deploy", "deploy", "must be an object: { user, flake, buildHost, sshPort, engine }");
+    else {
+      const admins = (Array.isArray(data.users) ? data.users : []).filter((u: any, i: number) => isObj(u) && (u.admin === true || (u.admin === undefined && i === 0))).map((u: any) => u.name);
+      // The deploy logs in as this user and runs the activation with sudo: it must be in wheel
+      // (nixos/modules/users.nix makes admin users members), which sudo and Nix trust
+      // (nixos/modules/base.nix: wheelNeedsPassword = false, trusted-users @wheel). Root cannot
+      // log in at all (PermitRootLogin "no").
+      if (d.user !== undefined && !(isStr(d.user) && admins.includes(d.user)))
+        add("deploy", "user", `${JSON.stringify(d.user)} is not an admin user of the inventory (${admins.join(", ") || "none"}); the deploy needs sudo, which only admin users have${d.user === "root" ? "; root logins are refused on fleet hosts" : ""}`);
+      if (d.sshPort !== undefined && !(isInt(d.sshPort) && d.sshPort >= 1 && d.sshPort <= 65535)) add("deploy", "sshPort", `${JSON.stringify(d.sshPort)} is not a port number (1-65535)`);
+      if (d.engine !== undefined && d.engine !== "terraform_data" && d.engine !== "null_resource") add("deploy", "engine", `${JSON.stringify(d.engine)} must be "terraform_data" or "null_resource"`);
+      if (d.buildHost !== undefined && !(isStr(d.buildHost) && /^(?:[^@\s]+@)?[^:\s@]+(?::\d+)?$/.test(d.buildHost))) add("deploy", "buildHost", `${JSON.stringify(d.buildHost)} must be [user@]host[:port]`);
+      if (d.healthStableSeconds !== undefined && !(typeof d.healthStableSeconds === "number" && d.healthStableSeconds >= 0 && d.healthStableSeconds <= 3600))
+        add("deploy", "healthStableSeconds", `${JSON.stringify(d.healthStableSeconds)} must be a number of seconds from 0 to 3600`);
+      if (d.flake !== undefined && !(isStr(d.flake) && d.flake.length > 0)) add("deploy", "flake", "must be a flake reference such as \"./nixos\"");
+    }
   }
 
   if (data.backend !== undefined && !["local", "pg", "s3"].includes(data.backend)) add("backend", "backend", `${JSON.stringify(data.backend)} must be "local", "pg" or "s3"`);

@@ -50,6 +50,8 @@ export interface RoleSpec {
   readonly requires: readonly RoleName[];
   /** Health checks run after `nixos-rebuild switch`. */
   readonly health: readonly HealthCheck[];
+  /** systemd units of the role (as its NixOS module names them): a failed one fails the deploy. */
+  readonly units: readonly string[];
   /** Files (relative to nixos/) that make up this role's NixOS configuration. */
   readonly files: readonly string[];
 }
@@ -60,6 +62,7 @@ const platform = (ports: Record<string, number>, requires: RoleName[], name: Rol
   min: { cores: 1, memoryMiB: 1024, diskGiB: 10 },
   requires,
   health: Object.keys(ports).map((port) => ({ kind: "tcp" as const, port })),
+  units: [`${name}.service`],
   files: ["modules/platform/lib.nix", `modules/platform/${name}.nix`],
 });
 
@@ -71,6 +74,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     gpu: true,
     requires: [],
     health: [{ kind: "http", port: "api", path: "/health" }],
+    units: ["vllm.service"],
     files: ["modules/roles/vllm.nix"],
   },
   litellm: {
@@ -79,6 +83,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     min: { cores: 1, memoryMiB: 2048, diskGiB: 10 },
     requires: [],
     health: [{ kind: "http", port: "api", path: "/health/liveliness" }],
+    units: ["litellm.service"],
     files: ["modules/roles/litellm.nix"],
   },
   openwebui: {
@@ -87,6 +92,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     min: { cores: 1, memoryMiB: 2048, diskGiB: 10 },
     requires: [],
     health: [{ kind: "http", port: "http", path: "/health" }],
+    units: ["open-webui.service"],
     files: ["modules/roles/openwebui.nix"],
   },
   cicd: {
@@ -95,6 +101,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     min: { cores: 1, memoryMiB: 1024, diskGiB: 10 },
     requires: [],
     health: [],
+    units: ["fleet-git-repositories.service"],
     files: ["modules/roles/cicd.nix", "scripts/git-update-hook.sh"],
   },
   chainfire: platform({ api: 2379, raft: 2380, gossip: 2381 }, [], "chainfire"),

@@ -28,11 +28,12 @@ Options:
   --build-host H       build on H instead of locally (nixos-rebuild --build-host)
   --ssh-timeout S      seconds to wait for SSH (default 600)
   --health-timeout S   seconds for health checks to pass (default 300)
+  --health-stable S    seconds every check must keep passing (default 10)
   -h, --help           this text
 
 Environment: FLEET_FILE (inventory), FLEET_SSH_KEY_FILE (private key path; default ssh-agent),
 FLEET_KNOWN_HOSTS (pinned host keys; default deploy/known_hosts), FLEET_REMOTE_SUDO_FLAG
-(default --use-remote-sudo; --sudo for nixos-rebuild-ng).
+(default: --sudo when nixos-rebuild offers it, as nixos-rebuild-ng does; else --use-remote-sudo).
 Exit codes: 0 ok, 1 failed, 2 usage, 3 unreachable, 4 host key refused, 5 unhealthy (rolled back), 6 rollback failed.`;
 
 function fail(message: string): never {
@@ -43,14 +44,14 @@ function fail(message: string): never {
 async function main() {
   const args = minimist(process.argv.slice(2), {
     boolean: ["all", "dry-run", "rollback", "from-env", "help"],
-    string: ["address", "build-host", "concurrency", "ssh-timeout", "health-timeout"],
+    string: ["address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable"],
     alias: { h: "help" },
   });
   if (args.help) {
     process.stdout.write(`${HELP}\n`);
     return;
   }
-  const unknown = Object.keys(args).filter((k) => !["_", "all", "dry-run", "rollback", "from-env", "help", "h", "address", "build-host", "concurrency", "ssh-timeout", "health-timeout"].includes(k));
+  const unknown = Object.keys(args).filter((k) => !["_", "all", "dry-run", "rollback", "from-env", "help", "h", "address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable"].includes(k));
   if (unknown.length) fail(`unknown option --${unknown[0]}; see --help`);
 
   const opts = {
@@ -69,10 +70,11 @@ async function main() {
   };
   const sshTimeout = seconds("ssh-timeout", args["ssh-timeout"]);
   const healthTimeout = seconds("health-timeout", args["health-timeout"]);
+  const healthStable = seconds("health-stable", args["health-stable"]);
   const adjust = (s: DeploySpec): DeploySpec => ({
     ...s,
     buildHost: args["build-host"] ?? s.buildHost,
-    timeouts: { ...s.timeouts, sshSeconds: sshTimeout ?? s.timeouts.sshSeconds, healthSeconds: healthTimeout ?? s.timeouts.healthSeconds },
+    timeouts: { ...s.timeouts, sshSeconds: sshTimeout ?? s.timeouts.sshSeconds, healthSeconds: healthTimeout ?? s.timeouts.healthSeconds, healthStableSeconds: healthStable ?? s.timeouts.healthStableSeconds },
   });
 
   if (args["from-env"]) {

@@ -73,6 +73,7 @@ in
   # Binary caches for building the fleet (e.g. a CUDA cache for vLLM hosts), from the inventory.
   nix = { substituters = (raw.nix or { }).substituters or [ ]; trustedPublicKeys = (raw.nix or { }).trustedPublicKeys or [ ]; };
   users = raw.users;
+  deploy = raw.deploy or { };
   admin = head (filter (u: u.admin or true) raw.users ++ raw.users);
   template = raw.template;
   hostNames = map (h: h.name) hostList;

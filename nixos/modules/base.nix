@@ -15,6 +15,8 @@
 
   services.openssh = {
     enable = true;
+    # the port the deploy connects to (inventory deploy.sshPort); openFirewall opens it
+    ports = [ (fleet.deploy.sshPort or 22) ];
     openFirewall = true;
     settings = {
       PasswordAuthentication = false;
@@ -27,7 +29,7 @@
   time.timeZone = fleet.cluster.timeZone or "UTC";
   i18n.defaultLocale = fleet.cluster.locale or "en_US.UTF-8";
 
-  # Deploys run `nixos-rebuild --use-remote-sudo` over key-only SSH: no password exists to type.
+  # Deploys run `nixos-rebuild --sudo` over key-only SSH as an admin user: no password exists to type.
   security.sudo.wheelNeedsPassword = false;
 
   system.stateVersion = lib.mkDefault "26.05";

@@ -5,8 +5,10 @@
  */
 import { $ } from "zx";
 import { connect } from "node:net";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
 
 export type DeploySpec = DeploySpecDocument;
@@ -44,7 +46,7 @@ export interface DeployOptions {
   readonly dryRun?: boolean;
   /** Roll the host back to its previous generation instead of deploying. */
   readonly rollback?: boolean;
-  /** Flag that makes nixos-rebuild use sudo on the target. @default "--use-remote-sudo" */
+  /** Flag that makes nixos-rebuild use sudo on the target. @default detected: "--sudo" (nixos-rebuild-ng), else "--use-remote-sudo" */
   readonly sudoFlag?: string;
   /** Run by a Terraform deploy step (a failure taints it) rather than by hand. @default false */
   readonly fromTerraform?: boolean;
@@ -143,6 +145,41 @@ async function withLock<T>(file: string, fn: () => T): Promise<T> {
   }
 }
 
+// ------------------------------------------------------------------ ssh and nixos-rebuild
+
+/** POSIX shell quoting that Python's shlex.split (nixos-rebuild-ng's NIX_SSHOPTS parser) undoes. */
+export function shellQuote(args: readonly string[]): string {
+  return args.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'"'"'`)}'`)).join(" ");
+}
+
+/** [user@]host[:port] of a build host. */
+export function parseBuildHost(v: string): { user?: string; host: string; port?: number } {
+  const m = /^(?:([^@\s]+)@)?([^:\s@]+)(?::(\d+))?$/.exec(v);
+  if (!m) throw new DeployError(`build host "${v}" is not [user@]host[:port]`, EXIT.usage, "fix deploy.buildHost in the inventory or --build-host");
+  return { user: m[1], host: m[2], port: m[3] ? Number(m[3]) : undefined };
+}
+
+/** Flags of the installed nixos-rebuild, read once from its --help (nixos-rebuild-ng has --sudo and --no-reexec). */
+let rebuildFlags: Promise<{ sudo: string; noReexec: string[] }> | undefined;
+function detectRebuildFlags(): Promise<{ sudo: string; noReexec: string[] }> {
+  rebuildFlags ??= $({ nothrow: true, quiet: true, timeout: "20s", env: { ...process.env, MANPAGER: "cat", PAGER: "cat" } })`nixos-rebuild --help`.then((r) => {
+    const help = `${r.stdout}\n${r.stderr}`;
+    return {
+      sudo: /(^|\s)--sudo\b/m.test(help) ? "--sudo" : "--use-remote-sudo",
+      noReexec: /--no-reexec\b/.test(help) ? ["--no-reexec"] : /--fast\b/.test(help) ? ["--fast"] : [],
+    };
+  });
+  return rebuildFlags;
+}
+
+/** What the target runs: the profile's generation and store path, and /run/current-system. */
+interface HostState {
+  readonly generation: string;
+  readonly number: number;
+  readonly profilePath: string;
+  readonly current: string;
+}
+
 // ------------------------------------------------------------------ one host
 
 export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise<HostResult> {
@@ -164,36 +201,82 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   }
 
   const port = spec.sshPort ?? 22;
-  const sshOpts = [
-    "-p", String(port),
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=10",
-    "-o", `HostKeyAlias=${spec.host}`,
-    "-o", `UserKnownHostsFile=${opts.knownHostsFile}`,
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", "StrictHostKeyChecking=yes",
-    ...(opts.identityFile ? ["-i", opts.identityFile, "-o", "IdentitiesOnly=yes"] : []),
+  const candidates = [...new Set([spec.agentAddress, spec.finalAddress, spec.fqdn].filter((a): a is string => !!a))];
+  let build: { user?: string; host: string; port?: number } | undefined;
+  try {
+    build = spec.buildHost ? parseBuildHost(spec.buildHost) : undefined;
+  } catch (e) {
+    say(`FAILED: ${(e as Error).message}`);
+    return { host: spec.host, ok: false, seconds: 0, exitCode: EXIT.usage, message: (e as Error).message };
+  }
+
+  // One ssh_config for this deploy: a block per address of the target and one for the build
+  // host, each with its own pinned key (HostKeyAlias) and keepalives, then the user's own
+  // config. nixos-rebuild uses NIX_SSHOPTS for the target and the build host alike, so options
+  // that differ per host can only live here. Nothing secret is in it.
+  const alias = (addr: string) => `fleet--${spec.host}--${addr}`;
+  const buildAlias = build ? `fleet-build--${build.host}` : undefined;
+  const sshDir = mkdtempSync(join(tmpdir(), "fleet-ssh-"));
+  const common = (knownAlias: string) => [
+    `  HostKeyAlias ${knownAlias}`,
+    `  UserKnownHostsFile "${opts.knownHostsFile}"`,
+    "  GlobalKnownHostsFile /dev/null",
+    "  StrictHostKeyChecking yes",
+    "  BatchMode yes",
+    "  ConnectTimeout 10",
+    // a peer that vanished (a host that moved) is noticed in ~30 s, not at the switch timeout
+    "  ServerAliveInterval 10",
+    "  ServerAliveCountMax 3",
+    // one connection per host for all of this deploy's SSH calls, as nixos-rebuild-ng does
+    // (process.py SSH_DEFAULT_OPTS: ControlMaster=auto, ControlPersist=60)
+    "  ControlMaster auto",
+    `  ControlPath "${join(sshDir, "cm-%C")}"`,
+    "  ControlPersist 60",
+    ...(opts.identityFile ? [`  IdentityFile "${opts.identityFile}"`, "  IdentitiesOnly yes"] : []),
   ];
-  const sudoFlag = opts.sudoFlag ?? "--use-remote-sudo";
+  const sshConfigText = [
+    "# Generated by scripts/lib/deploy-host.ts for one deploy; pinned host keys only.",
+    ...candidates.flatMap((a) => [`Host ${alias(a)}`, `  HostName ${a}`, `  Port ${port}`, ...common(spec.host)]),
+    ...(build ? [`Host ${buildAlias}`, `  HostName ${build.host}`, `  Port ${build.port ?? 22}`, ...common(`build-host:${build.host}`)] : []),
+    ...(existsSync(join(homedir(), ".ssh", "config")) ? ["Host *", `  Include "${join(homedir(), ".ssh", "config")}"`] : []),
+    "",
+  ].join("\n");
+  const sshConfig = join(sshDir, "config");
+  writeFileSync(sshConfig, sshConfigText, { mode: 0o600 });
+  const cleanup = () => {
+    // close the shared connections (nixos-rebuild-ng's cleanup_ssh does the same), then forget them
+    for (const f of readdirSync(sshDir).filter((n) => n.startsWith("cm-")))
+      spawnSync("ssh", ["-o", `ControlPath=${join(sshDir, f)}`, "-O", "exit", "fleet-control"], { stdio: "ignore", timeout: 5000 });
+    rmSync(sshDir, { recursive: true, force: true });
+  };
+  // Ours first (ssh takes the first value of an option), then the user's own NIX_SSHOPTS.
+  const userSshOpts = process.env.NIX_SSHOPTS?.trim();
+  const nixSshOpts = [shellQuote(["-F", sshConfig]), userSshOpts].filter(Boolean).join(" ");
+
+  const detected = opts.dryRun ? { sudo: opts.sudoFlag ?? "--sudo", noReexec: ["--no-reexec"] } : await detectRebuildFlags();
+  const sudoFlag = opts.sudoFlag ?? detected.sudo;
   const flakeRef = `${isAbsolute(spec.flake) || /^[a-z+]+:/.test(spec.flake) ? spec.flake : resolve(opts.root, spec.flake)}#${spec.host}`;
   // The flake reads FLEET_FILE with --impure and needs it absolute (relative to the project root, as everywhere else).
-  const rebuildEnv = { ...process.env, NIX_SSHOPTS: sshOpts.join(" "), ...(process.env.FLEET_FILE ? { FLEET_FILE: resolve(opts.root, process.env.FLEET_FILE) } : {}) };
+  const rebuildEnv = { ...process.env, NIX_SSHOPTS: nixSshOpts, ...(process.env.FLEET_FILE ? { FLEET_FILE: resolve(opts.root, process.env.FLEET_FILE) } : {}) };
   const impure = process.env.FLEET_FILE ? ["--impure"] : [];
   // The inventory's binary caches (a CUDA cache for vLLM hosts) for the machine that builds. Nix
   // uses extra substituters only for trusted users (nix.conf trusted-users) or caches it already trusts.
   const caches = spec.substituters?.length
     ? ["--option", "extra-substituters", spec.substituters.join(" "), "--option", "extra-trusted-public-keys", (spec.trustedPublicKeys ?? []).join(" ")]
     : [];
+  const target = (addr: string) => `${spec.user}@${alias(addr)}`;
   const rebuildArgs = (addr: string, extra: string[] = []) => [
-    "switch", ...extra, "--flake", flakeRef, "--target-host", `${spec.user}@${addr}`, sudoFlag,
-    ...(spec.buildHost ? ["--build-host", spec.buildHost] : []), ...impure, ...caches,
+    "switch", ...extra, "--flake", flakeRef, "--target-host", target(addr), sudoFlag,
+    ...(build ? ["--build-host", `${build.user ? `${build.user}@` : ""}${buildAlias}`] : []), ...impure, ...caches,
   ];
-  const candidates = [...new Set([spec.agentAddress, spec.finalAddress, spec.fqdn].filter((a): a is string => !!a))];
 
-  const ssh = (addr: string, cmd: string) => $({ nothrow: true, quiet: true, timeout: "60s" })`ssh ${sshOpts} ${`${spec.user}@${addr}`} -- ${cmd}`;
-  const generation = async (addr: string) => {
-    const r = await ssh(addr, 'readlink "${FLEET_SYSTEM_PROFILE:-/nix/var/nix/profiles/system}"');
-    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  const ssh = (addr: string, cmd: string, timeout: `${number}s` = "60s") => $({ nothrow: true, quiet: true, timeout })`ssh -F ${sshConfig} ${target(addr)} -- ${cmd}`;
+  const P = '"${FLEET_SYSTEM_PROFILE:-/nix/var/nix/profiles/system}"';
+  const stateOf = async (addr: string): Promise<HostState | undefined> => {
+    const r = await ssh(addr, `readlink ${P}; readlink -f ${P}; readlink -f "\${FLEET_CURRENT_SYSTEM:-/run/current-system}"`);
+    const [generation, profilePath, current] = r.stdout.trim().split("\n");
+    const n = /-(\d+)-link$/.exec(generation ?? "");
+    return r.exitCode === 0 && n ? { generation, number: Number(n[1]), profilePath, current: current ?? "" } : undefined;
   };
 
   async function rebuild(addr: string, extra: string[] = []) {
@@ -204,15 +287,44 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     return p;
   }
 
+  /**
+   * Back to the generation recorded before the switch: set the profile to it and activate it,
+   * as nixos-rebuild-ng activates (detached with systemd-run where the host has systemd). Never
+   * `nix-env --rollback`, which picks the highest generation below the current one: after a
+   * failed N+1, a rollback to N and a failed N+2 that is N+1, a known-bad generation
+   * (NixOS/nix src/libstore/profiles.cc; nix-env --rollback).
+   */
+  async function rollbackTo(addr: string, to: HostState) {
+    const stc = `${P}/bin/switch-to-configuration`;
+    const detach = "systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK --collect --no-ask-password --pipe --quiet --service-type=exec --unit=fleet-rollback-switch-to-configuration";
+    const cmd = `sudo nix-env -p ${P} --switch-generation ${to.number} && if [ -d "\${FLEET_RUN_DIR:-/run}/systemd/system" ]; then sudo ${detach} ${stc} switch; else sudo ${stc} switch; fi`;
+    const r = await ssh(addr, cmd, `${spec.timeouts.switchSeconds}s`);
+    r.stderr.split("\n").filter(Boolean).forEach((l: string) => say(`  | ${l}`));
+    const now = await stateOf(addr);
+    return { ok: r.exitCode === 0 && now?.current === to.current, now, exitCode: r.exitCode };
+  }
+
+  /** The first address in `addrs` where SSH answers and the host state can be read, within `seconds`. */
+  const reach = (addrs: string[], seconds: number) =>
+    untilDeadline(seconds, async () => {
+      for (const a of addrs) if (await tcpOpen(a, port)) {
+        const st = await stateOf(a);
+        if (st) return { addr: a, state: st };
+      }
+      return undefined;
+    });
+
   if (opts.dryRun) {
     say(`would wait for SSH on ${candidates.join(" or ")} port ${port} (up to ${spec.timeouts.sshSeconds}s)`);
     say(`would pin the host key in ${opts.knownHostsFile}: ssh-keyscan -p ${port} -t ed25519 <address>`);
-    say(`would run: NIX_SSHOPTS=${JSON.stringify(sshOpts.join(" "))} nixos-rebuild ${rebuildArgs("<address>", opts.rollback ? ["--rollback"] : []).join(" ")}`);
+    if (build) say(`would pin the build host's key as build-host:${build.host}`);
+    say(`would run: NIX_SSHOPTS=${JSON.stringify(nixSshOpts)} nixos-rebuild ${(opts.rollback ? rebuildArgs("<address>", ["--rollback", ...detected.noReexec]) : rebuildArgs("<address>")).join(" ")}`);
     if (!opts.rollback) {
       if (spec.finalAddress) say(`would follow the host to ${spec.finalAddress} if it moves`);
-      say(`would check: no failed systemd units; ${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}`);
-      say("would roll back to the previous generation if the switch or a check fails");
+      say(`would check: ${spec.units?.length ? `units ${spec.units.join(", ")} not failed; ` : ""}${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}; stable for ${spec.timeouts.healthStableSeconds ?? 10}s`);
+      say("would roll back to the generation it ran before if the switch or a check fails");
     }
+    cleanup();
     return { host: spec.host, ok: true, seconds: 0, exitCode: EXIT.ok, message: "dry run" };
   }
 
@@ -222,13 +334,14 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     if (found.exitCode !== 0) {
       const hint = tool === "nixos-rebuild" ? "install Nix, then `nix profile install nixpkgs#nixos-rebuild` (or run from a NixOS machine)" : "install the OpenSSH client";
       say(`FAILED: ${tool} is not on PATH; ${hint}`);
+      cleanup();
       return { host: spec.host, ok: false, seconds: 0, exitCode: EXIT.usage, message: `${tool} is not on PATH` };
     }
   }
 
   let address: string | undefined;
   let switched = false;
-  let before: string | undefined;
+  let before: HostState | undefined;
   try {
     if (candidates.length === 0)
       throw new DeployError("no address known (no static address, no agent address, no DNS name)", EXIT.usage, "give the host a static address or pass --address");
@@ -249,28 +362,55 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     });
 
     await phase("pin host key", () => pinHostKey(spec, address!, port, opts.knownHostsFile, say));
+    if (build) await phase(`pin build host key (${build.host})`, () => pinBuildHostKey(build!, opts.knownHostsFile, say));
 
     if (opts.rollback) {
       await phase("roll back", async () => {
-        const r = await rebuild(address!, ["--rollback"]);
-        if (r.exitCode !== 0) throw new DeployError(`nixos-rebuild --rollback exited ${r.exitCode}`, EXIT.rollbackFailed, "log in with ssh and run: sudo nixos-rebuild switch --rollback");
-        say(`now at ${(await generation(address!)) ?? "unknown generation"}`);
+        // nixos-rebuild --rollback without re-exec: re-exec would build nixos-rebuild from the
+        // flake first, and a rollback must work when the flake or the network does not.
+        const r = await rebuild(address!, ["--rollback", ...detected.noReexec]);
+        if (r.exitCode !== 0) throw new DeployError(`nixos-rebuild --rollback exited ${r.exitCode}`, EXIT.rollbackFailed, "log in with ssh and run: sudo nixos-rebuild switch --rollback --no-reexec");
+        say(`now at ${(await stateOf(address!))?.generation ?? "unknown generation"}`);
       });
       return { host: spec.host, ok: true, seconds: (Date.now() - started) / 1000, address, exitCode: EXIT.ok, message: "rolled back" };
     }
 
-    before = await generation(address);
+    const login = await ssh(address, "true");
+    if (login.exitCode !== 0)
+      throw new DeployError(`SSH login as ${spec.user} at ${address} failed: ${login.stderr.trim().split("\n").pop()}`, EXIT.unreachable, `deploy.user must be an admin user of the inventory whose key is in ssh-agent or FLEET_SSH_KEY_FILE`);
+    before = await stateOf(address);
+    if (!before) say("could not read the current generation: if this deploy fails, it will not be rolled back");
     await phase(`nixos-rebuild switch ${spec.host}`, async () => {
       const r = await rebuild(address!);
       switched = true;
-      if (r.exitCode !== 0) {
-        // Moving to a new address can cut the SSH session mid-activation: check where it landed.
-        if (spec.finalAddress && spec.finalAddress !== address && (await tcpOpen(spec.finalAddress, port))) {
-          const now = await generation(spec.finalAddress);
-          if (now && now !== before) return say(`the connection dropped while the host moved; it is at ${spec.finalAddress} on ${now}`);
-        }
-        throw new DeployError(`nixos-rebuild switch exited ${r.exitCode}`, EXIT.failed, "read the build output above; fix the configuration and deploy again");
+      if (r.exitCode === 0) return;
+      if (r.exitCode === 255) {
+        // ssh lost the connection (a host that moves to its static address, a network blip).
+        // nixos-rebuild-ng set the profile before activating and runs switch-to-configuration
+        // detached with systemd-run, so activation may still run or have finished: find out.
+        say("the SSH connection dropped during the switch; reconnecting to see where the host is");
+        const found = await reach([address!, ...(spec.finalAddress && spec.finalAddress !== address ? [spec.finalAddress] : [])], Math.max(30, Math.min(spec.timeouts.sshSeconds, 300)));
+        if (!found) throw new DeployError("the connection dropped during the switch and the host did not answer again", EXIT.unreachable, `check VM ${spec.vmid} on ${spec.node} (qm status ${spec.vmid}); the console shows whether it activated`);
+        address = found.addr;
+        const waited = await untilDeadline(spec.timeouts.switchSeconds, async () => ((await ssh(address!, "systemctl is-active nixos-rebuild-switch-to-configuration")).stdout.trim() === "active" ? undefined : true));
+        if (!waited) throw new DeployError(`activation still runs after ${spec.timeouts.switchSeconds}s`, EXIT.failed, "see `journalctl -u nixos-rebuild-switch-to-configuration` on the host");
+        const now = await stateOf(address!);
+        if (!now || now.current !== now.profilePath || (before && now.profilePath === before.profilePath))
+          throw new DeployError(`the connection dropped and the host does not run the new generation (it runs ${now?.current ?? "unknown"})`, EXIT.failed, "see `journalctl -u nixos-rebuild-switch-to-configuration` on the host");
+        // switch-to-configuration-ng logs how the switch ended ("finished switching to system
+        // configuration <path>" or "... <path> failed (status N)"; main.rs, do_system_switch).
+        const journal = await ssh(address!, "sudo journalctl -u nixos-rebuild-switch-to-configuration -o cat -n 200");
+        const lines = journal.stdout.split("\n").filter((l) => l.includes(now.profilePath.split("/").pop()!));
+        const last = lines.reverse().find((l) => /finished switching|failed \(status \d+\)/.test(l));
+        const status = last ? (/failed \(status (\d+)\)/.exec(last)?.[1] ?? "0") : undefined;
+        if (status === "0") return say(`activation finished while disconnected: ${now.generation} runs at ${address}`);
+        if (status !== undefined) throw new DeployError(`the connection dropped and the activation failed (switch-to-configuration exited ${status})`, EXIT.failed, `see \`journalctl -u nixos-rebuild-switch-to-configuration\` on ${spec.host}`);
+        return say(`activation ended while disconnected, its result was not logged: ${now.generation} runs at ${address}; the health check decides`);
       }
+      // switch-to-configuration-ng (nixpkgs pkgs/by-name/sw/switch-to-configuration-ng):
+      // 2 = the activation script failed, 4 = units failed to start or restart.
+      const meaning = r.exitCode === 2 ? "the activation script failed" : r.exitCode === 4 ? "units failed to start" : "";
+      throw new DeployError(`nixos-rebuild switch exited ${r.exitCode}${meaning ? ` (${meaning})` : ""}`, EXIT.failed, meaning ? `see \`journalctl -b\` on ${spec.host}; fix and deploy again` : "read the build output above; fix the configuration and deploy again");
     });
 
     if (spec.finalAddress && spec.finalAddress !== address) {
@@ -286,27 +426,29 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     }
 
     await phase("health check", () => healthCheck(spec, address!, ssh, say));
-    const now = await generation(address);
-    say(`deployed ${now ?? ""} in ${secs(started)}`.replace("  ", " "));
+    const now = await stateOf(address);
+    say(`deployed ${now?.generation ?? ""} in ${secs(started)}`.replace("  ", " "));
     return { host: spec.host, ok: true, seconds: (Date.now() - started) / 1000, address, exitCode: EXIT.ok };
   } catch (e) {
     const err = e instanceof DeployError ? e : new DeployError(String((e as Error)?.message ?? e), EXIT.failed, "see the output above");
     let exitCode = err.exitCode;
     let message = `${err.message}`;
     if (switched && address) {
-      // Roll back only if the host left the generation it ran before: a build that failed
-      // before activation changed nothing, and --rollback would undo a good generation.
-      const current = await generation(address);
-      if (before !== undefined && current === before) message += `; the host still runs its previous generation ${before}`;
+      // Where is the host now? Retry for a while: it may be moving to its static address.
+      const found = await reach([address, ...(spec.finalAddress && spec.finalAddress !== address ? [spec.finalAddress] : [])], 30);
+      const now = found?.state;
+      if (found) address = found.addr;
+      if (!before) message += "; the generation it ran before is unknown, so it was not rolled back (check it by hand)";
+      else if (!now) message += `; the host cannot be reached to roll it back (it ran ${before.generation} before)`;
+      else if (now.current === before.current && now.generation === before.generation) message += `; the host still runs its previous generation ${before.generation}`;
       else {
-        say("rolling back to the previous generation");
-        const r = await rebuild(address, ["--rollback"]);
-        const now = await generation(address);
-        if (r.exitCode === 0) {
-          message += `; rolled back${now ? ` to ${now}` : ""}`;
+        say(`rolling back to ${before.generation} (the generation it ran before)`);
+        const r = await rollbackTo(address, before);
+        if (r.ok) {
+          message += `; rolled back to ${before.generation}`;
           if (exitCode === EXIT.unreachable) exitCode = EXIT.failed;
         } else {
-          message += `; the rollback failed too (nixos-rebuild exited ${r.exitCode})`;
+          message += `; the rollback to ${before.generation} failed too (exit ${r.exitCode}; the host runs ${r.now?.current ?? "unknown"})`;
           exitCode = EXIT.rollbackFailed;
         }
       }
@@ -314,7 +456,29 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     say(`FAILED: ${message}`);
     say(`next: ${err.hint}; ${opts.fromTerraform ? "Terraform marks the step tainted, so the next `cdktf deploy` retries it" : `retry with \`npm run deploy -- ${spec.host}\``}`);
     return { host: spec.host, ok: false, seconds: (Date.now() - started) / 1000, address, exitCode, message };
+  } finally {
+    cleanup();
   }
+}
+
+/** The build host's key, pinned on first contact like a target's (alias build-host:<name>); a change is refused. */
+async function pinBuildHostKey(build: { host: string; port?: number }, file: string, say: (m: string) => void) {
+  const port = build.port ?? 22;
+  const scan = await $({ nothrow: true, quiet: true, timeout: "30s" })`ssh-keyscan -T 10 -p ${port} -t ed25519 ${build.host}`;
+  const line = scan.stdout.split("\n").find((l) => l.trim() && !l.startsWith("#"));
+  if (!line) throw new DeployError(`ssh-keyscan got no ed25519 host key from build host ${build.host}:${port}`, EXIT.unreachable, "check that the build host runs sshd and is reachable");
+  const [, type, key] = line.trim().split(/\s+/);
+  const name = `build-host:${build.host}`;
+  await withLock(file, () => {
+    const pins = readPins(file);
+    const pin = pins.get(name);
+    if (!pin) {
+      pins.set(name, { key: `${type} ${key}`, vmid: 0 });
+      writePins(file, pins);
+      say(`first contact: pinned the build host's ${type} key in ${file}`);
+    } else if (pin.key !== `${type} ${key}`)
+      throw new DeployError(`host key of build host ${build.host} changed; refusing to build there`, EXIT.hostKey, `if it was reinstalled on purpose, delete the lines for ${name} from ${file}`);
+  });
 }
 
 async function pinHostKey(spec: DeploySpec, address: string, port: number, file: string, say: (m: string) => void) {
@@ -350,15 +514,24 @@ async function pinHostKey(spec: DeploySpec, address: string, port: number, file:
   });
 }
 
+/**
+ * The host is healthy when none of its role units has failed (units of other roles or of the
+ * system do not count) and every role port answers, continuously for the stable window (a
+ * service that comes up and crashes a second later is not healthy). Gives up after
+ * healthSeconds plus that window.
+ */
 async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string, cmd: string) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>, say: (m: string) => void) {
-  let failures: string[] = [];
-  const ok = await untilDeadline(spec.timeouts.healthSeconds, async () => {
-    failures = [];
-    const units = await ssh(address, "systemctl list-units --state=failed --no-legend --plain");
-    if (units.exitCode !== 0) failures.push(`systemctl failed: ${units.stderr.trim() || units.exitCode}`);
-    else {
-      const failed = units.stdout.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
-      if (failed.length) failures.push(`failed systemd units: ${failed.join(", ")}`);
+  const stable = spec.timeouts.healthStableSeconds ?? 10;
+  const units = spec.units ?? [];
+  const probe = async (): Promise<string[]> => {
+    const failures: string[] = [];
+    if (units.length) {
+      // systemctl is-failed prints one state per unit and exits 0 when at least one failed
+      const r = await ssh(address, `systemctl is-failed ${units.map((u) => `'${u}'`).join(" ")}`);
+      const states = r.stdout.trim().split("\n");
+      const failed = units.filter((_, i) => states[i]?.trim() === "failed");
+      if (failed.length) failures.push(`failed units: ${failed.join(", ")}`);
+      else if (r.exitCode === 255) failures.push(`ssh to ${address} failed: ${r.stderr.trim()}`);
     }
     for (const h of spec.health) {
       if (h.kind === "http") {
@@ -371,8 +544,26 @@ async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string
         }
       } else if (!(await tcpOpen(address, h.port))) failures.push(`${h.role}: nothing listens on ${address}:${h.port}`);
     }
-    return failures.length === 0 ? true : undefined;
-  });
-  if (!ok) throw new DeployError(`health check failed after ${spec.timeouts.healthSeconds}s: ${failures.join("; ")}`, EXIT.healthRolledBack, `see \`journalctl -u <unit>\` on ${spec.host}; fix and deploy again`);
-  say(`healthy: no failed units${spec.health.length ? `, ${spec.health.map((h) => `${h.role}:${h.port}`).join(", ")} answer` : ""}`);
+    return failures;
+  };
+  let failures: string[] = [];
+  let healthySince: number | undefined;
+  const deadline = Date.now() + (spec.timeouts.healthSeconds + stable) * 1000;
+  while (true) {
+    failures = await probe();
+    const now = Date.now();
+    if (failures.length) healthySince = undefined;
+    else if (healthySince === undefined) healthySince = now;
+    if (healthySince !== undefined && now - healthySince >= stable * 1000) break;
+    if (now >= deadline) break;
+    if (healthySince === undefined && now - (deadline - (spec.timeouts.healthSeconds + stable) * 1000) >= spec.timeouts.healthSeconds * 1000) break;
+    await sleep(Math.min(1000, Math.max(100, (stable * 1000) / 2), Math.max(0, deadline - now)));
+  }
+  if (healthySince === undefined || Date.now() - healthySince < stable * 1000)
+    throw new DeployError(
+      failures.length ? `health check failed after ${spec.timeouts.healthSeconds}s: ${failures.join("; ")}` : `health check was not stable for ${stable}s within ${spec.timeouts.healthSeconds + stable}s`,
+      EXIT.healthRolledBack,
+      `see \`journalctl -u <unit>\` on ${spec.host}; fix and deploy again`,
+    );
+  say(`healthy for ${stable}s: ${units.length ? `${units.join(", ")} not failed` : "no role units"}${spec.health.length ? `; ${spec.health.map((h) => `${h.role}:${h.port}`).join(", ")} answer` : ""}`);
 }

@@ -1,0 +1,82 @@
+/**
+ * Terraform contract for adopted VMs (import blocks) and a template the cluster stack creates,
+ * through real Terraform with the provider double (a STAND-IN for the provider's behaviour).
+ * The provider binary is the project's provider double, a STAND-IN for the provider's behaviour
+ * and the Proxmox API (__tests__/provider-double/); Terraform core's own checks are real.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseInventory } from "../constructs/inventory";
+import { ROOT } from "./helpers";
+import { DoubleFleet } from "./provider-double/harness";
+import { asPlan, renderPlans } from "../scripts/lib/plan-comment";
+
+
+describe('template mode "create" through real Terraform', () => {
+  const createInventory = () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    data.template = { ...data.template, mode: "create", imageUrl: "https://images.example.invalid/nixos.qcow2", diskGiB: 16 };
+    delete data.template.bootstrapImage;
+    return parseInventory(JSON.stringify(data), "fleet.json");
+  };
+
+  it("imports the image into a storage with the `import` content type, and the template plans empty afterwards", async () => {
+    const fleet = await DoubleFleet.create(createInventory());
+    const r = await fleet.lifecycle("cluster");
+    expect(r.failed ?? "").toBe("");
+    expect(r.replan!.status).toBe(0);
+    const template = Object.values(fleet.cluster().vms).find((v) => v.template && v.name === "nixos-template" && v.disks.virtio0?.size === 16);
+    expect(template?.boot).toEqual(["virtio0"]);
+  });
+
+  it("fails where the image storage lacks the `import` content type (PVE < 8.4 or not enabled)", async () => {
+    const fleet = await DoubleFleet.create(createInventory(), (c) => {
+      for (const s of Object.values(c.storages)) s.content = s.content.filter((x) => x !== "import");
+    });
+    const r = await fleet.lifecycle("cluster");
+    expect(r.failed).toContain("does not support content type 'import'");
+  });
+});
+
+describe("adopting an existing VM (import block) through real Terraform", () => {
+  it("imports it, and the first apply changes nothing that reboots it or touches its boot order, disks or NICs", async () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    const host = data.hosts.find((h: any) => h.name === "tappaas-litellm");
+    host.existing = true;
+    const existingVm = {
+      node: host.node,
+      name: host.name,
+      disks: { scsi0: { storage: "local-lvm", size: 64 }, scsi1: { storage: "local-lvm", size: 100 } },
+      boot: ["scsi0", "net0"],
+      nics: [
+        { bridge: "vmbr0", model: "virtio", mac: "BC:24:11:AA:BB:01", firewall: true },
+        { bridge: "vmbr1", model: "e1000", mac: "BC:24:11:AA:BB:02" },
+      ],
+      hostpci: [],
+      running: true,
+      cores: 8,
+      memory: 16384,
+      tags: ["legacy"],
+    };
+    const fleet = await DoubleFleet.create(parseInventory(JSON.stringify(data), "fleet.json"), (c) => (c.vms[String(host.vmid)] = structuredClone(existingVm)));
+    expect((await fleet.lifecycle("cluster")).failed ?? "").toBe("");
+    expect((await fleet.tf("ai", "init", "-input=false")).status).toBe(0);
+    const plan = await fleet.tf("ai", "plan", "-input=false");
+    expect(plan.status).toBe(0);
+    // The same real plan, as `terraform show -json`, rendered for a pull request: the host is named.
+    expect((await fleet.tf("ai", "plan", "-input=false", "-out=tfplan")).status).toBe(0);
+    const shown = await fleet.tf("ai", "show", "-json", "tfplan");
+    const md = renderPlans([{ label: "ai", plan: asPlan(JSON.parse(shown.out)) }]).markdown;
+    expect(md).toMatch(/#### Imports\s+- host `tappaas-litellm`: `proxmox_virtual_environment_vm\.tappaas-litellm_nixos_vm_[0-9A-F]{8}` ← `pve1\/8202`/);
+    expect(md).toMatch(/<summary><b>tappaas-litellm<\/b> — <code>proxmox_virtual_environment_vm\./);
+    const block = plan.out.slice(plan.out.indexOf("# proxmox_virtual_environment_vm.tappaas-litellm"));
+    const vmPlan = block.slice(0, block.indexOf("\n    }\n") + 6);
+    expect(vmPlan).toContain('(imported from "pve1/8202")');
+    for (const attr of ["boot_order", "disk", "network_device", "bios", "machine", "reboot", "started", "cpu", "memory", "agent", "vga"]) expect(vmPlan).not.toMatch(new RegExp(`^\\s*[~+-] ${attr}\\b`, "m"));
+    const apply = await fleet.tf("ai", "apply", "-auto-approve", "-input=false");
+    expect(apply.status).toBe(0);
+    const vm = fleet.cluster().vms[String(host.vmid)];
+    expect({ disks: vm.disks, boot: vm.boot, nics: vm.nics }).toEqual({ disks: existingVm.disks, boot: existingVm.boot, nics: existingVm.nics });
+    expect((await fleet.tf("ai", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+});
