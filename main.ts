@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadInventory, InventoryError, PROJECT_ROOT } from "./constructs/inventory";
-import { buildFleet } from "./stacks/fleet";
+import { backendProblem, buildFleet } from "./stacks/fleet";
 
 // cdktf records a stack trace for every token; with tsx's source maps on, formatting them was
 // most of the synth time of a large fleet (see docs/adr-0006-synth-speed.md).
@@ -56,6 +56,11 @@ async function main(): Promise<void> {
   const backend = process.env.FLEET_BACKEND;
   if (backend !== undefined && !["local", "pg", "s3"].includes(backend)) {
     process.stderr.write(`FLEET_BACKEND: "${backend}" is not a state backend; use local, pg or s3. Nothing was synthesized.\n`);
+    process.exit(1);
+  }
+  const missing = backendProblem((backend as "local" | "pg" | "s3" | undefined) ?? inventory.backend ?? "local");
+  if (missing) {
+    process.stderr.write(`${missing}. Nothing was synthesized.\n`);
     process.exit(1);
   }
   // Before App exists: its constructor creates the output directory.

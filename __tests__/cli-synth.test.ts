@@ -63,3 +63,23 @@ describe("Terraform version check", () => {
     expect(existsSync(out)).toBe(false);
   });
 });
+
+describe("state backends never prompt", () => {
+  const run = (env: Record<string, string>) => spawnSync("node", [join(ROOT, "scripts", "app.mjs")], { cwd: ROOT, env: { ...process.env, PG_CONN_STR: "", FLEET_S3_BUCKET: "", AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_PROFILE: "", FLEET_SKIP_VALIDATION: "1", CDKTF_OUTDIR: mkdtempSync(join(tmpdir(), "be-")), ...env }, encoding: "utf8", timeout: 10000 });
+
+  it("FLEET_BACKEND=pg without PG_CONN_STR stops at once, naming the variable", () => {
+    const r = run({ FLEET_BACKEND: "pg" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^FLEET_BACKEND=pg needs PG_CONN_STR/);
+  });
+
+  it("FLEET_BACKEND=s3 without a bucket or credentials stops at once, naming them; with them the bucket is in the backend block", () => {
+    expect(run({ FLEET_BACKEND: "s3" }).stderr).toMatch(/^FLEET_BACKEND=s3 needs FLEET_S3_BUCKET/);
+    expect(run({ FLEET_BACKEND: "s3", FLEET_S3_BUCKET: "fleet-state" }).stderr).toMatch(/needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE/);
+    const out = mkdtempSync(join(tmpdir(), "be-ok-"));
+    const ok = run({ FLEET_BACKEND: "s3", FLEET_S3_BUCKET: "fleet-state", FLEET_S3_ENDPOINT: "https://minio.lan:9000", AWS_PROFILE: "fleet", CDKTF_OUTDIR: out });
+    expect(ok.status).toBe(0);
+    const s3 = JSON.parse(readFileSync(join(out, "stacks", "ai", "cdk.tf.json"), "utf8")).terraform.backend.s3;
+    expect(s3).toMatchObject({ bucket: "fleet-state", key: "fleet/ai.tfstate", use_lockfile: true, endpoints: { s3: "https://minio.lan:9000" }, use_path_style: true });
+  });
+});

@@ -10,7 +10,6 @@ import { ROOT } from "./helpers";
 
 const FIXTURES = join(__dirname, "fixtures", "plans");
 const fixture = (name: string) => asPlan(JSON.parse(readFileSync(join(FIXTURES, name), "utf8")));
-const STATEFUL = new Set(["tappaas-flaredb", "tappaas-chainfire", "tappaas-cicd"]);
 
 function cli(args: string[], input?: { file: string; text: string }) {
   if (input) writeFileSync(input.file, input.text);
@@ -19,7 +18,7 @@ function cli(args: string[], input?: { file: string; text: string }) {
 }
 
 describe("plan comment from hand-written Proxmox plan fixtures", () => {
-  const r = renderPlans([{ label: "platform", plan: fixture("proxmox-mixed.json") }], { statefulHosts: STATEFUL });
+  const r = renderPlans([{ label: "platform", plan: fixture("proxmox-mixed.json") }]);
 
   it("counts creates, updates, replaces, destroys, imports and no-ops", () => {
     expect(r.counts).toMatchObject({ create: 1, update: 1, replace: 3, destroy: 1, import: 1, "no-op": 2 });
@@ -30,46 +29,50 @@ describe("plan comment from hand-written Proxmox plan fixtures", () => {
     const banner = r.markdown.split("\n").filter((l) => l.startsWith(">"));
     expect(banner[0]).toBe("> [!CAUTION]");
     expect(banner[1]).toBe("> **2 VMs would be destroyed or replaced, 1 of them stateful:**");
-    expect(banner[2]).toMatch(/^> - \*\*tappaas-flaredb\*\* \(stateful\): replaced/);
-    expect(banner[3]).toMatch(/^> - tappaas-novanet: destroyed/);
+    expect(banner[2]).toMatch(/^> - \*\*`tappaas-flaredb`\*\* \(stateful\): replaced/);
+    expect(banner[3]).toMatch(/^> - `tappaas-novanet`: destroyed/);
   });
 
   it("exits non-zero for a stateful VM unless destruction is allowed", () => {
     expect(r.exitCode).toBe(EXIT_STATEFUL_DESTROY);
-    expect(renderPlans([{ label: "platform", plan: fixture("proxmox-mixed.json") }], { statefulHosts: STATEFUL, allowDestroy: true }).exitCode).toBe(0);
-    expect(renderPlans([{ label: "ai", plan: fixture("proxmox-create.json") }], { statefulHosts: STATEFUL }).exitCode).toBe(0);
+    expect(renderPlans([{ label: "platform", plan: fixture("proxmox-mixed.json") }], { allowDestroy: true }).exitCode).toBe(0);
+    expect(renderPlans([{ label: "ai", plan: fixture("proxmox-create.json") }]).exitCode).toBe(0);
   });
 
   it("names the hosts whose NixOS is re-applied and which trigger changed", () => {
-    expect(r.markdown).toContain("| tappaas-iam | config_hash |");
-    expect(r.markdown).toContain("| tappaas-flaredb | its VM is recreated |");
+    expect(r.markdown).toContain("| `tappaas-iam` | `config_hash` |");
+    expect(r.markdown).toContain("| `tappaas-flaredb` | `its VM is recreated` |");
   });
 
   it("lists imports and drift", () => {
-    expect(r.markdown).toContain("- host `legacy-git`: `proxmox_virtual_environment_vm.legacy-git_nixos_vm_0A1B2C3D` ← `pve2/150` (platform)");
-    expect(r.markdown).toMatch(/#### Drift\n\n- host `tappaas-chainfire`: `proxmox_virtual_environment_vm\.tappaas-chainfire_nixos_vm_11111111` \(platform\): changed outside Terraform: `tags\[1\]`/);
+    expect(r.markdown).toContain("- host `legacy-git`: `proxmox_virtual_environment_vm.legacy-git_nixos_vm_0A1B2C3D` ← `pve2/150` (`platform`)");
+    expect(r.markdown).toMatch(/#### Drift\n\n- host `tappaas-chainfire`: `proxmox_virtual_environment_vm\.tappaas-chainfire_nixos_vm_11111111` \(`platform`\): changed outside Terraform: `tags\[1\]`/);
   });
 
   it("shows attribute changes per resource and masks sensitive values", () => {
     expect(r.markdown).toContain("<details><summary><b>tappaas-openwebui</b> — <code>proxmox_virtual_environment_vm.tappaas-openwebui_nixos_vm_3EE858B4</code> — update (platform)</summary>");
-    expect(r.markdown).toContain("| memory[0].dedicated | 8192 | 16384 |");
-    expect(r.markdown).toContain("| node_name | \"pve1\" | \"pve2\" |");
-    expect(r.markdown).toContain("| ipv4_addresses | — | (known after apply) |");
+    expect(r.markdown).toContain("| `memory[0].dedicated` | `8192` | `16384` |");
+    expect(r.markdown).toContain("| `node_name` | `\"pve1\"` | `\"pve2\"` |");
+    expect(r.markdown).toContain("| `ipv4_addresses` | `—` | `(known after apply)` |");
     const created = r.markdown.slice(r.markdown.indexOf("tappaas-newhost_nixos_vm"));
-    expect(created).toContain("| initialization[0].user_account[0].password | — | (sensitive) |");
+    expect(created).toContain("| `initialization[0].user_account[0].password` | `—` | `(sensitive)` |");
     expect(r.markdown).not.toMatch(/password \| [^(|]*"[^"]+"/);
   });
 
   it("renders the same comment whatever the order of the plan's entries", () => {
     const plan = fixture("proxmox-mixed.json");
     const shuffled = { ...plan, resource_changes: [...plan.resource_changes!].reverse() };
-    expect(renderPlans([{ label: "platform", plan: shuffled }], { statefulHosts: STATEFUL }).markdown).toBe(r.markdown);
+    expect(renderPlans([{ label: "platform", plan: shuffled }]).markdown).toBe(r.markdown);
   });
 
-  it("treats every VM as stateful when the inventory is unknown", () => {
-    const u = renderPlans([{ label: "platform", plan: fixture("proxmox-mixed.json") }]);
-    expect(u.markdown).toContain("> **2 VMs would be destroyed or replaced, 2 of them stateful:**");
-    expect(u.markdown).toContain("every VM is treated as stateful");
+  it("decides what is stateful from Proxmox's side (the prior state's tag or protection), not from an inventory", () => {
+    const plan = fixture("proxmox-mixed.json");
+    const untagged = JSON.parse(JSON.stringify(plan));
+    for (const rc of untagged.resource_changes) if (rc.change.before) (rc.change.before.tags = ["nixos"]), delete rc.change.before.protection;
+    expect(renderPlans([{ label: "platform", plan: untagged }]).exitCode).toBe(0);
+    const protectedOnly = JSON.parse(JSON.stringify(untagged));
+    protectedOnly.resource_changes.find((rc: any) => rc.address.includes("novanet")).change.before.protection = true;
+    expect(renderPlans([{ label: "platform", plan: protectedOnly }]).exitCode).toBe(EXIT_STATEFUL_DESTROY);
   });
 });
 
@@ -77,10 +80,10 @@ describe("npm run plan-comment", () => {
   const dir = mkdtempSync(join(tmpdir(), "plancomment-"));
 
   it("prints Markdown and exits 3 for a stateful VM replacement, 0 with --allow-destroy", () => {
-    const a = cli([join(FIXTURES, "proxmox-mixed.json"), "--inventory", join(ROOT, "fleet.json")]);
+    const a = cli([join(FIXTURES, "proxmox-mixed.json")]);
     expect(a.status).toBe(3);
-    expect(a.out).toContain("### Plan: proxmox-mixed");
-    expect(cli([join(FIXTURES, "proxmox-mixed.json"), "--allow-destroy", "--inventory", join(ROOT, "fleet.json")]).status).toBe(0);
+    expect(a.out).toContain("### Plan: `proxmox-mixed`");
+    expect(cli([join(FIXTURES, "proxmox-mixed.json"), "--allow-destroy"]).status).toBe(0);
   });
 
   it("refuses input that is not JSON, or not a plan, with one line and status 2", () => {
@@ -91,6 +94,17 @@ describe("npm run plan-comment", () => {
     const notPlan = cli([join(dir, "y.json")], { file: join(dir, "y.json"), text: '{"hello": "world"}' });
     expect(notPlan.status).toBe(2);
     expect(notPlan.err).toMatch(/^plan-comment: .*y\.json: not a Terraform\/OpenTofu plan/);
+    for (const [i, bad] of ['{"format_version":"1.2","resource_changes":[null]}', '{"format_version":"1.2","resource_changes":[{"address":"a.b","type":"a","name":"b"}]}', '{"format_version":"1.2","resource_changes":[{"address":"a.b","type":"a","name":"b","change":{"actions":"delete"}}]}'].entries()) {
+      const r = cli([join(dir, `bad${i}.json`)], { file: join(dir, `bad${i}.json`), text: bad });
+      expect({ status: r.status, lines: r.err.trim().split("\n").length }).toEqual({ status: 2, lines: 1 });
+      expect(r.err).toMatch(/resource_changes\[0\] lacks address, type, name or change\.actions/);
+    }
+  });
+
+  it("refuses an unknown option instead of ignoring it", () => {
+    const r = cli([join(FIXTURES, "proxmox-mixed.json"), "--allow-destory"]);
+    expect(r.status).toBe(2);
+    expect(r.err).toMatch(/^plan-comment: unknown option --allow-destory/);
   });
 });
 
@@ -122,11 +136,71 @@ describe("plan comment from real `terraform show -json` of deploy-step stacks", 
     tf("plan", "-out", "plan.bin", "-input=false", "-no-color");
     const json = asPlan(JSON.parse(tf("show", "-json", "plan.bin")));
 
-    const r = renderPlans([{ label: "platform", plan: json }], { statefulHosts: new Set() });
+    const r = renderPlans([{ label: "platform", plan: json }]);
     expect(r.counts).toMatchObject({ create: 1, replace: 1, destroy: 1 });
-    expect(r.markdown).toContain("| edge2 | config_hash |");
-    expect(r.markdown).toContain("| edge4 | new host |");
+    expect(r.markdown).toContain("| `edge2` | `config_hash` |");
+    expect(r.markdown).toContain("| `edge4` | `new host` |");
     expect(r.markdown).toMatch(/<code>terraform_data\.edge3_deploy_step_[0-9A-F]{8}<\/code> — destroy/);
     expect(r.exitCode).toBe(0);
+  });
+});
+
+describe("plan comment against hostile plans", () => {
+  const MarkdownIt = require("markdown-it");
+  const md = new MarkdownIt({ html: true });
+  /** Every HTML tag in the rendered comment; only the ones the renderer itself writes may appear. */
+  const tags = (markdown: string) => [...md.render(markdown).matchAll(/<\/?([a-z0-9-]+)/gi)].map((m) => m[1].toLowerCase());
+  const ALLOWED = new Set(["h3", "h4", "p", "strong", "em", "code", "blockquote", "ul", "li", "details", "summary", "b", "table", "thead", "tbody", "tr", "th", "td"]);
+  const hostile = ["<!-- hide", "</details><script>alert(1)</script>", "a\n\n# Fake heading\n", "``` fence", "x|y|z", "[click](javascript:alert(1))", "**bold**", "<img src=x onerror=alert(1)>"];
+
+  it("escapes names and values wherever they land: no HTML, no structure from data", () => {
+    const plan = {
+      format_version: "1.2",
+      resource_changes: hostile.flatMap((h, i) => [
+        { address: `proxmox_virtual_environment_vm.h${i}_nixos_vm_0000000${i}`, type: "proxmox_virtual_environment_vm", name: `h${i}`, change: { actions: ["delete"], before: { name: h, tags: ["stateful"], description: h } } },
+        { address: `terraform_data.x${i}`, type: "terraform_data", name: `x${i}`, change: { actions: ["create"], before: null, after: { input: { [h]: h } }, after_unknown: {}, after_sensitive: {} } },
+        { address: `proxmox_virtual_environment_vm.u${i}_nixos_vm_1000000${i}`, type: "proxmox_virtual_environment_vm", name: `u${i}`, change: { actions: ["update"], importing: { id: h }, before: { name: "u", description: "old" }, after: { name: "u", description: h } } },
+      ]),
+      resource_drift: [{ address: "proxmox_virtual_environment_vm.d", type: "proxmox_virtual_environment_vm", name: "d", change: { actions: ["update"], before: { name: hostile[0], tags: ["a"] }, after: { name: hostile[0], tags: hostile } } }],
+    };
+    const r = renderPlans([{ label: "plan</summary>", plan: asPlan(plan) }]);
+    expect(r.exitCode).toBe(EXIT_STATEFUL_DESTROY);
+    for (const t of tags(r.markdown)) expect(ALLOWED.has(t) ? t : `unexpected <${t}>`).toBe(t);
+    const html = md.render(r.markdown);
+    expect(html).not.toMatch(/<script|<img|<!--|href="javascript/);
+    expect(html.match(/<h3>/g)).toHaveLength(1); // "# Fake heading" did not become structure
+    expect((html.match(/<details>/g) ?? []).length).toBe((html.match(/<\/details>/g) ?? []).length);
+  });
+
+  it("masks sensitive values by structure: keys with . [ \" and values inside lists, maps and objects", () => {
+    const secret = "s3cr3t-value";
+    const change = {
+      actions: ["update"],
+      before: { input: { "a.b": secret, "c[0]": secret, 'q"k': secret, plain: "old", list: [secret, "x"], nested: { deep: { k: secret } } } },
+      after: { input: { "a.b": `${secret}2`, "c[0]": `${secret}2`, 'q"k': `${secret}2`, plain: "new", list: [`${secret}2`, "x"], nested: { deep: { k: `${secret}2` } } } },
+      before_sensitive: { input: { "a.b": true, "c[0]": true, 'q"k': true, list: [true, false], nested: true } },
+      after_sensitive: { input: { "a.b": true, "c[0]": true, 'q"k': true, list: [true, false], nested: true } },
+      after_unknown: {},
+    };
+    const r = renderPlans([{ label: "s", plan: asPlan({ format_version: "1.2", resource_changes: [{ address: "terraform_data.t", type: "terraform_data", name: "t", change }] }) }]);
+    expect(r.markdown).not.toContain(secret);
+    expect(r.markdown).toContain('| `input["a.b"]` | `(sensitive)` | `(sensitive)` |');
+    expect(r.markdown).toContain('| `input.nested` | `(sensitive)` | `(sensitive)` |');
+    expect(r.markdown).toContain('| `input.plain` | `"old"` | `"new"` |');
+  });
+
+  it("stays under GitHub's 65,536-character limit for 13,000 changes and says what it left out", () => {
+    const resource_changes = Array.from({ length: 13000 }, (_, i) => ({
+      address: `terraform_data.h${i}_deploy_step_${String(i).padStart(8, "0").replace(/\d/g, (d) => "ABCDEF0123"[Number(d)])}`,
+      type: "terraform_data",
+      name: `h${i}_deploy_step_${String(i).padStart(8, "0").replace(/\d/g, (d) => "ABCDEF0123"[Number(d)])}`,
+      change: { actions: ["delete", "create"], before: { triggers_replace: { config_hash: "a" } }, after: { triggers_replace: { config_hash: "b" } }, after_unknown: {}, after_sensitive: {}, before_sensitive: {} },
+    }));
+    const r = renderPlans([{ label: "big", plan: asPlan({ format_version: "1.2", resource_changes }) }], { fullReportHint: "see plan-comment-full.md" });
+    expect(r.markdown.length).toBeLessThan(65536);
+    expect(r.markdown).toContain("**0 to create · 0 to update · 13000 to replace");
+    expect(r.markdown).toMatch(/_… \d+ more entries left out to stay under GitHub's comment limit; see plan-comment-full\.md\._/);
+    expect(r.markdown).toContain("| … and 12700 more | |");
+    expect(r.full.length).toBeGreaterThan(1_000_000);
   });
 });

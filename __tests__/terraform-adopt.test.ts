@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { parseInventory } from "../constructs/inventory";
 import { ROOT } from "./helpers";
 import { DoubleFleet } from "./provider-double/harness";
-import { asPlan, renderPlans } from "../scripts/lib/plan-comment";
+import { asPlan, EXIT_STATEFUL_DESTROY, renderPlans } from "../scripts/lib/plan-comment";
 
 
 describe('template mode "create" through real Terraform', () => {
@@ -78,5 +78,29 @@ describe("adopting an existing VM (import block) through real Terraform", () => 
     const vm = fleet.cluster().vms[String(host.vmid)];
     expect({ disks: vm.disks, boot: vm.boot, nics: vm.nics }).toEqual({ disks: existingVm.disks, boot: existingVm.boot, nics: existingVm.nics });
     expect((await fleet.tf("ai", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+});
+
+describe("removing a stateful host in a pull request, through real Terraform", () => {
+  it("plans the VM's destruction, plan-comment exits 3 naming the host (from Proxmox's tag and protection), and Proxmox refuses the delete", async () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    // a second ops host, so the stack stays when tappaas-cicd leaves it
+    data.hosts.push({ name: "bastion", roles: [], vmid: 8190, node: "pve1", cores: 1, memoryMiB: 1024, diskGiB: 20, network: { address: "192.168.10.90/24", gateway: "192.168.10.1" } });
+    const fleet = await DoubleFleet.create(parseInventory(JSON.stringify(data), "fleet.json"));
+    for (const s of ["cluster", "ops"]) expect((await fleet.lifecycle(s)).failed ?? "").toBe("");
+    // The pull request removes tappaas-cicd: its VM resource, prevent_destroy with it.
+    data.hosts = data.hosts.filter((h: any) => h.name !== "tappaas-cicd");
+    const next = await DoubleFleet.create(parseInventory(JSON.stringify(data), "fleet.json"));
+    const ops = next.json("ops");
+    fleet.writeJson("ops", ops);
+    expect((await fleet.tf("ops", "plan", "-input=false", "-out=tfplan")).status).toBe(0);
+    const shown = await fleet.tf("ops", "show", "-json", "tfplan");
+    const r = renderPlans([{ label: "ops", plan: asPlan(JSON.parse(shown.out)) }]);
+    expect(r.exitCode).toBe(EXIT_STATEFUL_DESTROY);
+    expect(r.markdown).toMatch(/> - \*\*`tappaas-cicd`\*\* \(stateful\): destroyed/);
+    // The second wall: Proxmox itself refuses to delete a protected VM.
+    const apply = await fleet.tf("ops", "apply", "-auto-approve", "-input=false");
+    expect(apply.status).not.toBe(0);
+    expect(apply.out).toContain("VM is protected");
   });
 });

@@ -7,6 +7,7 @@ import {
 } from "../.gen/providers/proxmox/virtual-environment-vm";
 import type { NetworkSpec } from "./inventory";
 import { addressOf } from "./deploy-step";
+import { STATEFUL_TAG } from "./markers";
 
 /**
  * The OS disk of the NixOS template, hence of every clone: nixpkgs'
@@ -90,7 +91,7 @@ export interface NixosVmProps {
   readonly onBoot?: boolean;
   /** Startup order on the node. @default none */
   readonly startupOrder?: number;
-  /** Set lifecycle.prevent_destroy (stateful hosts). @default false */
+  /** A VM that holds data: lifecycle.prevent_destroy, Proxmox protection and the `stateful` tag. @default false */
   readonly preventDestroy?: boolean;
   /** Adopt an existing VM: emits an import block with the provider's ID "<node>/<vmid>". @default false */
   readonly importExisting?: boolean;
@@ -141,7 +142,10 @@ export class NixosVm extends Construct {
       nodeName: props.node,
       vmId: props.vmid,
       description: `NixOS host ${props.name}, managed by cdktf (proxmox-nixos-fleet)`,
-      tags: [...(props.tags ?? [])].sort(),
+      tags: [...new Set([...(props.tags ?? []), ...(props.preventDestroy ? [STATEFUL_TAG] : [])])].sort(),
+      // Proxmox refuses to delete a protected VM or its disks (qemu-server destroy_vm: "VM is
+      // protected"): a second wall behind prevent_destroy, which goes away with the resource.
+      protection: props.preventDestroy ? true : undefined,
       poolId: props.pool,
       onBoot: props.onBoot ?? true,
       startup: props.startupOrder !== undefined ? { order: props.startupOrder } : undefined,

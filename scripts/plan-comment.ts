@@ -1,15 +1,16 @@
 /**
- * npm run plan-comment -- <plan.json> [<plan.json>...] [--allow-destroy] [--inventory fleet.json]
+ * npm run plan-comment -- <plan.json> [<plan.json>...] [--allow-destroy] [--full <file>] [--max-chars N]
  *
  * Reads the JSON of `tofu show -json <planfile>` (or `terraform show -json`), one file per
  * stack, and prints Markdown for a pull-request comment to stdout.
  * Exit status: 0 normally; 3 when a stateful VM would be destroyed or replaced (unless
- * --allow-destroy); 2 when an input is not JSON or not a plan (one line on stderr).
+ * --allow-destroy): a VM counts as stateful by what Proxmox has now (tag `stateful` or
+ * protection in the plan's prior state); 2 for input that is not a plan or an unknown option
+ * (one line on stderr). The comment stays under GitHub's limit; --full writes it untruncated.
  */
 import { minimist } from "zx";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
-import { fleetFilePath, parseInventory } from "../constructs/inventory";
 import { asPlan, EXIT_BAD_INPUT, Plan, renderPlans } from "./lib/plan-comment";
 
 function bad(message: string): never {
@@ -17,11 +18,24 @@ function bad(message: string): never {
   process.exit(EXIT_BAD_INPUT);
 }
 
+const USAGE = "Usage: npm run plan-comment -- <plan.json>... [--allow-destroy] [--full <file>] [--max-chars N]";
+
 function main() {
-  const a = minimist(process.argv.slice(2), { boolean: ["allow-destroy", "help"], string: ["inventory"], alias: { h: "help" } });
-  if (a.help) return void process.stdout.write("Usage: npm run plan-comment -- <plan.json>... [--allow-destroy] [--inventory fleet.json]\n");
+  const known = new Set(["allow-destroy", "help", "h", "full", "max-chars", "_"]);
+  const a = minimist(process.argv.slice(2), {
+    boolean: ["allow-destroy", "help"],
+    string: ["full", "max-chars"],
+    alias: { h: "help" },
+    unknown: (arg: string) => {
+      if (arg.startsWith("-") && !known.has(arg.replace(/^-+/, "").split("=")[0])) bad(`unknown option ${arg}; ${USAGE}`);
+      return true;
+    },
+  });
+  if (a.help) return void process.stdout.write(`${USAGE}\n`);
   const files = a._.map(String);
-  if (!files.length) bad("give the JSON of `tofu show -json <planfile>` (one file per stack)");
+  if (!files.length) bad(`give the JSON of \`tofu show -json <planfile>\` (one file per stack); ${USAGE}`);
+  const maxChars = a["max-chars"] === undefined ? undefined : Number(a["max-chars"]);
+  if (maxChars !== undefined && !(Number.isInteger(maxChars) && maxChars >= 1000)) bad("--max-chars must be a whole number >= 1000");
   const plans: { label: string; plan: Plan }[] = files.map((f) => {
     let text: string;
     try {
@@ -41,19 +55,15 @@ function main() {
       bad(`${f}: ${(e as Error).message}`);
     }
   });
-
-  // Stateful hosts come from the inventory; without one every VM counts as stateful.
-  const inventoryFile = a.inventory ?? fleetFilePath();
-  let statefulHosts: Set<string> | undefined;
-  if (existsSync(inventoryFile)) {
-    try {
-      const inv = parseInventory(readFileSync(inventoryFile, "utf8"), inventoryFile);
-      statefulHosts = new Set(inv.hosts.filter((h) => h.stateful).map((h) => h.name));
-    } catch {
-      statefulHosts = undefined;
-    }
+  let r;
+  try {
+    r = renderPlans(plans, { allowDestroy: a["allow-destroy"], maxChars, fullReportHint: a.full ? `the full report is \`${basename(a.full)}\` in the workflow run's artifacts` : undefined });
+  } catch (e) {
+    bad(`the plan has an unexpected shape: ${(e as Error).message}`);
   }
-  const r = renderPlans(plans, { statefulHosts, allowDestroy: a["allow-destroy"] });
+  // Whether a VM holds data is read from the plan's prior state (its `stateful` tag or
+  // Proxmox protection), never from the inventory the pull request may have changed.
+  if (a.full) writeFileSync(a.full, r.full);
   process.stdout.write(r.markdown);
   process.exit(r.exitCode);
 }

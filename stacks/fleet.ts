@@ -47,10 +47,19 @@ function configureBackend(stack: TerraformStack, name: string, backend: FleetOpt
     new PgBackend(stack, { connStr: "", schemaName: `fleet_${name}` });
     stack.addOverride("terraform.backend.pg.conn_str", undefined);
   } else if (backend === "s3") {
-    // Bucket, endpoint and keys come from `-backend-config` / AWS_* variables (see README).
-    new S3Backend(stack, { bucket: "", key: `fleet/${name}.tfstate` });
-    stack.addOverride("terraform.backend.s3.bucket", undefined);
+    // Bucket, region and endpoint (not secrets) from FLEET_S3_*; keys only from AWS_* at init.
+    // main.ts refuses to synth without them, so `init` never stops at an interactive prompt.
+    const endpoint = process.env.FLEET_S3_ENDPOINT;
+    new S3Backend(stack, { bucket: process.env.FLEET_S3_BUCKET ?? "", key: `fleet/${name}.tfstate`, region: process.env.FLEET_S3_REGION || "us-east-1" });
     stack.addOverride("terraform.backend.s3.use_lockfile", true);
+    if (endpoint) {
+      // an S3-compatible store (MinIO, Ceph RGW, Garage): path-style, no AWS account checks
+      stack.addOverride("terraform.backend.s3.endpoints", { s3: endpoint });
+      stack.addOverride("terraform.backend.s3.use_path_style", true);
+      stack.addOverride("terraform.backend.s3.skip_credentials_validation", true);
+      stack.addOverride("terraform.backend.s3.skip_region_validation", true);
+      stack.addOverride("terraform.backend.s3.skip_requesting_account_id", true);
+    }
   }
 }
 
@@ -128,6 +137,22 @@ export class HostsStack extends TerraformStack {
 }
 
 /** Builds every stack of the fleet into `app`. */
+/**
+ * What a state backend needs from the environment and lacks, as one line (undefined: nothing
+ * missing). Checked before synth so that `cdktf diff/deploy` never waits at Terraform's
+ * interactive prompt or ends in "connection refused" without a hint.
+ */
+export function backendProblem(backend: FleetOptions["backend"], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (backend === "pg" && !env.PG_CONN_STR)
+    return "FLEET_BACKEND=pg needs PG_CONN_STR (e.g. postgres://user@db.lan/terraform_backend?sslmode=require; the password in ~/.pgpass or PGPASSWORD)";
+  if (backend === "s3") {
+    if (!env.FLEET_S3_BUCKET) return "FLEET_BACKEND=s3 needs FLEET_S3_BUCKET (and FLEET_S3_ENDPOINT for an S3-compatible store, FLEET_S3_REGION if not us-east-1)";
+    if (!(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) && !env.AWS_PROFILE)
+      return "FLEET_BACKEND=s3 needs credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE";
+  }
+  return undefined;
+}
+
 export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): FleetStacks {
   const root = opts.root ?? PROJECT_ROOT;
   const backend = opts.backend ?? (process.env.FLEET_BACKEND as FleetOptions["backend"]) ?? inv.backend ?? "local";

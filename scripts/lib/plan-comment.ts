@@ -4,6 +4,8 @@
  * (stateful first), hosts whose NixOS is re-applied and why, imports, drift, and per-resource
  * details with sensitive values masked. Output is sorted, so the comment updates cleanly.
  */
+import { STATEFUL_TAG } from "../../constructs/markers";
+export { STATEFUL_TAG };
 
 export interface PlanChange {
   readonly actions: string[];
@@ -30,13 +32,18 @@ export interface Plan {
 }
 
 export interface RenderOptions {
-  /** Names of stateful hosts; undefined means unknown, and then every VM counts as stateful. */
-  readonly statefulHosts?: ReadonlySet<string>;
+  /** Render even when a stateful VM would be destroyed or replaced (exit 0). */
   readonly allowDestroy?: boolean;
+  /** Largest comment body; GitHub refuses more than 65,536 characters. @default 65000 */
+  readonly maxChars?: number;
+  /** Where the full, untruncated Markdown and plan are (said in the note on what was left out). */
+  readonly fullReportHint?: string;
 }
 
 export interface Rendered {
   readonly markdown: string;
+  /** The same without truncation (for an artifact). */
+  readonly full: string;
   /** 0, or EXIT_STATEFUL_DESTROY when a stateful VM would be destroyed or replaced without allowDestroy. */
   readonly exitCode: number;
   readonly counts: Record<Kind, number>;
@@ -48,14 +55,22 @@ export const EXIT_BAD_INPUT = 2;
 type Kind = "create" | "update" | "replace" | "destroy" | "import" | "no-op" | "read";
 const VM_TYPES = new Set(["proxmox_virtual_environment_vm", "proxmox_vm"]);
 const STEP_TYPES = new Set(["terraform_data", "null_resource"]);
+const ACTIONS = new Set(["no-op", "create", "read", "update", "delete", "forget"]);
 
 /** Throws an Error with a one-line message when `data` is not a plan. */
 export function asPlan(data: unknown): Plan {
   const p = data as Plan;
-  if (!p || typeof p !== "object" || typeof p.format_version !== "string" || (!Array.isArray(p.resource_changes) && p.resource_changes !== undefined))
+  if (!p || typeof p !== "object" || Array.isArray(p) || typeof p.format_version !== "string" || (!Array.isArray(p.resource_changes) && p.resource_changes !== undefined))
     throw new Error("not a Terraform/OpenTofu plan: expected the JSON of `tofu show -json <planfile>` (format_version, resource_changes)");
   if (!("resource_changes" in p) && !("planned_values" in (p as any)))
     throw new Error("not a Terraform/OpenTofu plan: it has no resource_changes or planned_values (is this `show -json` of a state, not a plan?)");
+  for (const [field, list] of [["resource_changes", p.resource_changes], ["resource_drift", p.resource_drift]] as const) {
+    if (list !== undefined && !Array.isArray(list)) throw new Error(`not a Terraform/OpenTofu plan: ${field} is not a list`);
+    for (const [i, rc] of (list ?? []).entries()) {
+      const ok = rc && typeof rc === "object" && typeof rc.address === "string" && typeof rc.type === "string" && typeof rc.name === "string" && rc.change && typeof rc.change === "object" && Array.isArray(rc.change.actions) && rc.change.actions.every((a: unknown) => typeof a === "string" && ACTIONS.has(a));
+      if (!ok) throw new Error(`not a Terraform/OpenTofu plan: ${field}[${i}] lacks address, type, name or change.actions`);
+    }
+  }
   return p;
 }
 
@@ -73,12 +88,38 @@ export function kindOf(c: PlanChange): Kind {
 export function hostOf(rc: ResourceChange): string | undefined {
   const m = /^(.*?)_(?:nixos_vm|deploy_step)_[0-9A-F]{8}$/.exec(rc.name);
   if (m) return m[1];
-  return rc.change.after?.name ?? rc.change.before?.name ?? undefined;
+  const n = rc.change.after?.name ?? rc.change.before?.name;
+  return typeof n === "string" ? n : undefined;
 }
 
-const code = (s: string) => `\`${s.replace(/`/g, "'")}\``;
-const html = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+/**
+ * Whether a VM holds data, from what Proxmox has now (the plan's `before`): the fleet's
+ * `stateful` tag or Proxmox's own `protection` flag (which also makes Proxmox refuse the
+ * deletion: qemu-server destroy_vm "VM is protected"). Neither can be removed in the same pull
+ * request that removes the host: the VM resource is gone from the configuration, its prior
+ * state is not.
+ */
+export function statefulBefore(rc: ResourceChange): boolean {
+  const b = rc.change.before;
+  if (!b || typeof b !== "object") return false;
+  return b.protection === true || (Array.isArray(b.tags) && b.tags.includes(STATEFUL_TAG));
+}
+
+// ---- escaping: every string from the plan is escaped for where it lands
+
+/** Inline code with no way out: newlines flattened, a fence longer than any backtick run inside. */
+export function code(s: string, max = 200): string {
+  let t = String(s).replace(/[\r\n\u2028\u2029]+/g, " ");
+  if (t.length > max) t = `${t.slice(0, max - 1)}…`;
+  const longest = Math.max(0, ...(t.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad = t.startsWith("`") || t.endsWith("`") || t === "" ? " " : "";
+  return `${fence}${pad}${t}${pad}${fence}`;
+}
+/** Inline code inside a table cell: as code(), with `|` escaped (GFM tables split on it even in code). */
+const cellCode = (s: string, max = 120) => code(s, max).replace(/\|/g, "\\|");
+/** Text inside our own HTML (summary): HTML-escaped, single line. */
+const html = (s: string) => String(s).replace(/[\r\n]+/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 
 function fmt(v: unknown): string {
   if (v === undefined) return "—";
@@ -86,48 +127,59 @@ function fmt(v: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-/** Flattens a value into path -> leaf, e.g. { "cpu[0].cores": 2 }. */
-function flatten(v: unknown, prefix = "", out: Record<string, unknown> = {}): Record<string, unknown> {
-  if (Array.isArray(v)) {
-    if (v.length === 0) out[prefix] = [];
-    v.forEach((x, i) => flatten(x, `${prefix}[${i}]`, out));
+// ---- values walked by structure, never by joining paths into strings first
+
+interface Leaf {
+  value: unknown;
+  sensitive: boolean;
+  unknown: boolean;
+}
+const isIdent = (k: string) => /^[A-Za-z_][A-Za-z0-9_-]*$/.test(k);
+const step = (prefix: string, k: string | number) => (typeof k === "number" ? `${prefix}[${k}]` : isIdent(k) ? (prefix ? `${prefix}.${k}` : k) : `${prefix}[${JSON.stringify(k)}]`);
+const sub = (tree: unknown, k: string | number): unknown => (tree === true ? true : tree && typeof tree === "object" ? (tree as any)[k] : undefined);
+
+/**
+ * Leaves of `v` by display path, each with whether the marker trees mark it or any parent:
+ * a sensitive mark collapses the whole subtree into one "(sensitive)" leaf, so nothing under
+ * it is looked at, whatever its keys contain (`.`, `[`, `"`).
+ */
+function leaves(v: unknown, sens: unknown, unk: unknown, prefix = "", out = new Map<string, Leaf>()): Map<string, Leaf> {
+  if (sens === true) out.set(prefix, { value: v, sensitive: true, unknown: unk === true });
+  else if (unk === true && (v === undefined || v === null)) out.set(prefix, { value: v, sensitive: false, unknown: true });
+  else if (Array.isArray(v)) {
+    if (v.length === 0) out.set(prefix, { value: [], sensitive: false, unknown: false });
+    v.forEach((x, i) => leaves(x, sub(sens, i), sub(unk, i), step(prefix, i), out));
   } else if (v && typeof v === "object") {
     const keys = Object.keys(v);
-    if (keys.length === 0 && prefix) out[prefix] = {};
-    for (const k of keys) flatten((v as any)[k], prefix ? `${prefix}.${k}` : k, out);
-  } else out[prefix] = v;
+    if (keys.length === 0 && prefix) out.set(prefix, { value: {}, sensitive: false, unknown: false });
+    for (const k of keys) leaves((v as any)[k], sub(sens, k), sub(unk, k), step(prefix, k), out);
+  } else out.set(prefix, { value: v, sensitive: false, unknown: unk === true });
+  // unknown parts that have no value yet
+  if (unk && typeof unk === "object" && sens !== true)
+    for (const [k, m] of Object.entries(unk)) {
+      const key = Array.isArray(unk) ? Number(k) : k;
+      const has = v && typeof v === "object" && (v as any)[key] !== undefined && (v as any)[key] !== null;
+      if (!has && m === true) out.set(step(prefix, key), { value: undefined, sensitive: sub(sens, key) === true, unknown: true });
+      else if (!has && m && typeof m === "object") leaves(undefined, sub(sens, key), m, step(prefix, key), out);
+    }
   return out;
 }
 
-/** true where the marker tree (before_sensitive / after_unknown) marks `path` or a parent of it. */
-function marked(tree: unknown, path: string): boolean {
-  if (tree === true) return true;
-  if (!tree || typeof tree !== "object" || path === "") return false;
-  const m = /^(?:\[(\d+)\]|([^.[]+))/.exec(path);
-  if (!m) return false;
-  const key = m[1] !== undefined ? Number(m[1]) : m[2];
-  return marked((tree as any)[key], path.slice(m[0].length).replace(/^\./, ""));
-}
-
-/** Changed attributes of one resource: [path, before, after] with sensitive values masked. */
+/** Changed attributes of one resource: [path, before, after], sensitive values masked. */
 export function attributeChanges(c: PlanChange): [string, string, string][] {
-  const before = c.before == null ? {} : flatten(c.before);
-  const after = c.after == null ? {} : flatten(c.after);
-  const paths = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  const before = c.before == null ? new Map<string, Leaf>() : leaves(c.before, c.before_sensitive, undefined);
+  const after = c.after == null && !c.after_unknown ? new Map<string, Leaf>() : leaves(c.after ?? {}, c.after_sensitive, c.after_unknown);
   const rows: [string, string, string][] = [];
-  for (const p of paths) {
-    const unknown = marked(c.after_unknown, p);
-    const b = before[p];
-    const a = after[p];
-    if (!unknown && JSON.stringify(a) === JSON.stringify(b)) continue;
-    const sens = marked(c.before_sensitive, p) || marked(c.after_sensitive, p);
-    rows.push([p, sens && b !== undefined ? "(sensitive)" : fmt(b), unknown ? "(known after apply)" : sens && a !== undefined ? "(sensitive)" : fmt(a)]);
+  for (const p of [...new Set([...before.keys(), ...after.keys()])].sort()) {
+    const b = before.get(p);
+    const a = after.get(p);
+    const sensitive = !!(b?.sensitive || a?.sensitive);
+    if (!a?.unknown && !sensitive && JSON.stringify(a?.value) === JSON.stringify(b?.value)) continue;
+    if (!a?.unknown && sensitive && b && a && b.sensitive === a.sensitive && JSON.stringify(a.value) === JSON.stringify(b.value)) continue;
+    const show = (l: Leaf | undefined) => (l === undefined ? "—" : l.sensitive ? "(sensitive)" : fmt(l.value));
+    rows.push([p, show(b), a?.unknown ? "(known after apply)" : show(a)]);
   }
-  // Unknown subtrees that have no concrete leaf in `after`.
-  const unknownLeaves = flatten(c.after_unknown ?? {});
-  for (const [p, v] of Object.entries(unknownLeaves))
-    if (v === true && !(p in after) && !rows.some(([q]) => q === p)) rows.push([p, fmt(before[p]), "(known after apply)"]);
-  return rows.sort(([a], [b]) => a.localeCompare(b));
+  return rows;
 }
 
 /** Which trigger of a deploy step changed (vmid, address, config_hash). */
@@ -143,7 +195,6 @@ function triggersChanged(c: PlanChange): string[] {
 
 export function renderPlans(plans: { label: string; plan: Plan }[], opts: RenderOptions = {}): Rendered {
   const counts: Record<Kind, number> = { create: 0, update: 0, replace: 0, destroy: 0, import: 0, "no-op": 0, read: 0 };
-  const lines: string[] = [];
   const dangerous: { host: string; stateful: boolean; kind: Kind; address: string; label: string }[] = [];
   const redeploys: { host: string; triggers: string[]; label: string; kind: Kind }[] = [];
   const imports: string[] = [];
@@ -161,11 +212,10 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
       const hostPrefix = fleetHost ? `host ${code(fleetHost)}: ` : "";
       if (rc.change.importing) {
         counts.import++;
-        imports.push(`- ${hostPrefix}${code(rc.address)} ← ${code(rc.change.importing.id ?? "?")} (${label})`);
+        imports.push(`- ${hostPrefix}${code(rc.address)} ← ${code(String(rc.change.importing.id ?? "?"))} (${code(label)})`);
       }
       const host = hostOf(rc) ?? rc.address;
-      if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace"))
-        dangerous.push({ host, stateful: opts.statefulHosts ? opts.statefulHosts.has(host) : true, kind, address: rc.address, label });
+      if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace")) dangerous.push({ host, stateful: statefulBefore(rc), kind, address: rc.address, label });
       if (STEP_TYPES.has(rc.type) && (kind === "replace" || kind === "create")) redeploys.push({ host, triggers: kind === "create" ? ["new host"] : triggersChanged(rc.change), label, kind });
       if (kind !== "no-op" && kind !== "read") {
         // A destroy removes everything: listing every attribute would only bury the rest.
@@ -175,7 +225,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
             `<details><summary>${fleetHost ? `<b>${html(fleetHost)}</b> — ` : ""}<code>${html(rc.address)}</code> — ${kind}${rc.change.importing ? " (import)" : ""} (${html(label)})</summary>`,
             "",
             rows.length ? "| attribute | before | after |\n| --- | --- | --- |" : kind === "destroy" ? "_the resource is removed_" : "_no attribute changes_",
-            ...rows.slice(0, 60).map(([p, b, a]) => `| ${cell(p)} | ${cell(b)} | ${cell(a)} |`),
+            ...rows.slice(0, 60).map(([p, b, a]) => `| ${cellCode(p)} | ${cellCode(b)} | ${cellCode(a)} |`),
             ...(rows.length > 60 ? [`| … ${rows.length - 60} more | | |`] : []),
             "",
             "</details>",
@@ -186,38 +236,64 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     for (const rc of [...(plan.resource_drift ?? [])].sort(byAddress)) {
       const changed = attributeChanges(rc.change).map(([p]) => p);
       const driftHost = VM_TYPES.has(rc.type) || STEP_TYPES.has(rc.type) ? hostOf(rc) : undefined;
-      drift.push(`- ${driftHost ? `host ${code(driftHost)}: ` : ""}${code(rc.address)} (${label}): ${kindOf(rc.change) === "destroy" ? "deleted outside Terraform" : `changed outside Terraform: ${changed.slice(0, 8).map(code).join(", ") || "attributes"}`}`);
+      drift.push(`- ${driftHost ? `host ${code(driftHost)}: ` : ""}${code(rc.address)} (${code(label)}): ${kindOf(rc.change) === "destroy" ? "deleted outside Terraform" : `changed outside Terraform: ${changed.slice(0, 8).map((c) => code(c)).join(", ") || "attributes"}`}`);
     }
   }
 
+  // The parts that always fit: heading, counts, the guard's banner, the host tables (capped).
+  const head: string[] = [];
   const labels = plans.map((p) => p.label).sort();
-  lines.push(`### Plan: ${labels.join(", ")}`, "");
-  lines.push(
-    `**${counts.create} to create · ${counts.update} to update · ${counts.replace} to replace · ${counts.destroy} to destroy · ${counts.import} to import · ${counts["no-op"]} unchanged**`,
-    "",
-  );
+  head.push(`### Plan: ${labels.map((l) => code(l)).join(", ")}`, "");
+  head.push(`**${counts.create} to create · ${counts.update} to update · ${counts.replace} to replace · ${counts.destroy} to destroy · ${counts.import} to import · ${counts["no-op"]} unchanged**`, "");
+  const cap = <T,>(list: T[], n: number) => ({ shown: list.slice(0, n), more: Math.max(0, list.length - n) });
   if (dangerous.length) {
     dangerous.sort((a, b) => Number(b.stateful) - Number(a.stateful) || a.host.localeCompare(b.host));
     const stateful = dangerous.filter((d) => d.stateful).length;
-    lines.push("> [!CAUTION]", `> **${dangerous.length} VM${dangerous.length > 1 ? "s" : ""} would be destroyed or replaced${stateful ? `, ${stateful} of them stateful` : ""}:**`);
-    for (const d of dangerous) lines.push(`> - ${d.stateful ? `**${d.host}** (stateful)` : d.host}: ${d.kind === "replace" ? "replaced (destroyed, then created)" : "destroyed"} — ${code(d.address)} (${d.label})`);
-    if (!opts.statefulHosts) lines.push("> _The inventory was not read, so every VM is treated as stateful._");
-    lines.push("");
+    head.push("> [!CAUTION]", `> **${dangerous.length} VM${dangerous.length > 1 ? "s" : ""} would be destroyed or replaced${stateful ? `, ${stateful} of them stateful` : ""}:**`);
+    const { shown, more } = cap(dangerous, 200);
+    for (const d of shown) head.push(`> - ${d.stateful ? `**${code(d.host)}** (stateful)` : code(d.host)}: ${d.kind === "replace" ? "replaced (destroyed, then created)" : "destroyed"} — ${code(d.address)} (${code(d.label)})`);
+    if (more) head.push(`> - … and ${more} more`);
+    head.push("");
   }
   if (redeploys.length) {
-    lines.push("#### NixOS re-applied on", "", "| host | why |", "| --- | --- |");
-    for (const r of redeploys.sort((a, b) => a.host.localeCompare(b.host))) {
+    head.push("#### NixOS re-applied on", "", "| host | why |", "| --- | --- |");
+    const { shown, more } = cap(redeploys.sort((a, b) => a.host.localeCompare(b.host)), 300);
+    for (const r of shown) {
       const why = r.triggers.length ? r.triggers.join(", ") : dangerous.some((d) => d.host === r.host && d.kind === "replace") ? "its VM is recreated" : "tainted (a previous deploy failed)";
-      lines.push(`| ${cell(r.host)} | ${cell(why)} |`);
+      head.push(`| ${cellCode(r.host)} | ${cellCode(why)} |`);
     }
-    lines.push("");
+    if (more) head.push(`| … and ${more} more | |`);
+    head.push("");
   }
-  if (imports.length) lines.push("#### Imports", "", ...imports, "");
-  if (drift.length) lines.push("#### Drift", "", ...drift, "");
-  if (details.length) lines.push("#### Changes", "", ...details, "");
-  if (!details.length && !drift.length) lines.push("_No changes._", "");
-
   const blocked = dangerous.some((d) => d.stateful) && !opts.allowDestroy;
-  if (blocked) lines.push("**This plan would destroy or replace a stateful VM.** Re-run with `--allow-destroy` (or the `allow-destroy` label) if that is intended.", "");
-  return { markdown: `${lines.join("\n").trim()}\n`, exitCode: blocked ? EXIT_STATEFUL_DESTROY : 0, counts };
+  const tail: string[] = [];
+  if (!details.length && !drift.length) tail.push("_No changes._", "");
+  if (blocked)
+    tail.push(
+      "**This plan would destroy or replace a VM that Proxmox marks stateful** (tag `stateful` or protection). To do it on purpose, first merge a change that sets `\"stateful\": false` on the host (that removes the tag and the protection), then remove or replace it; or add the `allow-destroy` label (`--allow-destroy`).",
+      "",
+    );
+
+  const body = (sections: string[][]) => `${[...head, ...sections.flat(), ...tail].join("\n").trim()}\n`;
+  const sections = [imports.length ? ["#### Imports", "", ...imports, ""] : [], drift.length ? ["#### Drift", "", ...drift, ""] : [], details.length ? ["#### Changes", "", ...details, ""] : []];
+  const full = body(sections);
+  const max = opts.maxChars ?? 65000;
+  let markdown = full;
+  if (full.length > max) {
+    // Keep the head and tail; fill the rest with whole entries in order, then say what is missing.
+    const entries = sections.flatMap((sec) => sec);
+    const fixed = body([]).length + 400;
+    const kept: string[] = [];
+    let used = 0;
+    let left = 0;
+    for (const e of entries) {
+      if (left === 0 && fixed + used + e.length + 1 <= max) {
+        kept.push(e);
+        used += e.length + 1;
+      } else if (e.startsWith("<details>") || e.startsWith("- ")) left++;
+    }
+    const note = `_… ${left} more entr${left === 1 ? "y" : "ies"} left out to stay under GitHub's comment limit; ${opts.fullReportHint ?? "the full report is in the workflow run's artifacts"}._`;
+    markdown = body([[...kept, "", note, ""]]);
+  }
+  return { markdown, full, exitCode: blocked ? EXIT_STATEFUL_DESTROY : 0, counts };
 }
