@@ -60,7 +60,8 @@ describe("NixosVm", () => {
     ]);
     expect(vm.startup).toEqual({ order: 3 });
     expect(vm.pool_id).toBe("p");
-    expect(vm.tags).toEqual(["a", "b"]);
+    expect(vm.tags).toEqual(["a", "b", "stateful"]); // the mark plan-comment reads from Proxmox
+    expect(vm.protection).toBe(true);
     expect(vm.lifecycle).toEqual({ prevent_destroy: true });
   });
 
