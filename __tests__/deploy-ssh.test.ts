@@ -114,9 +114,9 @@ describe("deploy over real SSH", () => {
   });
 
   it("gives up on an unreachable target within its deadline, with a clear message", async () => {
-    const r = await deploy(spec("ghost", { finalAddress: "127.0.0.99", timeouts: { sshSeconds: 2, switchSeconds: 5, healthSeconds: 1 } }), knownHosts());
+    const r = await deploy(spec("ghost", { finalAddress: "127.0.0.99", timeouts: { sshSeconds: 1, switchSeconds: 5, healthSeconds: 1 } }), knownHosts());
     expect(r.status).toBe(3);
-    expect(r.out).toContain("[ghost] FAILED: SSH did not answer on 127.0.0.99 port 2222 within 2s");
+    expect(r.out).toContain("[ghost] FAILED: SSH did not answer on 127.0.0.99 port 2222 within 1s");
     expect(r.out).toContain("[ghost] next: check that VM 501 on pve1 runs");
     expect(r.calls.filter((c) => c.startsWith("switch"))).toEqual([]);
   });
@@ -153,13 +153,13 @@ describe("deploy over real SSH", () => {
     const h = await startHost("d", ["127.0.0.51"], key);
     hosts.push(h);
     writeFileSync(join(h.dir, "failed-units"), "vllm.service loaded failed failed vLLM OpenAI-compatible server\n");
-    const r = await deploy(spec("web-d", { finalAddress: "127.0.0.51" }), knownHosts());
+    const r = await deploy(spec("web-d", { finalAddress: "127.0.0.51", timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 1, healthStableSeconds: 0.5 } }), knownHosts());
     expect(r.status).toBe(5);
     expect(generationOf(h)).toBe("system-1-link");
     expect(runningOf(h)).toBe("v0");
     expect(r.out).toContain("failed units: vllm.service");
     expect(r.out).toContain("vllm: GET http://127.0.0.51:8000/health failed (ECONNREFUSED)");
-    expect(r.out).toMatch(/FAILED: health check failed after 3s: .*; rolled back to system-1-link/);
+    expect(r.out).toMatch(/FAILED: health check failed after 1s: .*; rolled back to system-1-link/);
     expect(r.out).toContain("Terraform marks the step tainted, so the next `cdktf deploy` retries it");
   });
 

@@ -41,8 +41,8 @@ describe("the contract fails on what real Terraform or Proxmox refuse", () => {
     const json = fleet.json("ai");
     for (const vm of vmsOf(json)) vm.disk[0].interface = "scsi0";
     fleet.writeJson("ai", json);
-    expect((await fleet.lifecycle("cluster")).replan!.status).toBe(0);
-    const r = await fleet.lifecycle("ai");
+    expect((await fleet.lifecycle("cluster", { validate: false })).replan!.status).toBe(0);
+    const r = await fleet.lifecycle("ai", { validate: false });
     expect(r.replan!.status).toBe(2);
     expect(r.replan!.out).toContain('- interface         = "virtio0"');
     const vm = Object.values(fleet.cluster().vms).find((v) => v.name === "tappaas-vllm")!;
@@ -51,7 +51,7 @@ describe("the contract fails on what real Terraform or Proxmox refuse", () => {
 
   it("cloning into a pool that does not exist fails (the cluster stack creates the pools)", async () => {
     const fleet = await DoubleFleet.create(inv());
-    const r = await fleet.lifecycle("ai");
+    const r = await fleet.lifecycle("ai", { validate: false });
     expect(r.failed).toContain("pool 'ai' does not exist");
   });
 
@@ -60,15 +60,15 @@ describe("the contract fails on what real Terraform or Proxmox refuse", () => {
     const json = fleet.json("cluster");
     for (const m of Object.values<any>(json.resource.proxmox_hardware_mapping_pci)) for (const e of m.map) delete e.iommu_group;
     fleet.writeJson("cluster", json);
-    expect((await fleet.lifecycle("cluster")).replan!.status).toBe(0);
-    const r = await fleet.lifecycle("ai");
+    expect((await fleet.lifecycle("cluster", { validate: false })).replan!.status).toBe(0);
+    const r = await fleet.lifecycle("ai", { validate: false });
     expect(r.failed).toContain("no 'iommugroup' for device '0000:01:00.0'");
   });
 
   it("moving a VM to another node replaces it without migrate, and migrates it with migrate = true", async () => {
     const data = JSON.parse(readFileSync(join(ROOT, "examples", "ha-3-node-platform.json"), "utf8"));
     const fleet = await DoubleFleet.create(parseInventory(JSON.stringify(data), "ha.json"));
-    for (const s of fleet.stacks) expect((await fleet.lifecycle(s)).failed ?? "").toBe("");
+    for (const s of fleet.stacks) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
     const stack = fleet.stacks.find((s) => s !== "cluster")!;
     const json = fleet.json(stack);
     const vm = vmsOf(json)[0];
@@ -86,7 +86,7 @@ describe("the contract fails on what real Terraform or Proxmox refuse", () => {
 
   it("shrinking a disk fails at apply", async () => {
     const fleet = await DoubleFleet.create(inv());
-    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s)).failed ?? "").toBe("");
+    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
     const json = fleet.json("ai");
     vmsOf(json)[0].disk[0].size = 1;
     fleet.writeJson("ai", json);
@@ -97,7 +97,7 @@ describe("the contract fails on what real Terraform or Proxmox refuse", () => {
 
   it("without the guest-agent privilege the address lists are empty and the DHCP host's address is empty", async () => {
     const fleet = await DoubleFleet.create(inv(), (c) => (c.auth.privileges = c.auth.privileges.filter((p) => p !== "VM.GuestAgent.Audit")));
-    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s)).failed ?? "").toBe("");
+    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
     const out = await fleet.tf("ai", "output", "-json");
     const ip = Object.entries<any>(JSON.parse(out.out)).find(([k]) => k.startsWith("tappaas-litellm_ip"))![1].value;
     expect(ip).toBe("");
