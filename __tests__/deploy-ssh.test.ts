@@ -113,6 +113,14 @@ describe("deploy over real SSH", () => {
     expect(generationOf(h)).toBe("system-1-link");
   });
 
+  it("with FLEET_REQUIRE_PINNED=1 (CI) refuses a host whose key is not pinned instead of trusting first use", async () => {
+    const h = await healthyHost("q", "127.0.0.66");
+    const r = await deploy(spec("web-q", { finalAddress: "127.0.0.66" }), knownHosts(), [], { FLEET_REQUIRE_PINNED: "1" });
+    expect(r.status).toBe(4);
+    expect(r.out).toMatch(/FAILED: no pinned host key for web-q in \S+known_hosts, and only pinned hosts are deployed to here/);
+    expect(generationOf(h)).toBe("system-1-link");
+  });
+
   it("gives up on an unreachable target within its deadline, with a clear message", async () => {
     const r = await deploy(spec("ghost", { finalAddress: "127.0.0.99", timeouts: { sshSeconds: 1, switchSeconds: 5, healthSeconds: 1 } }), knownHosts());
     expect(r.status).toBe(3);

@@ -4,12 +4,13 @@
  * The provider binary is the project's provider double, a STAND-IN for the provider's behaviour
  * and the Proxmox API (__tests__/provider-double/); Terraform core's own checks are real.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseInventory } from "../constructs/inventory";
 import { ROOT } from "./helpers";
 import { DoubleFleet } from "./provider-double/harness";
-import { asPlan, EXIT_STATEFUL_DESTROY, renderPlans } from "../scripts/lib/plan-comment";
+import { asPlan, EXIT_PLAN_FAILED, EXIT_STATEFUL_DESTROY, renderPlans } from "../scripts/lib/plan-comment";
+import { spawnSync } from "node:child_process";
 
 
 describe('template mode "create" through real Terraform', () => {
@@ -102,5 +103,25 @@ describe("removing a stateful host in a pull request, through real Terraform", (
     const apply = await fleet.tf("ops", "apply", "-auto-approve", "-input=false");
     expect(apply.status).not.toBe(0);
     expect(apply.out).toContain("VM is protected");
+  });
+});
+
+describe("a plan that Terraform itself refuses, through real Terraform", () => {
+  it("prevent_destroy on a VM the change would replace: the comment says the plan failed, names the host, and shows the error", async () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    const fleet = await DoubleFleet.create(parseInventory(JSON.stringify(data), "fleet.json"));
+    for (const s of ["cluster", "ops"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+    // A new vmid forces the stateful tappaas-cicd VM to be replaced (bpg: ForceNewIf vm_id).
+    data.hosts.find((h: any) => h.name === "tappaas-cicd").vmid = 8111;
+    const next = await DoubleFleet.create(parseInventory(JSON.stringify(data), "fleet.json"));
+    fleet.writeJson("ops", next.json("ops"));
+    const plan = await fleet.tf("ops", "plan", "-input=false");
+    expect(plan.status).not.toBe(0);
+    const errorFile = join(fleet.dir, "ops.error");
+    writeFileSync(errorFile, plan.out);
+    const r = spawnSync("node", ["--import", "tsx", join(ROOT, "scripts", "plan-comment.ts"), errorFile], { cwd: ROOT, encoding: "utf8" });
+    expect(r.status).toBe(EXIT_PLAN_FAILED);
+    expect(r.stdout).toContain("**The plan of stack `ops` failed**; hosts involved: `tappaas-cicd`");
+    expect(r.stdout).toContain("Instance cannot be destroyed");
   });
 });

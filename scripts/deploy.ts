@@ -61,6 +61,7 @@ async function main() {
     dryRun: args["dry-run"],
     rollback: args.rollback,
     sudoFlag: process.env.FLEET_REMOTE_SUDO_FLAG || undefined,
+    requirePinned: process.env.FLEET_REQUIRE_PINNED === "1",
   };
   const seconds = (name: string, v: unknown) => {
     if (v === undefined) return undefined;

@@ -6,19 +6,20 @@
  * Exit status: 0 normally; 3 when a stateful VM would be destroyed or replaced (unless
  * --allow-destroy): a VM counts as stateful by what Proxmox has now (tag `stateful` or
  * protection in the plan's prior state); 2 for input that is not a plan or an unknown option
- * (one line on stderr). The comment stays under GitHub's limit; --full writes it untruncated.
+ * (one line on stderr); 4 when a stack's plan failed (given as <stack>.error, Terraform's
+ * output; the comment shows it). The comment stays under GitHub's limit; --full writes it untruncated.
  */
 import { minimist } from "zx";
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
-import { asPlan, EXIT_BAD_INPUT, Plan, renderPlans } from "./lib/plan-comment";
+import { asPlan, EXIT_BAD_INPUT, FailedPlan, Plan, renderPlans } from "./lib/plan-comment";
 
 function bad(message: string): never {
   process.stderr.write(`plan-comment: ${message}\n`);
   process.exit(EXIT_BAD_INPUT);
 }
 
-const USAGE = "Usage: npm run plan-comment -- <plan.json>... [--allow-destroy] [--full <file>] [--max-chars N]";
+const USAGE = "Usage: npm run plan-comment -- <plan.json|stack.error>... [--allow-destroy] [--full <file>] [--max-chars N]";
 
 function main() {
   const known = new Set(["allow-destroy", "help", "h", "full", "max-chars", "_"]);
@@ -36,7 +37,15 @@ function main() {
   if (!files.length) bad(`give the JSON of \`tofu show -json <planfile>\` (one file per stack); ${USAGE}`);
   const maxChars = a["max-chars"] === undefined ? undefined : Number(a["max-chars"]);
   if (maxChars !== undefined && !(Number.isInteger(maxChars) && maxChars >= 1000)) bad("--max-chars must be a whole number >= 1000");
-  const plans: { label: string; plan: Plan }[] = files.map((f) => {
+  // <stack>.error: what `tofu plan` printed when it failed for that stack
+  const failed: FailedPlan[] = files.filter((f) => f.endsWith(".error")).map((f) => {
+    try {
+      return { label: basename(f).replace(/\.error$/, "").replace(/^plan[-_.]?/, ""), error: readFileSync(f, "utf8") };
+    } catch {
+      bad(`${f}: cannot read it`);
+    }
+  });
+  const plans: { label: string; plan: Plan }[] = files.filter((f) => !f.endsWith(".error")).map((f) => {
     let text: string;
     try {
       text = readFileSync(f, "utf8");
@@ -57,7 +66,7 @@ function main() {
   });
   let r;
   try {
-    r = renderPlans(plans, { allowDestroy: a["allow-destroy"], maxChars, fullReportHint: a.full ? `the full report is \`${basename(a.full)}\` in the workflow run's artifacts` : undefined });
+    r = renderPlans(plans, { allowDestroy: a["allow-destroy"], maxChars, fullReportHint: a.full ? `the full report is \`${basename(a.full)}\` in the workflow run's artifacts` : undefined }, failed);
   } catch (e) {
     bad(`the plan has an unexpected shape: ${(e as Error).message}`);
   }

@@ -50,6 +50,8 @@ export interface DeployOptions {
   readonly sudoFlag?: string;
   /** Run by a Terraform deploy step (a failure taints it) rather than by hand. @default false */
   readonly fromTerraform?: boolean;
+  /** Refuse hosts whose key is not pinned yet, instead of pinning on first contact (CI). @default false */
+  readonly requirePinned?: boolean;
   /** Where output goes (a line at a time). @default stdout */
   readonly write?: (line: string) => void;
 }
@@ -361,8 +363,8 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       return a;
     });
 
-    await phase("pin host key", () => pinHostKey(spec, address!, port, opts.knownHostsFile, say));
-    if (build) await phase(`pin build host key (${build.host})`, () => pinBuildHostKey(build!, opts.knownHostsFile, say));
+    await phase("pin host key", () => pinHostKey(spec, address!, port, opts.knownHostsFile, say, opts.requirePinned));
+    if (build) await phase(`pin build host key (${build.host})`, () => pinBuildHostKey(build!, opts.knownHostsFile, say, opts.requirePinned));
 
     if (opts.rollback) {
       await phase("roll back", async () => {
@@ -462,7 +464,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
 }
 
 /** The build host's key, pinned on first contact like a target's (alias build-host:<name>); a change is refused. */
-async function pinBuildHostKey(build: { host: string; port?: number }, file: string, say: (m: string) => void) {
+async function pinBuildHostKey(build: { host: string; port?: number }, file: string, say: (m: string) => void, requirePinned = false) {
   const port = build.port ?? 22;
   const scan = await $({ nothrow: true, quiet: true, timeout: "30s" })`ssh-keyscan -T 10 -p ${port} -t ed25519 ${build.host}`;
   const line = scan.stdout.split("\n").find((l) => l.trim() && !l.startsWith("#"));
@@ -472,6 +474,7 @@ async function pinBuildHostKey(build: { host: string; port?: number }, file: str
   await withLock(file, () => {
     const pins = readPins(file);
     const pin = pins.get(name);
+    if (!pin && requirePinned) throw notPinned(name, file);
     if (!pin) {
       pins.set(name, { key: `${type} ${key}`, vmid: 0 });
       writePins(file, pins);
@@ -481,7 +484,11 @@ async function pinBuildHostKey(build: { host: string; port?: number }, file: str
   });
 }
 
-async function pinHostKey(spec: DeploySpec, address: string, port: number, file: string, say: (m: string) => void) {
+/** A deploy that may only reach pinned hosts (FLEET_REQUIRE_PINNED=1, as CI sets it) met an unpinned one. */
+const notPinned = (name: string, file: string) =>
+  new DeployError(`no pinned host key for ${name} in ${file}, and only pinned hosts are deployed to here`, EXIT.hostKey, `deploy ${name} once from a trusted machine (it pins the key) and commit ${file}`);
+
+async function pinHostKey(spec: DeploySpec, address: string, port: number, file: string, say: (m: string) => void, requirePinned = false) {
   const scan = await $({ nothrow: true, quiet: true, timeout: "30s" })`ssh-keyscan -T 10 -p ${port} -t ed25519 ${address}`;
   const line = scan.stdout.split("\n").find((l) => l.trim() && !l.startsWith("#"));
   if (!line) throw new DeployError(`ssh-keyscan got no ed25519 host key from ${address}:${port}`, EXIT.unreachable, "check that sshd runs on the host");
@@ -490,6 +497,7 @@ async function pinHostKey(spec: DeploySpec, address: string, port: number, file:
   await withLock(file, () => {
     const pins = readPins(file);
     const pin = pins.get(spec.host);
+    if (!pin && requirePinned) throw notPinned(spec.host, file);
     if (!pin) {
       pins.set(spec.host, { key: scanned, vmid: spec.vmid });
       writePins(file, pins);

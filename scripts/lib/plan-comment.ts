@@ -50,6 +50,8 @@ export interface Rendered {
 }
 
 export const EXIT_STATEFUL_DESTROY = 3;
+/** A stack's plan failed (its error is in the comment). */
+export const EXIT_PLAN_FAILED = 4;
 export const EXIT_BAD_INPUT = 2;
 
 type Kind = "create" | "update" | "replace" | "destroy" | "import" | "no-op" | "read";
@@ -193,7 +195,27 @@ function triggersChanged(c: PlanChange): string[] {
   return names.filter((n) => (unknown && unknown[n] === true) || JSON.stringify(a[n]) !== JSON.stringify(b[n])).map((n) => (unknown && unknown[n] === true ? `${n} (known after apply)` : n));
 }
 
-export function renderPlans(plans: { label: string; plan: Plan }[], opts: RenderOptions = {}): Rendered {
+/** A stack whose `plan` failed: its label and Terraform's error output. */
+export interface FailedPlan {
+  readonly label: string;
+  readonly error: string;
+}
+
+/** Fleet hosts named in Terraform's error text (resource addresses of VMs and deploy steps). */
+export function hostsInError(text: string): string[] {
+  return [...new Set([...text.matchAll(/(?:proxmox_virtual_environment_vm|terraform_data|null_resource)\.([A-Za-z0-9-]+?)_(?:nixos_vm|deploy_step)_[0-9A-F]{8}/g)].map((m) => m[1]))].sort();
+}
+
+/** A fenced block no text can close early: a fence longer than any backtick run inside. */
+function fenced(text: string, max = 4000): string {
+  let t = text.replace(/\x1b\[[0-9;]*m/g, "");
+  if (t.length > max) t = `${t.slice(0, max)}\n… (${t.length - max} more characters in the artifact)`;
+  const longest = Math.max(2, ...(t.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  return `${fence}text\n${t}\n${fence}`;
+}
+
+export function renderPlans(plans: { label: string; plan: Plan }[], opts: RenderOptions = {}, failed: FailedPlan[] = []): Rendered {
   const counts: Record<Kind, number> = { create: 0, update: 0, replace: 0, destroy: 0, import: 0, "no-op": 0, read: 0 };
   const dangerous: { host: string; stateful: boolean; kind: Kind; address: string; label: string }[] = [];
   const redeploys: { host: string; triggers: string[]; label: string; kind: Kind }[] = [];
@@ -242,8 +264,18 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
 
   // The parts that always fit: heading, counts, the guard's banner, the host tables (capped).
   const head: string[] = [];
-  const labels = plans.map((p) => p.label).sort();
+  const labels = [...plans.map((p) => p.label), ...failed.map((f) => f.label)].sort();
   head.push(`### Plan: ${labels.map((l) => code(l)).join(", ")}`, "");
+  for (const f of [...failed].sort((a, b) => a.label.localeCompare(b.label))) {
+    const hosts = hostsInError(f.error);
+    head.push(
+      "> [!WARNING]",
+      `> **The plan of stack ${code(f.label)} failed**${hosts.length ? `; hosts involved: ${hosts.map((h) => code(h)).join(", ")}` : ""}. Nothing below is complete for this stack.`,
+      "",
+      fenced(f.error),
+      "",
+    );
+  }
   head.push(`**${counts.create} to create · ${counts.update} to update · ${counts.replace} to replace · ${counts.destroy} to destroy · ${counts.import} to import · ${counts["no-op"]} unchanged**`, "");
   const cap = <T,>(list: T[], n: number) => ({ shown: list.slice(0, n), more: Math.max(0, list.length - n) });
   if (dangerous.length) {
@@ -267,7 +299,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
   }
   const blocked = dangerous.some((d) => d.stateful) && !opts.allowDestroy;
   const tail: string[] = [];
-  if (!details.length && !drift.length) tail.push("_No changes._", "");
+  if (!details.length && !drift.length && !failed.length) tail.push("_No changes._", "");
   if (blocked)
     tail.push(
       "**This plan would destroy or replace a VM that Proxmox marks stateful** (tag `stateful` or protection). To do it on purpose, first merge a change that sets `\"stateful\": false` on the host (that removes the tag and the protection), then remove or replace it; or add the `allow-destroy` label (`--allow-destroy`).",
@@ -295,5 +327,5 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     const note = `_… ${left} more entr${left === 1 ? "y" : "ies"} left out to stay under GitHub's comment limit; ${opts.fullReportHint ?? "the full report is in the workflow run's artifacts"}._`;
     markdown = body([[...kept, "", note, ""]]);
   }
-  return { markdown, full, exitCode: blocked ? EXIT_STATEFUL_DESTROY : 0, counts };
+  return { markdown, full, exitCode: failed.length ? EXIT_PLAN_FAILED : blocked ? EXIT_STATEFUL_DESTROY : 0, counts };
 }
