@@ -110,4 +110,17 @@ describe("deploy steps with real terraform", () => {
       ["tappaas-fiberlb", true],
     ]);
   });
+
+  it("keeps the dependency order when every step is replaced (through the unchanged role barriers)", () => {
+    writeFileSync(join(p.root, "nixos", "modules", "base.nix"), readFileSync(join(p.root, "nixos", "modules", "base.nix"), "utf8") + "# shared change\n");
+    synth(p.root, d);
+    const before = runs(p.log).length;
+    const r = apply(p, { STEP_SLEEP_MS: "500" });
+    expect(r.status).toBe(0);
+    const by = Object.fromEntries(runs(p.log).slice(before).map((x) => [x.host.replace("tappaas-", ""), x]));
+    expect(Object.keys(by)).toHaveLength(8);
+    expect(by.flaredb.t0).toBeGreaterThanOrEqual(by.chainfire.t1);
+    expect(by.iam.t0).toBeGreaterThanOrEqual(by.flaredb.t1);
+    for (const n of ["plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"]) expect(by[n].t0).toBeGreaterThanOrEqual(by.iam.t1);
+  });
 });

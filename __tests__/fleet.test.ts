@@ -83,6 +83,7 @@ describe("deploy step triggers", () => {
     Object.fromEntries(
       Object.values(synthFleet(parseInventory(JSON.stringify(data))))
         .flatMap((s: any) => Object.entries<any>(s.resource?.terraform_data ?? {}))
+        .filter(([key]) => key.includes("_deploy_step_"))
         .map(([key, r]) => [hostOf(key), r.triggers_replace.config_hash]),
     );
 
@@ -103,13 +104,16 @@ describe("deploy step triggers", () => {
     expect(Object.keys(before).filter((h) => before[h] === after[h])).toEqual([]);
   });
 
-  it("waits for the platform dependencies in the deploy order", () => {
-    const steps = Object.entries<any>(synthFleet(exampleInventory()).platform.resource.terraform_data);
+  it("waits for the platform dependencies in the deploy order, through one barrier per role", () => {
+    const resources = synthFleet(exampleInventory()).platform.resource.terraform_data;
+    const steps = Object.entries<any>(resources).filter(([key]) => key.includes("_deploy_step_"));
     const byHost = Object.fromEntries(steps.map(([key, s]) => [hostOf(key), s.depends_on]));
     expect(byHost["tappaas-chainfire"]).toEqual([expect.stringMatching(/^proxmox_virtual_environment_vm\.tappaas-chainfire/)]);
-    expect(byHost["tappaas-flaredb"]).toEqual(expect.arrayContaining([expect.stringMatching(/^terraform_data\.tappaas-chainfire_deploy/)]));
-    expect(byHost["tappaas-iam"]).toEqual(expect.arrayContaining([expect.stringMatching(/^terraform_data\.tappaas-flaredb_deploy/)]));
+    expect(byHost["tappaas-flaredb"]).toEqual([expect.stringMatching(/^proxmox_virtual_environment_vm\.tappaas-flaredb/), "terraform_data.role-barrier-chainfire"]);
+    expect(byHost["tappaas-iam"]).toEqual([expect.stringMatching(/^proxmox_virtual_environment_vm\.tappaas-iam/), "terraform_data.role-barrier-flaredb"]);
     // novanet needs iam and flaredb; the iam step already waits for flaredb, so iam is enough.
-    expect(byHost["tappaas-novanet"]).toEqual([expect.stringMatching(/^proxmox_virtual_environment_vm\.tappaas-novanet/), expect.stringMatching(/^terraform_data\.tappaas-iam_deploy/)]);
+    expect(byHost["tappaas-novanet"]).toEqual([expect.stringMatching(/^proxmox_virtual_environment_vm\.tappaas-novanet/), "terraform_data.role-barrier-iam"]);
+    // each barrier waits for every holder of its role
+    expect(resources["role-barrier-flaredb"].depends_on).toEqual([expect.stringMatching(/^terraform_data\.tappaas-flaredb_deploy_step_/)]);
   });
 });

@@ -57,7 +57,7 @@ describe("PostgreSQL state backend", () => {
     expect(results[1].out).toContain("Error acquiring the state lock");
 
     const list = await tf(dir, ["state", "list"], env);
-    expect(list.out.trim().split("\n").filter((l) => l.startsWith("terraform_data."))).toHaveLength(8);
+    expect(list.out.trim().split("\n").filter((l) => l.startsWith("terraform_data.") && l.includes("_deploy_step_"))).toHaveLength(8);
     const plan = await tf(dir, ["plan", "-detailed-exitcode", "-input=false", "-no-color"], env);
     expect(plan.status).toBe(0); // no changes: the state is complete
     const again = await apply();

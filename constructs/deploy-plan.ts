@@ -9,6 +9,14 @@ export interface HostDeployPlan {
   readonly spec: Omit<DeploySpecDocument, "agentAddress">;
   /** Hosts whose deploy must finish first (platform dependency order). */
   readonly waitFor: string[];
+  /**
+   * The same as roles: the host waits for every holder of each of these roles. The deploy steps
+   * wait on one barrier per role instead of on every holder (edges stay linear in hosts).
+   * Roles the host holds itself are not here: those holders are in waitForHosts.
+   */
+  readonly waitForRoles: RoleName[];
+  /** Holders it waits for directly (a needed role it also holds: a barrier would include itself). */
+  readonly waitForHosts: string[];
   /** Inventory data outside the host's own entry that its configuration reads (for the hash). */
   readonly hashContext: unknown;
 }
@@ -82,12 +90,20 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
     .map(({ h }) => {
       const ports = hostPorts(h);
       const waitFor = new Set<string>();
-      for (const need of directNeeds(h.roles, (r) => held(r).some((x) => x !== h))) for (const dep of held(need)) if (dep !== h) waitFor.add(dep.name);
+      const waitForRoles: RoleName[] = [];
+      const waitForHosts = new Set<string>();
+      for (const need of directNeeds(h.roles, (r) => held(r).some((x) => x !== h))) {
+        for (const dep of held(need)) if (dep !== h) waitFor.add(dep.name);
+        if (h.roles.includes(need)) for (const dep of held(need)) dep !== h && waitForHosts.add(dep.name);
+        else if (held(need).length) waitForRoles.push(need);
+      }
       const upstreams = (h.roles.includes("litellm") ? fleetHolders.get("vllm") : h.roles.includes("openwebui") ? fleetHolders.get("litellm") : undefined) ?? [];
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
       return {
         host: h,
         waitFor: [...waitFor],
+        waitForRoles,
+        waitForHosts: [...waitForHosts],
         hashContext: { shared, upstreams: upstreams.map((u) => ({ name: u.name, network: u.network, ports: hostPorts(u), services: u.services ?? {} })) },
         spec: {
           host: h.name,

@@ -1,9 +1,10 @@
-import { App, LocalBackend, PgBackend, S3Backend, TerraformStack } from "cdktf";
+import { App, DataResource, LocalBackend, PgBackend, S3Backend, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { join } from "node:path";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
 import { NullProvider } from "@cdktf/provider-null/lib/provider";
 import { Inventory, HostSpec, PROJECT_ROOT, stackOf } from "../constructs/inventory";
+import type { RoleName } from "../constructs/roles";
 import { NixosTemplate } from "../constructs/nixos-template";
 import { PciMapping } from "../constructs/gpu";
 import { FleetHost } from "../constructs/fleet-host";
@@ -118,14 +119,29 @@ export class HostsStack extends TerraformStack {
       if (h.hasRole("litellm")) h.setUpstreams(urlsOf("vllm"));
       else if (h.hasRole("openwebui")) h.setUpstreams(urlsOf("litellm"));
     }
-    for (const plan of planDeploys(inv, hosts, { manageVms: manageVm })) {
+    const plans = planDeploys(inv, hosts, { manageVms: manageVm });
+    // One barrier per needed role: it waits for every deploy step of the role's holders, and the
+    // hosts that need the role wait for it. The same order as waiting for each holder, with a
+    // number of edges linear in hosts (docs/adr-0012-deploy-graph.md). Made on first use; plans
+    // come in level order, so every holder's step exists by then.
+    const barriers = new Map<RoleName, DataResource>();
+    const barrier = (role: RoleName) => {
+      let b = barriers.get(role);
+      if (!b) {
+        const holders = plans.filter((p) => p.host.roles.includes(role)).map((p) => this.steps.get(p.host.name)!.resource);
+        b = new DataResource(this, `role-barrier-${role}`, { input: { role }, dependsOn: holders });
+        barriers.set(role, b);
+      }
+      return b;
+    };
+    for (const plan of plans) {
       const host = byName.get(plan.host.name)!;
       const step = new NixosDeployStep(host, "deploy", {
         spec: plan.spec,
         agentAddress: host.vm?.ipv4,
         vmAddress: host.vm?.address,
         configHash: hasher.hostHash(plan.host, plan.hashContext),
-        dependsOn: [...(host.vm ? [host.vm.vm] : []), ...plan.waitFor.flatMap((d) => this.steps.get(d)?.resource ?? [])],
+        dependsOn: [...(host.vm ? [host.vm.vm] : []), ...plan.waitForRoles.map(barrier), ...plan.waitForHosts.flatMap((d) => this.steps.get(d)?.resource ?? [])],
         engine,
         movedFromNullResource: inv.deploy?.movedFromNullResource,
         command: opts.deployCommand,
