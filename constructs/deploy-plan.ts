@@ -1,6 +1,8 @@
 import type { DeploySpecDocument } from "./deploy-step";
 import { hostPorts, HostSpec, Inventory } from "./inventory";
 import { PLATFORM_ROLES, ROLES, RoleName } from "./roles";
+import { createHash } from "node:crypto";
+import { canonicalJson } from "./config-hash";
 
 /** What one host's deploy needs; shared by the deploy steps (stacks/) and `npm run deploy`. */
 export interface HostDeployPlan {
@@ -84,6 +86,19 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
   // Upstreams are read from the whole inventory (as the flake does), even across stacks.
   const fleetHolders = hosts === inv.hosts ? holders : byRole(inv.hosts);
   const held = (r: RoleName) => holders.get(r) ?? [];
+  // What a LiteLLM (OpenWebUI) host's configuration reads of its upstreams, as one digest per
+  // role computed once: every such host's hash covers every upstream, without each host
+  // serializing all of them again (that was quadratic in a large fleet).
+  const digests = new Map<RoleName, string>();
+  const upstreamDigest = (role: RoleName) => {
+    let d = digests.get(role);
+    if (d === undefined) {
+      const view = (fleetHolders.get(role) ?? []).map((u) => ({ name: u.name, network: u.network, ports: hostPorts(u), services: u.services ?? {} }));
+      d = createHash("sha256").update(canonicalJson(view)).digest("hex");
+      digests.set(role, d);
+    }
+    return d;
+  };
   return hosts
     .map((h) => ({ h, level: levelOf(h) }))
     .sort((a, b) => a.level - b.level)
@@ -97,14 +112,14 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
         if (h.roles.includes(need)) for (const dep of held(need)) dep !== h && waitForHosts.add(dep.name);
         else if (held(need).length) waitForRoles.push(need);
       }
-      const upstreams = (h.roles.includes("litellm") ? fleetHolders.get("vllm") : h.roles.includes("openwebui") ? fleetHolders.get("litellm") : undefined) ?? [];
+      const upstreamRole = h.roles.includes("litellm") ? "vllm" : h.roles.includes("openwebui") ? "litellm" : undefined;
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
       return {
         host: h,
         waitFor: [...waitFor],
         waitForRoles,
         waitForHosts: [...waitForHosts],
-        hashContext: { shared, upstreams: upstreams.map((u) => ({ name: u.name, network: u.network, ports: hostPorts(u), services: u.services ?? {} })) },
+        hashContext: { shared, upstreams: upstreamRole ? upstreamDigest(upstreamRole) : [] },
         spec: {
           host: h.name,
           vmid: h.vmid,

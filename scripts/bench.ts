@@ -2,8 +2,9 @@
  * npm run bench [-- --runs N] [--skip-test]
  *
  * Measures, on this machine:
- *  - end-to-end synth (process start to cdk.tf.json written) and peak memory for generated
- *    inventories of 10, 100 and 1000 hosts (median of several runs);
+ *  - end-to-end synth (process start to cdk.tf.json written), peak memory, JSON size and
+ *    dependency edges for generated inventories of 10, 100, 1000 and 5000 hosts (median of
+ *    several runs), with the growth 100 -> 1000 and 1000 -> 5000;
  *  - the stock cdktf path (ts-node with type-checking, `cdktf init` tsconfig) on 100 hosts;
  *  - bindings generation and `npm test`;
  *  - a real `terraform apply` of 50 independent deploy steps whose command is a 1-second sleep,
@@ -50,9 +51,28 @@ function timed(cmd: string, argv: string[], extraEnv: Record<string, string> = {
 
 const PEAK = join(ROOT, "scripts", "lib", "peak-rss.cjs");
 
+/** Bytes of synthesized JSON and depends_on edges of the deploy steps and barriers in an output directory. */
+function measureOutput(outdir: string): { jsonMiB: number; edges: number; steps: number } {
+  let bytes = 0;
+  let edges = 0;
+  let steps = 0;
+  const stacks = join(outdir, "stacks");
+  for (const st of require("node:fs").readdirSync(stacks)) {
+    const text = readFileSync(join(stacks, st, "cdk.tf.json"), "utf8");
+    bytes += text.length;
+    const json = JSON.parse(text);
+    for (const [key, r] of Object.entries<any>(json.resource?.terraform_data ?? {})) {
+      edges += (r.depends_on ?? []).filter((d: string) => d.startsWith("terraform_data.")).length;
+      if (key.includes("_deploy_step_")) steps++;
+    }
+  }
+  return { jsonMiB: bytes / 2 ** 20, edges, steps };
+}
+
 async function synthRuns(fleetFile: string, runs: number, stock = false) {
   const times: number[] = [];
   const peaks: number[] = [];
+  let output: ReturnType<typeof measureOutput> | undefined;
   for (let i = 0; i < runs; i++) {
     const outdir = join(work, `out-${Math.random().toString(36).slice(2)}`);
     const r = stock
@@ -61,8 +81,9 @@ async function synthRuns(fleetFile: string, runs: number, stock = false) {
     if (r.status !== 0 || !existsSync(join(outdir, "stacks"))) throw new Error(`synth failed (${stock ? "stock" : "ours"}):\n${r.out}`);
     times.push(r.seconds);
     if (r.peakMiB) peaks.push(r.peakMiB);
+    output ??= measureOutput(outdir);
   }
-  return { median: median(times), runs: times, peakMiB: Math.max(...peaks) };
+  return { median: median(times), runs: times, peakMiB: Math.max(...peaks), ...output! };
 }
 
 /** Synthesizes a configuration-only fleet whose deploy command sleeps 1 s, applies it, returns apply wall seconds. */
@@ -96,7 +117,7 @@ async function main() {
   };
 
   // Warm the bundle and tsx caches so the first timed run is not a cold build.
-  const sizes = [10, 100, 1000];
+  const sizes = [10, 100, 1000, 5000];
   const files: Record<number, string> = {};
   for (const n of sizes) {
     files[n] = join(work, `fleet-${n}.json`);
@@ -104,18 +125,24 @@ async function main() {
   }
   await timed("node", ["scripts/app.mjs"], { FLEET_FILE: files[10], CDKTF_OUTDIR: join(work, "warm") });
 
-  const synth: Record<number, { median: number; runs: number[]; peakMiB: number }> = {};
+  const synth: Record<number, Awaited<ReturnType<typeof synthRuns>>> = {};
+  const runsFor = (n: number) => (n >= 5000 ? 1 : n >= 1000 ? Math.max(3, Math.ceil(RUNS / 2)) : RUNS);
   for (const n of sizes) {
-    log(`synth ${n} hosts x${n === 1000 ? Math.max(3, Math.ceil(RUNS / 2)) : RUNS}`);
-    synth[n] = await synthRuns(files[n], n === 1000 ? Math.max(3, Math.ceil(RUNS / 2)) : RUNS);
-    rows.push({ what: `synth ${n} hosts (median, peak RSS)`, value: `${synth[n].median.toFixed(2)} s, ${synth[n].peakMiB.toFixed(0)} MiB` });
+    log(`synth ${n} hosts x${runsFor(n)}`);
+    synth[n] = await synthRuns(files[n], runsFor(n));
+    const x = synth[n];
+    rows.push({ what: `synth ${n} hosts (median; peak RSS; JSON; edges per host)`, value: `${x.median.toFixed(2)} s; ${x.peakMiB.toFixed(0)} MiB; ${x.jsonMiB.toFixed(1)} MiB; ${(x.edges / x.steps).toFixed(2)}` });
   }
   results.synth = synth;
-  const s1000 = synth[1000];
-  rows.find((r) => r.what.startsWith("synth 1000"))!.budget = "<= 5 s, <= 1024 MiB";
-  rows.find((r) => r.what.startsWith("synth 1000"))!.met = s1000.median <= 5 && s1000.peakMiB <= 1024;
-  const growth = s1000.median / synth[100].median;
-  rows.push({ what: "growth 1000 / 100 hosts", value: `${growth.toFixed(1)}x`, budget: "<= 12x", met: growth <= 12 });
+  const budget = (prefix: string, text: string, met: boolean) => Object.assign(rows.find((r) => r.what.startsWith(prefix))!, { budget: text, met });
+  budget("synth 1000 ", "<= 3 s", synth[1000].median <= 3);
+  budget("synth 5000 ", "<= 15 s, <= 1024 MiB", synth[5000].median <= 15 && synth[5000].peakMiB <= 1024);
+  const edgesPerHost = synth[5000].edges / synth[5000].steps;
+  rows.push({ what: "dependency edges per host, 5000 hosts", value: edgesPerHost.toFixed(2), budget: "<= 3", met: edgesPerHost <= 3 });
+  const growth = synth[1000].median / synth[100].median;
+  rows.push({ what: "growth 100 -> 1000 hosts (10x)", value: `${growth.toFixed(1)}x time, ${(synth[1000].peakMiB / synth[100].peakMiB).toFixed(1)}x memory`, budget: "<= 12x time", met: growth <= 12 });
+  const growth5 = synth[5000].median / synth[1000].median;
+  rows.push({ what: "growth 1000 -> 5000 hosts (5x)", value: `${growth5.toFixed(1)}x time, ${(synth[5000].peakMiB / synth[1000].peakMiB).toFixed(1)}x memory`, budget: "<= 6x time", met: growth5 <= 6 });
 
   log("stock path: npx ts-node (type-checking) on 100 hosts x3");
   const stock = await synthRuns(files[100], 3, true);

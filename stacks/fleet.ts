@@ -1,4 +1,4 @@
-import { App, DataResource, LocalBackend, PgBackend, S3Backend, TerraformStack } from "cdktf";
+import { App, DataResource, LocalBackend, PgBackend, S3Backend, TerraformLocal, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { join } from "node:path";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
@@ -113,8 +113,18 @@ export class HostsStack extends TerraformStack {
     for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h, manageVm }));
 
     const byName = new Map(this.hosts.map((x) => [x.spec.name, x]));
-    // LiteLLM is wired to the vLLM hosts, OpenWebUI to LiteLLM (the flake does the same from the inventory).
-    const urlsOf = (role: "vllm" | "litellm") => this.hosts.filter((x) => x.hasRole(role)).map((x) => `http://${x.address}:${x.ports[role].api}/v1`);
+    // LiteLLM is wired to the vLLM hosts, OpenWebUI to LiteLLM (the flake does the same from the
+    // inventory). The list is one local per role, referenced by each host's output: the JSON
+    // stays linear in hosts however many gateways there are.
+    const lists = new Map<string, TerraformLocal>();
+    const urlsOf = (role: "vllm" | "litellm") => {
+      let l = lists.get(role);
+      if (!l) {
+        l = new TerraformLocal(this, `${role}_upstreams`, this.hosts.filter((x) => x.hasRole(role)).map((x) => `http://${x.address}:${x.ports[role].api}/v1`));
+        lists.set(role, l);
+      }
+      return l.asList;
+    };
     for (const h of this.hosts) {
       if (h.hasRole("litellm")) h.setUpstreams(urlsOf("vllm"));
       else if (h.hasRole("openwebui")) h.setUpstreams(urlsOf("litellm"));
