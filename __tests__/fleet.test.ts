@@ -64,8 +64,11 @@ describe("example fleet", () => {
   it("wires LiteLLM to the vLLM hosts and OpenWebUI to LiteLLM in the outputs", () => {
     const out = stacks.ai.output;
     const val = (prefix: string) => out[Object.keys(out).find((k) => k.startsWith(prefix))!].value;
-    expect(val("tappaas-litellm_upstreams")).toEqual(["http://192.168.10.21:8000/v1"]);
-    expect(val("tappaas-openwebui_upstreams")).toEqual([expect.stringMatching(/^http:\/\/\$\{try\(flatten\(.*\}:4000\/v1$/)]);
+    // one list per role in `locals`, each gateway's output refers to it (linear JSON)
+    expect(val("tappaas-litellm_upstreams")).toBe("${local.vllm_upstreams}");
+    expect(val("tappaas-openwebui_upstreams")).toBe("${local.litellm_upstreams}");
+    expect(stacks.ai.locals.vllm_upstreams).toEqual(["http://192.168.10.21:8000/v1"]);
+    expect(stacks.ai.locals.litellm_upstreams).toEqual([expect.stringMatching(/^http:\/\/\$\{try\(flatten\(.*\}:4000\/v1$/)]);
   });
 
   it("matches the snapshot of the whole example fleet", () => {
