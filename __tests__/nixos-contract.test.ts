@@ -14,7 +14,7 @@ import { ROOT } from "./helpers";
 const KIT = process.env.NIXPKGS_KIT ?? join(ROOT, "..", "shared", "nixpkgs-kit");
 const NIXPKGS = process.env.NIXPKGS;
 const available = (NIXPKGS && existsSync(join(NIXPKGS, "lib"))) || existsSync(join(KIT, "lib", "default.nix"));
-if (!available) console.warn(`NixOS contract: SKIPPED: neither the nixpkgs kit (${KIT}; set NIXPKGS_KIT) nor NIXPKGS (a nixpkgs checkout) is present`);
+if (!available) process.stderr.write(`NixOS contract: SKIPPED: neither the nixpkgs kit (${KIT}; set NIXPKGS_KIT) nor NIXPKGS (a nixpkgs checkout) is present\n`);
 const maybe = available ? describe : describe.skip;
 
 const INVENTORIES = ["fleet.json", ...readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".json")).map((f) => `examples/${f}`)];
