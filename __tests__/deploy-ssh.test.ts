@@ -371,4 +371,22 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
     expect(r.out).not.toContain("[db1] wait for ssh");
     expect(r.out).toContain("0 deployed, 2 failed");
   });
+
+  it("rolls a quorum role one member at a time, and a failed member stops the roll", async () => {
+    const ips = ["127.0.0.81", "127.0.0.82", "127.0.0.83"];
+    for (const [i, ip] of ips.entries()) hosts.push(await startHost(`r${i + 1}`, [ip], key));
+    // chainfire's health: its three ports answer; member 2's never do
+    const { createServer: tcp } = require("node:net");
+    for (const ip of [ips[0], ips[2]]) for (const port of [2379, 2380, 2381]) await new Promise<void>((d) => { const srv = tcp(() => {}).listen(port, ip, () => d()); servers.push(srv); });
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const file = fleetFile(ips.map((ip, i) => host(`cf${i + 1}`, ["chainfire"], 711 + i, ip)));
+    const r = await cli(["--all", "--concurrency", "3", "--health-timeout", "1", "--health-stable", "0.5"], file, kh);
+    expect(r.status).toBe(5);
+    // one at a time: cf2 starts only after cf1 is done
+    expect(r.out.indexOf("[cf2] wait for ssh")).toBeGreaterThan(r.out.indexOf("[cf1] deployed"));
+    expect(r.out).toContain("[cf2] FAILED: health check failed");
+    expect(r.out).toMatch(/^ {2}FAILED {2}cf3 +0\.0s {2}skipped: waits for cf2, which failed$/m);
+    expect(r.out).not.toContain("[cf3] wait for ssh");
+  });
 });
+

@@ -124,3 +124,33 @@ describe("deploy steps with real terraform", () => {
     for (const n of ["plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"]) expect(by[n].t0).toBeGreaterThanOrEqual(by.iam.t1);
   });
 });
+
+describe("rolling updates of quorum roles with real terraform (examples/raft-platform.json)", () => {
+  const raft = () => JSON.parse(readFileSync(join(ROOT, "examples", "raft-platform.json"), "utf8"));
+
+  it("deploys each Raft role's members strictly one after another, then the level-3 services in parallel", () => {
+    const p = project();
+    synth(p.root, raft());
+    expect(tf(p.stackDir, ["init", "-input=false", "-no-color"]).status).toBe(0);
+    const r = apply(p, { STEP_SLEEP_MS: "400" });
+    expect(r.status).toBe(0);
+    const by = Object.fromEntries(runs(p.log).map((x) => [x.host.replace("raft-", ""), x]));
+    for (const chain of [["cf1", "cf2", "cf3"], ["db1", "db2", "db3"]]) for (let i = 1; i < chain.length; i++) expect(by[chain[i]].t0).toBeGreaterThanOrEqual(by[chain[i - 1]].t1);
+    expect(by.db1.t0).toBeGreaterThanOrEqual(by.cf3.t1);
+    expect(by.iam.t0).toBeGreaterThanOrEqual(by.db3.t1);
+    const rest = ["plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"].map((n) => by[n]);
+    for (const x of rest) expect(x.t0).toBeGreaterThanOrEqual(by.iam.t1);
+    expect(Math.max(...rest.map((x) => x.t0))).toBeLessThan(Math.min(...rest.map((x) => x.t1)));
+  });
+
+  it("a failure of member 2 stops the roll: member 3 is not touched", () => {
+    const p = project();
+    synth(p.root, raft());
+    expect(tf(p.stackDir, ["init", "-input=false", "-no-color"]).status).toBe(0);
+    const r = apply(p, { STEP_FAIL_ONCE: "raft-cf2" });
+    expect(r.status).not.toBe(0);
+    const ran = runs(p.log).map((x) => [x.host, x.ok]);
+    expect(ran).toEqual([["raft-cf1", true], ["raft-cf2", false]]);
+  });
+});
+

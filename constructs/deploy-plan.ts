@@ -99,9 +99,24 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
     }
     return d;
   };
+  // Rolling updates (docs/adr-0013-rolling-updates.md): members of a quorum role one at a time
+  // in name order; hosts of another role with several members at most `maxUnavailable` at a
+  // time. A host waits for the member `k` places before it in each of its roles.
+  const maxUnavailable = inv.deploy?.maxUnavailable ?? 1;
+  const rollAfter = (h: HostSpec): string[] => {
+    const after = new Set<string>();
+    for (const r of h.roles) {
+      const members = [...held(r)].sort((a, b) => a.name.localeCompare(b.name));
+      const i = members.indexOf(h);
+      const k = ROLES[r].quorum ? 1 : maxUnavailable;
+      if (i - k >= 0) after.add(members[i - k].name);
+    }
+    return [...after];
+  };
   return hosts
     .map((h) => ({ h, level: levelOf(h) }))
-    .sort((a, b) => a.level - b.level)
+    // by level, then by name: every host after the hosts it waits for
+    .sort((a, b) => a.level - b.level || a.h.name.localeCompare(b.h.name))
     .map(({ h }) => {
       const ports = hostPorts(h);
       const waitFor = new Set<string>();
@@ -109,8 +124,13 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
       const waitForHosts = new Set<string>();
       for (const need of directNeeds(h.roles, (r) => held(r).some((x) => x !== h))) {
         for (const dep of held(need)) if (dep !== h) waitFor.add(dep.name);
-        if (h.roles.includes(need)) for (const dep of held(need)) dep !== h && waitForHosts.add(dep.name);
+        // a role it holds too: the members before it (the others roll after it)
+        if (h.roles.includes(need)) for (const dep of held(need)) dep !== h && dep.name.localeCompare(h.name) < 0 && waitForHosts.add(dep.name);
         else if (held(need).length) waitForRoles.push(need);
+      }
+      for (const prev of rollAfter(h)) {
+        waitFor.add(prev);
+        waitForHosts.add(prev);
       }
       const upstreamRole = h.roles.includes("litellm") ? "vllm" : h.roles.includes("openwebui") ? "litellm" : undefined;
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);

@@ -149,6 +149,8 @@ export interface DeploySpec {
   readonly movedFromNullResource?: boolean;
   /** How long every health check must keep passing after a switch, in seconds. @default 10 */
   readonly healthStableSeconds?: number;
+  /** Hosts of one (non-quorum) role updated at the same time; quorum roles always roll one by one. @default 1 */
+  readonly maxUnavailable?: number;
 }
 
 export interface Inventory {
@@ -452,6 +454,8 @@ export function validateInventory(data: unknown): Problem[] {
       if (d.buildHost !== undefined && !(isStr(d.buildHost) && /^(?:[^@\s]+@)?[^:\s@]+(?::\d+)?$/.test(d.buildHost))) add("deploy", "buildHost", `${JSON.stringify(d.buildHost)} must be [user@]host[:port]`);
       if (d.healthStableSeconds !== undefined && !(typeof d.healthStableSeconds === "number" && d.healthStableSeconds >= 0 && d.healthStableSeconds <= 3600))
         add("deploy", "healthStableSeconds", `${JSON.stringify(d.healthStableSeconds)} must be a number of seconds from 0 to 3600`);
+      if (d.maxUnavailable !== undefined && !(isInt(d.maxUnavailable) && d.maxUnavailable >= 1 && d.maxUnavailable <= 10000))
+        add("deploy", "maxUnavailable", `${JSON.stringify(d.maxUnavailable)} must be a whole number from 1`);
       if (d.flake !== undefined && !(isStr(d.flake) && d.flake.length > 0)) add("deploy", "flake", "must be a flake reference such as \"./nixos\"");
     }
   }

@@ -52,11 +52,17 @@ export interface RoleSpec {
   readonly health: readonly HealthCheck[];
   /** systemd units of the role (as its NixOS module names them): a failed one fails the deploy. */
   readonly units: readonly string[];
+  /**
+   * The role's members form a quorum (Raft): they are updated one at a time, in name order, each
+   * after the previous one's health gate (docs/adr-0013-rolling-updates.md).
+   */
+  readonly quorum?: boolean;
   /** Files (relative to nixos/) that make up this role's NixOS configuration. */
   readonly files: readonly string[];
 }
 
-const platform = (ports: Record<string, number>, requires: RoleName[], name: RoleName): RoleSpec => ({
+const platform = (ports: Record<string, number>, requires: RoleName[], name: RoleName, quorum = false): RoleSpec => ({
+  quorum,
   group: "platform",
   ports,
   min: { cores: 1, memoryMiB: 1024, diskGiB: 10 },
@@ -104,8 +110,8 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     units: ["fleet-git-repositories.service"],
     files: ["modules/roles/cicd.nix", "scripts/git-update-hook.sh"],
   },
-  chainfire: platform({ api: 2379, raft: 2380, gossip: 2381 }, [], "chainfire"),
-  flaredb: platform({ api: 2479, raft: 2480 }, ["chainfire"], "flaredb"),
+  chainfire: platform({ api: 2379, raft: 2380, gossip: 2381 }, [], "chainfire", true),
+  flaredb: platform({ api: 2479, raft: 2480 }, ["chainfire"], "flaredb", true),
   iam: platform({ api: 7100 }, ["flaredb"], "iam"),
   plasmavmc: platform({ api: 7200 }, ["iam", "flaredb"], "plasmavmc"),
   novanet: platform({ api: 7300 }, ["iam", "flaredb"], "novanet"),

@@ -151,7 +151,16 @@ export class HostsStack extends TerraformStack {
         agentAddress: host.vm?.ipv4,
         vmAddress: host.vm?.address,
         configHash: hasher.hostHash(plan.host, plan.hashContext),
-        dependsOn: [...(host.vm ? [host.vm.vm] : []), ...plan.waitForRoles.map(barrier), ...plan.waitForHosts.flatMap((d) => this.steps.get(d)?.resource ?? [])],
+        dependsOn: [
+          ...(host.vm ? [host.vm.vm] : []),
+          ...plan.waitForRoles.map(barrier),
+          ...plan.waitForHosts.map((d) => {
+            const step = this.steps.get(d);
+            // plans come in (level, name) order, so a host's predecessors are made first
+            if (!step) throw new Error(`internal: the deploy step of ${d} (waited for by ${plan.host.name}) is not made yet`);
+            return step.resource;
+          }),
+        ],
         engine,
         movedFromNullResource: inv.deploy?.movedFromNullResource,
         command: opts.deployCommand,
