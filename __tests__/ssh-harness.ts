@@ -6,7 +6,7 @@
  * live below it (the target-side stand-ins in stand-ins/remote-bin map them there).
  */
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,7 +40,12 @@ function prepareDeployUser(): { uid: number; gid: number } {
   try {
     execFileSync("id", [DEPLOY_USER], { stdio: "ignore" });
   } catch {
-    execFileSync("useradd", ["--system", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh", DEPLOY_USER]);
+    try {
+      execFileSync("useradd", ["--system", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh", DEPLOY_USER], { stdio: "pipe" });
+    } catch (e) {
+      // another test file (a parallel jest worker) may have just made it
+      execFileSync("id", [DEPLOY_USER], { stdio: "ignore" });
+    }
   }
   // No password, but not locked: sshd without PAM refuses every login to a locked ("!") account.
   execFileSync("usermod", ["-p", "*", "-d", "/", DEPLOY_USER]);
@@ -52,8 +57,11 @@ function prepareDeployUser(): { uid: number; gid: number } {
     "",
   ].join("\n");
   mkdirSync("/etc/sudoers.d", { recursive: true });
-  writeFileSync("/etc/sudoers.d/fleet-deploy-tests", rules, { mode: 0o440 });
-  execFileSync("visudo", ["-c", "-q", "-f", "/etc/sudoers.d/fleet-deploy-tests"]);
+  // written beside and renamed: a parallel worker never sees half a file
+  const tmp = `/etc/sudoers.d/.fleet-deploy-tests-${process.pid}`;
+  writeFileSync(tmp, rules, { mode: 0o440 });
+  execFileSync("visudo", ["-c", "-q", "-f", tmp]);
+  renameSync(tmp, "/etc/sudoers.d/fleet-deploy-tests");
   prepared = true;
   return id();
 }

@@ -5,7 +5,7 @@
  * Every behaviour rule cites the provider (bpg/terraform-provider-proxmox at tag v0.111.0) or
  * Proxmox VE source it copies.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 
 export interface PveDisk {
   storage: string;
@@ -58,6 +58,29 @@ export interface Cluster {
 
 export function readCluster(file: string): Cluster {
   return JSON.parse(readFileSync(file, "utf8"));
+}
+
+/**
+ * Runs `fn` holding the cluster's lock file: several provider processes (one per stack applied
+ * side by side) change the same cluster, and each change is a read-modify-write.
+ */
+export function withClusterLock<T>(file: string, fn: () => T): T {
+  const lock = `${file}.lock`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, "wx"));
+      break;
+    } catch (e: any) {
+      if (e.code !== "EEXIST" || Date.now() > deadline) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    unlinkSync(lock);
+  }
 }
 
 /** Written whole and renamed into place: a crash never leaves half a cluster. */

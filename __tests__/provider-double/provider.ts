@@ -5,7 +5,7 @@
  * provider and PVE would do. Each rule names its source: bpg/terraform-provider-proxmox at tag
  * v0.111.0 ("bpg:" + path) or Proxmox VE ("pve:" + repository/path).
  */
-import { Cluster, PveVm, readCluster, writeCluster } from "./cluster";
+import { Cluster, PveVm, readCluster, withClusterLock, writeCluster } from "./cluster";
 import { conform, isObj, Obj, same, SchemaBlock, settle, UNKNOWN, unknownComputed, Value } from "./values";
 
 export interface Diag {
@@ -57,10 +57,12 @@ export class ProviderDouble {
   }
 
   private cluster<T>(fn: (c: Cluster) => T): T {
-    const c = readCluster(this.clusterFile);
-    const r = fn(c);
-    writeCluster(this.clusterFile, c);
-    return r;
+    return withClusterLock(this.clusterFile, () => {
+      const c = readCluster(this.clusterFile);
+      const r = fn(c);
+      writeCluster(this.clusterFile, c);
+      return r;
+    });
   }
 
   plan(type: string, prior: Value, proposed: Value, config: Value): PlanResult {
