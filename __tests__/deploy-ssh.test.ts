@@ -180,7 +180,7 @@ describe("deploy over real SSH", () => {
     const h2 = await startHost("s2", ["127.0.0.57"], key);
     hosts.push(h2);
     let answered = 0;
-    const flaky = createServer((req, res) => {
+    const flaky = createServer((_req, res) => {
       res.statusCode = answered++ === 0 ? 200 : 503;
       res.end();
     });

@@ -38,7 +38,6 @@ const num = (v: Value): number | undefined => (typeof v === "number" ? v : undef
 
 export class ProviderDouble {
   private token = false;
-  private configured = false;
 
   constructor(
     private readonly schemas: Record<string, SchemaBlock>,
@@ -52,7 +51,6 @@ export class ProviderDouble {
     if (!endpoint) return [err("Missing Proxmox VE API Endpoint", "set endpoint or PROXMOX_VE_ENDPOINT")];
     this.token = Boolean(str(c.api_token) ?? process.env.PROXMOX_VE_API_TOKEN);
     if (!this.token && !(str(c.username) ?? process.env.PROXMOX_VE_USERNAME)) return [err("Missing Proxmox VE API credentials", "set api_token / PROXMOX_VE_API_TOKEN or username and password")];
-    this.configured = true;
     return [];
   }
 
@@ -65,7 +63,7 @@ export class ProviderDouble {
     });
   }
 
-  plan(type: string, prior: Value, proposed: Value, config: Value): PlanResult {
+  plan(type: string, prior: Value, proposed: Value): PlanResult {
     const schema = this.schemas[type];
     const legacy = SDK_V2.has(type);
     if (proposed === null) return { planned: null, requiresReplace: [], legacy, diags: [] };
@@ -88,7 +86,7 @@ export class ProviderDouble {
     return { planned, requiresReplace, legacy, diags: [] };
   }
 
-  apply(type: string, prior: Value, planned: Value, config: Value): ApplyResult {
+  apply(type: string, prior: Value, planned: Value): ApplyResult {
     const schema = this.schemas[type];
     const legacy = SDK_V2.has(type);
     try {
@@ -217,7 +215,7 @@ export class ProviderDouble {
       vm.protection = p.protection === true;
       vm.tags = Array.isArray(p.tags) ? (p.tags as string[]) : [];
       this.applyNics(vm, p, vmid);
-      this.applyHostpci(c, vm, p);
+      this.applyHostpci(vm, p);
       c.vms[String(vmid)] = vm;
       if (p.started !== false && !vm.template) this.start(c, vm, vmid);
       return this.vmState(p, vmid, vm, diags, false, c);
@@ -248,7 +246,7 @@ export class ProviderDouble {
       vm.name = str(p.name) ?? vm.name;
       vm.tags = Array.isArray(p.tags) ? (p.tags as string[]) : vm.tags;
       vm.protection = p.protection === true;
-      if (!same(prior.hostpci, p.hostpci)) this.applyHostpci(c, vm, p);
+      if (!same(prior.hostpci, p.hostpci)) this.applyHostpci(vm, p);
       if (!vm.running && p.started !== false && !vm.template) this.start(c, vm, vmid);
       return this.vmState(p, vmid, vm, diags, false, c);
     });
@@ -279,7 +277,7 @@ export class ProviderDouble {
     vm.nics = devices.map((d, i) => ({ bridge: str(d.bridge) ?? "vmbr0", model: str(d.model) ?? "virtio", mac: str(d.mac_address) ?? vm.nics[i]?.mac ?? macFor(vmid, i), vlan: num(d.vlan_id) ?? null, firewall: d.firewall === true }));
   }
 
-  private applyHostpci(c: Cluster, vm: PveVm, p: Obj): void {
+  private applyHostpci(vm: PveVm, p: Obj): void {
     vm.hostpci = list(p.hostpci).map((h) => ({ device: str(h.device)!, mapping: str(h.mapping), id: str(h.id) }));
     for (const h of vm.hostpci)
       // pve: qemu-server PVE/API2/Qemu.pm check_hostpci_perm: a raw (unmapped) device may be

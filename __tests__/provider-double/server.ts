@@ -104,7 +104,7 @@ const provider = {
   UpgradeResourceState: unary((r) => ({ upgraded_state: dv(r.raw_state?.json?.length ? JSON.parse(r.raw_state.json.toString()) : null), diagnostics: [] })),
   ReadResource: unary((r) => ({ new_state: dv(double.read(r.type_name, inV(r.current_state))), diagnostics: [], private: r.private })),
   PlanResourceChange: unary((r) => {
-    const res = double.plan(r.type_name, inV(r.prior_state), inV(r.proposed_new_state), inV(r.config));
+    const res = double.plan(r.type_name, inV(r.prior_state), inV(r.proposed_new_state));
     log(`plan ${r.type_name} replace=${JSON.stringify(res.requiresReplace)}`);
     return {
       planned_state: dv(res.planned),
@@ -115,7 +115,7 @@ const provider = {
     };
   }),
   ApplyResourceChange: unary((r) => {
-    const res = double.apply(r.type_name, inV(r.prior_state), inV(r.planned_state), inV(r.config));
+    const res = double.apply(r.type_name, inV(r.prior_state), inV(r.planned_state));
     log(`apply ${r.type_name} ${res.diags.map((d) => d.summary).join("; ")}`);
     return { new_state: dv(res.state), private: Buffer.alloc(0), diagnostics: diags(res.diags), legacy_type_system: res.legacy };
   }),

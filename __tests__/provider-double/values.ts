@@ -52,7 +52,7 @@ export function conform(v: Value, block: SchemaBlock): Value {
   if (v === null || v === UNKNOWN) return v;
   const o = v as Obj;
   const out: Obj = {};
-  for (const [k, a] of Object.entries(block.attributes ?? {})) out[k] = o[k] === undefined ? null : o[k];
+  for (const k of Object.keys(block.attributes ?? {})) out[k] = o[k] === undefined ? null : o[k];
   for (const [k, b] of Object.entries(block.block_types ?? {})) {
     const x = o[k];
     if (b.nesting_mode === "single" || b.nesting_mode === "group") out[k] = x === undefined || x === null ? null : conform(x, b.block);
