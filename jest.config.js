@@ -7,5 +7,7 @@ module.exports = {
   setupFiles: ["<rootDir>/__tests__/setup-env.ts"],
   setupFilesAfterEnv: ["<rootDir>/__tests__/setup-jest.ts"],
   testTimeout: 120000,
-  maxWorkers: 2,
+  // Three workers on two cores: most suites wait on sshd, Terraform and sleeps, not the CPU
+  // (measured: 106-108 s against 116 s with two).
+  maxWorkers: 3,
 };
