@@ -349,8 +349,16 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       throw new DeployError("no address known (no static address, no agent address, no DNS name)", EXIT.usage, "give the host a static address or pass --address");
 
     address = await phase("wait for ssh", async () => {
+      // A line every 30 s while waiting: what it waits for and for how long, so a fleet that is
+      // not reachable is visible long before the deadline.
+      const t0 = Date.now();
+      let told = t0;
       const a = await untilDeadline(spec.timeouts.sshSeconds, async () => {
         for (const c of candidates) if (await tcpOpen(c, port)) return c;
+        if (Date.now() - told >= 30_000) {
+          told = Date.now();
+          say(`still waiting for SSH on ${candidates.join(" or ")} port ${port} (${Math.round((told - t0) / 1000)}s of ${spec.timeouts.sshSeconds}s)`);
+        }
         return undefined;
       });
       if (!a)
