@@ -7,20 +7,11 @@
  * else (sshd, ssh, ssh-keyscan, sudo, known_hosts pinning, HTTP health checks) is real.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exampleData, ROOT, runAsync } from "./helpers";
-import { clientKey, DEPLOY_USER, startHost, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
+import { DEPLOY_USER, sshTestBed, startHost, STAND_INS, SSH_PORT } from "./ssh-harness";
 
-const work = mkdtempSync(join(tmpdir(), "deploy-"));
-const key = clientKey(work);
-const hosts: TestHost[] = [];
-const servers: Server[] = [];
-afterAll(() => {
-  hosts.forEach((h) => h.stop());
-  servers.forEach((s) => s.close());
-});
+const { work, key, hosts, servers } = sshTestBed();
 
 describe("npm run deploy over real SSH (from the inventory)", () => {
   const fleetFile = (hosts: any[]) => {

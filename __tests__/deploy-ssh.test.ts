@@ -7,24 +7,16 @@
  * else (sshd, ssh, ssh-keyscan, sudo, known_hosts pinning, HTTP health checks) is real.
  */
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
-import { createServer, Server } from "node:http";
-import { tmpdir } from "node:os";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { App } from "cdktf";
 import { buildFleet } from "../stacks/fleet";
 import { parseInventory } from "../constructs/inventory";
 import { exampleData, ROOT, runAsync } from "./helpers";
-import { clientKey, control, DEPLOY_USER, generationOf, runningOf, startHost, startHttp, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
+import { control, DEPLOY_USER, generationOf, runningOf, sshTestBed, startHost, startHttp, STAND_INS, SSH_PORT } from "./ssh-harness";
 import type { DeploySpec } from "../scripts/lib/deploy-host";
 
-const work = mkdtempSync(join(tmpdir(), "deploy-"));
-const key = clientKey(work);
-const hosts: TestHost[] = [];
-const servers: Server[] = [];
-afterAll(() => {
-  hosts.forEach((h) => h.stop());
-  servers.forEach((s) => s.close());
-});
+const { work, key, hosts, servers } = sshTestBed();
 
 function spec(host: string, extra: Partial<DeploySpec> = {}): DeploySpec {
   return {

@@ -25,6 +25,20 @@ export interface TestHost {
   stop(): void;
 }
 
+/**
+ * What a test file of SSH deploys needs: a work directory, a client key, and lists of the hosts
+ * and servers it starts, stopped after the file's tests.
+ */
+export function sshTestBed(): { work: string; key: string; hosts: TestHost[]; servers: { close(): unknown }[] } {
+  const work = mkdtempSync(join(tmpdir(), "deploy-"));
+  const bed = { work, key: clientKey(work), hosts: [] as TestHost[], servers: [] as { close(): unknown }[] };
+  afterAll(() => {
+    bed.hosts.forEach((h) => h.stop());
+    bed.servers.forEach((s) => s.close());
+  });
+  return bed;
+}
+
 /** A client key pair for the tests (lives in a temp directory, never in the repo). */
 export function clientKey(dir: string): string {
   const key = join(dir, "client_ed25519");
