@@ -307,9 +307,10 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   }
 
   /** The first address in `addrs` where SSH answers and the host state can be read, within `seconds`. */
-  const reach = (addrs: string[], seconds: number) =>
+  // Find the host again at the address it had, or at its static address if it moved there.
+  const reach = (from: string, seconds: number) =>
     untilDeadline(seconds, async () => {
-      for (const a of addrs) if (await tcpOpen(a, port)) {
+      for (const a of spec.finalAddress && spec.finalAddress !== from ? [from, spec.finalAddress] : [from]) if (await tcpOpen(a, port)) {
         const st = await stateOf(a);
         if (st) return { addr: a, state: st };
       }
@@ -399,7 +400,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
         // nixos-rebuild-ng set the profile before activating and runs switch-to-configuration
         // detached with systemd-run, so activation may still run or have finished: find out.
         say("the SSH connection dropped during the switch; reconnecting to see where the host is");
-        const found = await reach([address!, ...(spec.finalAddress && spec.finalAddress !== address ? [spec.finalAddress] : [])], Math.max(30, Math.min(spec.timeouts.sshSeconds, 300)));
+        const found = await reach(address!, Math.max(30, Math.min(spec.timeouts.sshSeconds, 300)));
         if (!found) throw new DeployError("the connection dropped during the switch and the host did not answer again", EXIT.unreachable, `check VM ${spec.vmid} on ${spec.node} (qm status ${spec.vmid}); the console shows whether it activated`);
         address = found.addr;
         const waited = await untilDeadline(spec.timeouts.switchSeconds, async () => ((await ssh(address!, "systemctl is-active nixos-rebuild-switch-to-configuration")).stdout.trim() === "active" ? undefined : true));
@@ -445,7 +446,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     let message = `${err.message}`;
     if (switched && address) {
       // Where is the host now? Retry for a while: it may be moving to its static address.
-      const found = await reach([address, ...(spec.finalAddress && spec.finalAddress !== address ? [spec.finalAddress] : [])], 30);
+      const found = await reach(address, 30);
       const now = found?.state;
       if (found) address = found.addr;
       if (!before) message += "; the generation it ran before is unknown, so it was not rolled back (check it by hand)";
