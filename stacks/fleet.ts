@@ -171,7 +171,6 @@ export class HostsStack extends TerraformStack {
   }
 }
 
-/** Builds every stack of the fleet into `app`. */
 /**
  * What a state backend needs from the environment and lacks, as one line (undefined: nothing
  * missing). Checked before synth so that `cdktf diff/deploy` never waits at Terraform's
@@ -188,6 +187,7 @@ export function backendProblem(backend: FleetOptions["backend"], env: NodeJS.Pro
   return undefined;
 }
 
+/** Builds every stack of the fleet into `app`. */
 export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): FleetStacks {
   const root = opts.root ?? PROJECT_ROOT;
   const backend = opts.backend ?? (process.env.FLEET_BACKEND as FleetOptions["backend"]) ?? inv.backend ?? "local";
