@@ -94,6 +94,9 @@ export function hostOf(rc: ResourceChange): string | undefined {
   return typeof n === "string" ? n : undefined;
 }
 
+/** The host of a fleet VM or deploy step; undefined for any other resource. */
+const fleetHostOf = (rc: ResourceChange) => (VM_TYPES.has(rc.type) || STEP_TYPES.has(rc.type) ? hostOf(rc) : undefined);
+
 /**
  * Whether a VM holds data, from what Proxmox has now (the plan's `before`): the fleet's
  * `stateful` tag or Proxmox's own `protection` flag (which also makes Proxmox refuse the
@@ -109,12 +112,14 @@ export function statefulBefore(rc: ResourceChange): boolean {
 
 // ---- escaping: every string from the plan is escaped for where it lands
 
+/** A run of backticks longer than any run inside `t`, and at least `min` long. */
+const fenceFor = (t: string, min: number) => "`".repeat(Math.max(min - 1, ...(t.match(/`+/g) ?? []).map((r) => r.length)) + 1);
+
 /** Inline code with no way out: newlines flattened, a fence longer than any backtick run inside. */
 export function code(s: string, max = 200): string {
   let t = String(s).replace(/[\r\n\u2028\u2029]+/g, " ");
   if (t.length > max) t = `${t.slice(0, max - 1)}…`;
-  const longest = Math.max(0, ...(t.match(/`+/g) ?? []).map((r) => r.length));
-  const fence = "`".repeat(longest + 1);
+  const fence = fenceFor(t, 1);
   const pad = t.startsWith("`") || t.endsWith("`") || t === "" ? " " : "";
   return `${fence}${pad}${t}${pad}${fence}`;
 }
@@ -210,8 +215,7 @@ export function hostsInError(text: string): string[] {
 function fenced(text: string, max = 4000): string {
   let t = text.replace(/\x1b\[[0-9;]*m/g, "");
   if (t.length > max) t = `${t.slice(0, max)}\n… (${t.length - max} more characters in the artifact)`;
-  const longest = Math.max(2, ...(t.match(/`+/g) ?? []).map((r) => r.length));
-  const fence = "`".repeat(longest + 1);
+  const fence = fenceFor(t, 3);
   return `${fence}text\n${t}\n${fence}`;
 }
 
@@ -230,7 +234,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
       const kind = kindOf(rc.change);
       counts[kind]++;
       // Reviewers think in host names: every VM and deploy step is shown with its host.
-      const fleetHost = VM_TYPES.has(rc.type) || STEP_TYPES.has(rc.type) ? hostOf(rc) : undefined;
+      const fleetHost = fleetHostOf(rc);
       const hostPrefix = fleetHost ? `host ${code(fleetHost)}: ` : "";
       if (rc.change.importing) {
         counts.import++;
@@ -257,7 +261,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     }
     for (const rc of [...(plan.resource_drift ?? [])].sort(byAddress)) {
       const changed = attributeChanges(rc.change).map(([p]) => p);
-      const driftHost = VM_TYPES.has(rc.type) || STEP_TYPES.has(rc.type) ? hostOf(rc) : undefined;
+      const driftHost = fleetHostOf(rc);
       drift.push(`- ${driftHost ? `host ${code(driftHost)}: ` : ""}${code(rc.address)} (${code(label)}): ${kindOf(rc.change) === "destroy" ? "deleted outside Terraform" : `changed outside Terraform: ${changed.slice(0, 8).map((c) => code(c)).join(", ") || "attributes"}`}`);
     }
   }
