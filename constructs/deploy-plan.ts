@@ -103,11 +103,22 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
   // in name order; hosts of another role with several members at most `maxUnavailable` at a
   // time. A host waits for the member `k` places before it in each of its roles.
   const maxUnavailable = inv.deploy?.maxUnavailable ?? 1;
+  // each role's members in name order with their places, sorted once per role
+  const ordered = new Map<RoleName, { members: HostSpec[]; place: Map<HostSpec, number> }>();
+  const orderOf = (r: RoleName) => {
+    let o = ordered.get(r);
+    if (!o) {
+      const members = [...held(r)].sort((a, b) => a.name.localeCompare(b.name));
+      o = { members, place: new Map(members.map((m, i) => [m, i])) };
+      ordered.set(r, o);
+    }
+    return o;
+  };
   const rollAfter = (h: HostSpec): string[] => {
     const after = new Set<string>();
     for (const r of h.roles) {
-      const members = [...held(r)].sort((a, b) => a.name.localeCompare(b.name));
-      const i = members.indexOf(h);
+      const { members, place } = orderOf(r);
+      const i = place.get(h) ?? -1;
       const k = ROLES[r].quorum ? 1 : maxUnavailable;
       if (i - k >= 0) after.add(members[i - k].name);
     }
