@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exampleData, ROOT, runAsync } from "./helpers";
-import { DEPLOY_USER, sshTestBed, startHost, STAND_INS, SSH_PORT } from "./ssh-harness";
+import { DEPLOY_USER, secretsFor, sshTestBed, startHost, STAND_INS, SSH_PORT } from "./ssh-harness";
 
 const { work, key, hosts, servers } = sshTestBed();
 
@@ -26,7 +26,8 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
   const host = (name: string, roles: string[], vmid: number, ip: string) => ({ name, roles, vmid, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: `${ip}/8`, gateway: "127.0.0.1" } });
   const cli = (args: string[], file: string, kh: string) =>
     runAsync("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), ...args], {
-      env: { ...process.env, PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_FILE: file, FLEET_KNOWN_HOSTS: kh, FLEET_SSH_KEY_FILE: key, FLEET_STANDIN_LOG: join(work, "cli.log"), SSH_AUTH_SOCK: "" },
+      // the secrets the hosts' roles need exist (encrypted to the operator only: each host is added at first contact)
+      env: { ...process.env, ...secretsFor(file, key, kh), PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_FILE: file, FLEET_KNOWN_HOSTS: kh, FLEET_SSH_KEY_FILE: key, FLEET_STANDIN_LOG: join(work, "cli.log"), SSH_AUTH_SOCK: "" },
     });
 
   it("deploys every host with --all and prints a summary", async () => {

@@ -16,7 +16,7 @@ function evalFlake(fleetFile?: string): any {
       flake = import ${NIXOS}/flake.nix;
       out = flake.outputs { self = out; nixpkgs = { inherit lib; }; platform = { }; };
       show = m: if builtins.isPath m then builtins.replaceStrings [ "${NIXOS}/" ] [ "" ] (toString m) else "<host-module>";
-      glue = name: ((import ${NIXOS}/lib/host-module.nix { host = out.lib.fleet.hosts.\${name}; }) { inherit lib; }).config;
+      glue = name: ((import ${NIXOS}/lib/host-module.nix { host = out.lib.fleet.hosts.\${name}; }) { inherit lib; config.fleet.secrets.runDir = "/run/fleet-secrets"; }).config;
     in {
       hosts = builtins.attrNames out.nixosConfigurations;
       modules = builtins.mapAttrs (n: c: map show c.modules) out.nixosConfigurations;
@@ -40,7 +40,7 @@ describe("nixos/flake.nix outputs", () => {
   });
 
   it("builds each host from the shared modules, its own role modules and the glue only", () => {
-    const shared = ["modules/base.nix", "modules/users.nix", "modules/proxmox-guest.nix", "modules/registration.nix"];
+    const shared = ["modules/base.nix", "modules/users.nix", "modules/proxmox-guest.nix", "modules/registration.nix", "modules/secrets.nix"];
     expect(v.modules["tappaas-iam"]).toEqual([...shared, "modules/platform/iam.nix", "<host-module>"]);
     expect(v.modules["tappaas-litellm"]).toEqual([...shared, "modules/roles/litellm.nix", "<host-module>"]);
     expect(v.modules["nixos-template"]).toEqual([...shared, "template.nix"]);
@@ -52,9 +52,10 @@ describe("nixos/flake.nix outputs", () => {
   });
 
   it("sets role options from the inventory: ports, model, upstreams and platform peers", () => {
-    expect(v.glue["tappaas-vllm"]).toEqual({ fleet: { vllm: { enable: true, port: 8000, model: "Qwen/Qwen2.5-7B-Instruct", cudaCapabilities: ["8.6"] } } });
+    const envFile = (role: string) => ({ _type: "override", priority: 1000, content: `/run/fleet-secrets/${role}.env` });
+    expect(v.glue["tappaas-vllm"]).toEqual({ fleet: { vllm: { enable: true, port: 8000, model: "Qwen/Qwen2.5-7B-Instruct", cudaCapabilities: ["8.6"], environmentFile: envFile("vllm") } } });
     expect(v.glue["tappaas-litellm"].fleet.litellm.upstreams).toEqual([{ name: "tappaas-vllm", url: "http://192.168.10.21:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct" }]);
-    expect(v.glue["tappaas-flaredb"]).toEqual({ services: { flaredb: { enable: true, port: 2479, raftPort: 2480, settings: { peers: { chainfire: ["192.168.10.31:2379"] } } } } });
+    expect(v.glue["tappaas-flaredb"]).toEqual({ services: { flaredb: { enable: true, port: 2479, raftPort: 2480, settings: { peers: { chainfire: ["192.168.10.31:2379"] } }, environmentFile: envFile("flaredb") } } });
     expect(v.glue["tappaas-flashdns"].services.flashdns).toMatchObject({ port: 7400, dnsPort: 53 });
     expect(v.glue["tappaas-cicd"]).toEqual({ fleet: { cicd: { enable: true } } });
   });

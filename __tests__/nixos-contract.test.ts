@@ -10,6 +10,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./helpers";
+import { parseInventory } from "../constructs/inventory";
+import { HOST_SECRET_RUN, HOST_SECRET_STORE, secretEnvFiles, secretSpecArg } from "../constructs/secrets";
 
 const KIT = process.env.NIXPKGS_KIT ?? join(ROOT, "..", "shared", "nixpkgs-kit");
 const NIXPKGS = process.env.NIXPKGS;
@@ -85,6 +87,23 @@ maybe.each(INVENTORIES)("%s: every host evaluates with the real nixpkgs lib and 
       for (const l of litellm) expect(env.OPENAI_API_BASE_URLS).toContain(l.name);
       expect(env.ENABLE_PERSISTENT_CONFIG).toBe("False");
     }
+  });
+
+  it("decrypts each host's secrets at activation with the deploy's own command, and every consuming service reads its file", () => {
+    const parsed = parseInventory(readFileSync(join(ROOT, rel), "utf8"), rel);
+    for (const h of parsed.hosts) {
+      const e = r[h.name].secrets;
+      const files = secretEnvFiles(parsed, h);
+      // the same arguments the deploy passes to nixos/scripts/fleet-secrets.sh (scripts/lib/deploy-host.ts)
+      expect({ host: h.name, command: e.command }).toEqual({ host: h.name, command: [HOST_SECRET_STORE, HOST_SECRET_RUN, "/etc/ssh/ssh_host_ed25519_key", ...files.map(secretSpecArg)] });
+      expect(e.systemPackages).toContain("age");
+      if (files.length) expect(e.activation).toContain("fleet-secrets.sh");
+      else expect(e.activation).toBeNull();
+      // each consuming role's service reads exactly its file; no other role gets one
+      expect({ host: h.name, files: e.environmentFiles }).toEqual({ host: h.name, files: Object.fromEntries(files.map((f) => [f.role, [`${HOST_SECRET_RUN}/${f.file}`]])) });
+    }
+    expect(r["nixos-template"].secrets.activation).toBeNull();
+    expect(r["nixos-template"].secrets.systemPackages).toContain("age");
   });
 });
 

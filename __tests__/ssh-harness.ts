@@ -123,7 +123,7 @@ export async function startHost(name: string, addresses: string[], clientKeyFile
     `AllowUsers ${DEPLOY_USER}`,
     "UsePAM no",
     "LogLevel ERROR",
-    `SetEnv PATH=${join(STAND_INS, "remote-bin")}:/usr/local/bin:/usr/bin:/bin FLEET_STANDIN_HOST=${dir} FLEET_SYSTEM_PROFILE=${join(dir, "nix/var/nix/profiles/system")} FLEET_CURRENT_SYSTEM=${join(dir, "run/current-system")} FLEET_RUN_DIR=${join(dir, "run")}`,
+    `SetEnv PATH=${join(STAND_INS, "remote-bin")}:/usr/local/bin:/usr/bin:/bin FLEET_STANDIN_HOST=${dir} FLEET_SYSTEM_PROFILE=${join(dir, "nix/var/nix/profiles/system")} FLEET_CURRENT_SYSTEM=${join(dir, "run/current-system")} FLEET_RUN_DIR=${join(dir, "run")} FLEET_VAR_LIB=${join(dir, "var", "lib")} FLEET_HOST_KEY=${hostKey}`,
   ].join("\n");
   writeFileSync(join(sshdDir, "sshd_config"), `${config}\n`);
   const proc: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(sshdDir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
@@ -166,4 +166,18 @@ export function runningOf(host: TestHost): string | undefined {
 /** Test controls of the target-side stand-ins: activation time, failing systems. */
 export function control(host: TestHost, file: string, value: string): void {
   writeFileSync(join(host.dir, "standin", file), value);
+}
+
+/**
+ * A secrets store beside `fleetFile` (secrets/ with the test client key as the operator) and
+ * every secret the inventory needs, made by the real CLI; returns the environment the deploy and
+ * `npm run secrets` need to use it (the client key doubles as the operator's identity).
+ */
+export function secretsFor(fleetFile: string, clientKeyFile: string, knownHosts: string): NodeJS.ProcessEnv {
+  const dir = join(require("node:path").dirname(fleetFile), "secrets");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "operators.txt"), readFileSync(`${clientKeyFile}.pub`));
+  const env = { ...process.env, FLEET_FILE: fleetFile, FLEET_SECRETS_DIR: dir, FLEET_KNOWN_HOSTS: knownHosts, FLEET_AGE_IDENTITY: clientKeyFile };
+  execFileSync("node", ["--import", "tsx", join(__dirname, "..", "scripts", "secrets.ts"), "generate"], { env, stdio: "pipe" });
+  return { FLEET_SECRETS_DIR: dir, FLEET_AGE_IDENTITY: clientKeyFile };
 }

@@ -3,6 +3,7 @@ import { hostPorts, HostSpec, Inventory } from "./inventory";
 import { PLATFORM_ROLES, ROLES, RoleName } from "./roles";
 import { createHash } from "node:crypto";
 import { canonicalJson } from "./config-hash";
+import { secretEnvFiles } from "./secrets";
 
 /** What one host's deploy needs; shared by the deploy steps (stacks/) and `npm run deploy`. */
 export interface HostDeployPlan {
@@ -130,6 +131,7 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
     .sort((a, b) => a.level - b.level || a.h.name.localeCompare(b.h.name))
     .map(({ h }) => {
       const ports = hostPorts(h);
+      const secrets = secretEnvFiles(inv, h);
       const waitFor = new Set<string>();
       const waitForRoles: RoleName[] = [];
       const waitForHosts = new Set<string>();
@@ -167,6 +169,7 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
             ROLES[role].health.map((c) => ({ role, kind: c.kind, port: ports[role][c.port], path: c.kind === "http" ? c.path : undefined })),
           ),
           units: [...new Set(h.roles.flatMap((role) => ROLES[role].units))],
+          ...(secrets.length ? { secrets } : {}),
           timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300, healthStableSeconds: inv.deploy?.healthStableSeconds ?? 10 },
         },
       };

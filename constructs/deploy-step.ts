@@ -1,11 +1,12 @@
 import { Construct } from "constructs";
 import { DataResource, TerraformResource } from "cdktf";
 import { Resource as NullResource } from "@cdktf/provider-null/lib/resource";
+import type { SecretEnvFile } from "./secrets";
 
 /** Name of the environment variable that carries a deploy step's input (one JSON document). */
 export const DEPLOY_SPEC_ENV = "FLEET_DEPLOY_SPEC";
 
-/** The JSON document a deploy step hands to scripts/deploy.ts. No secrets: keys come from ssh-agent. */
+/** The JSON document a deploy step hands to scripts/deploy.ts. No secrets: keys come from ssh-agent, secret values from secrets/ (names only here). */
 export interface DeploySpecDocument {
   readonly host: string;
   readonly vmid: number;
@@ -28,6 +29,8 @@ export interface DeploySpecDocument {
   readonly health: readonly { readonly role: string; readonly kind: "http" | "tcp"; readonly port: number; readonly path?: string }[];
   /** systemd units of the host's roles: the health check fails only on these (constructs/roles.ts). */
   readonly units?: readonly string[];
+  /** Environment files of secrets the host's roles read (constructs/secrets.ts); names, never values. */
+  readonly secrets?: readonly SecretEnvFile[];
   /** healthStableSeconds: how long every check must keep passing. @default 10 */
   readonly timeouts: { readonly sshSeconds: number; readonly switchSeconds: number; readonly healthSeconds: number; readonly healthStableSeconds?: number };
 }

@@ -127,12 +127,15 @@ export const SHARED_NIX_FILES = [
   "lib/inventory.nix",
   "lib/roles.nix",
   "lib/defaults.nix",
+  "lib/secrets.json",
   "lib/host-module.nix",
   "modules/base.nix",
   "modules/users.nix",
   "modules/proxmox-guest.nix",
   "modules/registration.nix",
+  "modules/secrets.nix",
   "scripts/register-host.sh",
+  "scripts/fleet-secrets.sh",
 ] as const;
 
 export function isRole(name: string): name is RoleName {

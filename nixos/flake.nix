@@ -28,6 +28,7 @@
         ./modules/users.nix
         ./modules/proxmox-guest.nix
         ./modules/registration.nix
+        ./modules/secrets.nix
       ];
       # Role files that are modules (platform/lib.nix is a function the service files call;
       # scripts are read by the modules).

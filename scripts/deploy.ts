@@ -4,7 +4,8 @@
  *
  * Applies hosts' NixOS flakes over SSH with host-key pinning, health checks and rollback.
  * Exit codes: 0 ok, 1 deploy failed (rolled back where it had switched), 2 bad usage or input,
- * 3 host unreachable, 4 host key refused, 5 health check failed and rolled back, 6 rollback failed.
+ * 3 host unreachable, 4 host key refused, 5 health check failed and rolled back, 6 rollback failed,
+ * 7 a secret the host needs is missing or not encrypted to its key (nothing switched).
  */
 import { minimist } from "zx";
 import { join, resolve } from "node:path";
@@ -34,7 +35,9 @@ Options:
 Environment: FLEET_FILE (inventory), FLEET_SSH_KEY_FILE (private key path; default ssh-agent),
 FLEET_KNOWN_HOSTS (pinned host keys; default deploy/known_hosts), FLEET_REMOTE_SUDO_FLAG
 (default: --sudo when nixos-rebuild offers it, as nixos-rebuild-ng does; else --use-remote-sudo).
-Exit codes: 0 ok, 1 failed, 2 usage, 3 unreachable, 4 host key refused, 5 unhealthy (rolled back), 6 rollback failed.`;
+FLEET_SECRETS_DIR (encrypted secrets; default secrets/).
+Exit codes: 0 ok, 1 failed, 2 usage, 3 unreachable, 4 host key refused, 5 unhealthy (rolled back), 6 rollback failed,
+7 secret missing or not encrypted to the host (nothing switched).`;
 
 function fail(message: string): never {
   process.stderr.write(`deploy: ${message}\n`);
@@ -58,6 +61,7 @@ async function main() {
     root: ROOT,
     knownHostsFile: resolve(ROOT, process.env.FLEET_KNOWN_HOSTS || join("deploy", "known_hosts")),
     identityFile: process.env.FLEET_SSH_KEY_FILE || undefined,
+    secretsDir: resolve(ROOT, process.env.FLEET_SECRETS_DIR || "secrets"),
     dryRun: args["dry-run"],
     rollback: args.rollback,
     sudoFlag: process.env.FLEET_REMOTE_SUDO_FLAG || undefined,

@@ -55,6 +55,7 @@ let
       ourServices = [ "litellm" "open-webui" "gitDaemon" ] ++ roleNames;
       forcedValues = {
         fleet = c.fleet;
+        activation = c.system.activationScripts;
         services = lib.mapAttrs (n: v: if v.enable or false then v else { enable = false; }) (pick ourServices c.services);
         openssh = { inherit (c.services.openssh) enable ports openFirewall settings; };
         cloudInit = { inherit (c.services.cloud-init) enable settings; network = c.services.cloud-init.network.enable; };
@@ -89,6 +90,21 @@ let
       litellmModels = if enabled [ "services" "litellm" "enable" ] then map (m: { name = m.model_name; api_base = m.litellm_params.api_base; }) c.services.litellm.settings.model_list else null;
       openwebuiEnv = if enabled [ "services" "open-webui" "enable" ] then c.services.open-webui.environment else null;
       vllm = if enabled [ "fleet" "vllm" "enable" ] then { model = c.fleet.vllm.model; cuda = c.nixpkgs.config.cudaCapabilities or null; execStart = c.systemd.services.vllm.serviceConfig.ExecStart; timeout = c.systemd.services.vllm.serviceConfig.TimeoutStartSec; ready = c.systemd.services.vllm.serviceConfig ? ExecStartPost; } else null;
+      # What reads the secrets: the activation's decrypt command, and each service's EnvironmentFile.
+      secrets = if failedAssertions != [ ] then null else {
+        command = c.fleet.secrets.command;
+        activation = c.system.activationScripts.fleetSecrets.text or null;
+        systemPackages = map (p: p.name) c.environment.systemPackages;
+        # what systemd reads (EnvironmentFile= of each role's unit, as a list)
+        environmentFiles =
+          let unitOf = { litellm = "litellm"; openwebui = "open-webui"; vllm = "vllm"; cicd = "fleet-git-repositories"; };
+              files = r: lib.toList (c.systemd.services.${unitOf.${r} or r}.serviceConfig.EnvironmentFile or [ ]);
+          in lib.filterAttrs (_: v: v != [ ]) (lib.genAttrs (lib.attrNames (lib.filterAttrs (_: v: v) {
+            litellm = enabled [ "services" "litellm" "enable" ];
+            openwebui = enabled [ "services" "open-webui" "enable" ];
+            vllm = enabled [ "fleet" "vllm" "enable" ];
+          } // lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ]) roleNames) (_: true))) files);
+      };
       drvPath = if useNixpkgs then c.system.build.toplevel.drvPath else null;
     };
 in

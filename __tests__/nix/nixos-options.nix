@@ -123,6 +123,14 @@ in
     system.stateVersion = opt t.str "26.05";
     system.nixos.label = opt t.str "26.05test";
     system.build = opt (t.lazyAttrsOf t.unspecified) { };
+    # nixos/modules/system/activation/activation-script.nix (scriptType: a string or { deps, text, supportsDryActivation })
+    system.activationScripts = opt (t.attrsOf (t.either t.str (t.submodule {
+      options = {
+        deps = opt (t.listOf t.str) [ ];
+        text = lib.mkOption { type = t.lines; };
+        supportsDryActivation = opt t.bool false;
+      };
+    }))) { };
     system.checks = opt (t.listOf t.package) [ ];
     system.nssModules.path = opt t.str "";
     # nixos/modules/misc/nixpkgs.nix

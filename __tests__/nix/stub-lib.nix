@@ -10,5 +10,7 @@ rec {
   mapAttrs' = f: set: builtins.listToAttrs (map (n: f n set.${n}) (builtins.attrNames set));
   filterAttrs = pred: set: builtins.listToAttrs (builtins.concatMap (n: if pred n set.${n} then [{ name = n; value = set.${n}; }] else [ ]) (builtins.attrNames set));
   recursiveUpdate = lhs: rhs: lhs // builtins.mapAttrs (n: v: if builtins.isAttrs v && builtins.isAttrs (lhs.${n} or null) then recursiveUpdate lhs.${n} v else v) rhs;
+  # lib/modules.nix: mkOverride priority content; mkDefault = mkOverride 1000
+  mkDefault = content: { _type = "override"; priority = 1000; inherit content; };
   nixosSystem = args: args;
 }

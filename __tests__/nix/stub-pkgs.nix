@@ -29,7 +29,7 @@ in
 lib.genAttrs [
   "vllm" "litellm" "open-webui" "git" "openssh" "cloud-init" "iproute2" "net-tools" "nettools" "shadow" "util-linux" "busybox" "btrfs-progs"
   "e2fsprogs" "xfsprogs" "gawk" "coreutils" "hostname" "mesa" "xauth" "qemu_kvm" "kbd" "xrandr" "gnugrep" "gnused" "nvidia-vaapi-driver"
-  "xf86-video-amdgpu" "dhcpcd" "curl" "bash" "tiktoken" "python3" "zstd" "perl" "libuuid" "jq"
+  "xf86-video-amdgpu" "dhcpcd" "curl" "bash" "tiktoken" "python3" "zstd" "perl" "libuuid" "jq" "age"
 ] drv // {
   formats = lib.mapAttrs (n: f: if lib.isFunction f then stubGenerate f else f) realFormats;
   stdenv = {

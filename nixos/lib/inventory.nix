@@ -10,7 +10,9 @@ let
   defaults = import ./defaults.nix;
   # The model a vLLM host serves: one answer for vLLM's --served-model-name and LiteLLM's route.
   modelOf = h: ((h.services or { }).vllm or { }).model or defaults.vllmModel;
-  inherit (builtins) attrNames concatMap elem filter foldl' hasAttr head listToAttrs map split throw;
+  inherit (builtins) attrNames concatMap elem filter foldl' hasAttr head length listToAttrs map split throw;
+  # The secrets each role consumes (constructs/secrets.ts reads the same file).
+  secretTable = (builtins.fromJSON (builtins.readFile ./secrets.json)).secrets;
 
   cluster = raw.cluster;
   domain = cluster.domain or null;
@@ -65,6 +67,23 @@ let
     # Where this host finds the platform services it depends on.
     peers = listToAttrs (map (r: { name = r; value = endpoints r; })
       (foldl' (acc: r: acc ++ filter (x: !(elem x acc)) roles.${r}.requires) [ ] checkedRoles));
+    # One environment file per role that consumes secrets: /run/fleet-secrets/<role>.env
+    # (constructs/secrets.ts secretEnvFiles computes the same; modules/secrets.nix decrypts it).
+    secretEnvFiles = filter (f: f.entries != [ ]) (map
+      (r: {
+        role = r;
+        file = "${r}.env";
+        entries = concatMap
+          (s:
+            let
+              c = secretTable.${s}.consumers.${r} or null;
+              # Open WebUI sends one key per upstream (its upstreams are the LiteLLM hosts).
+              times = if c == null then 0 else if c.perUpstream or false then length (holders "litellm") else 1;
+            in
+            if times == 0 then [ ] else [{ var = c.var; secret = s; inherit times; optional = secretTable.${s}.optional or false; }])
+          (attrNames secretTable);
+      })
+      checkedRoles);
     files = foldl' (acc: m: if elem m acc then acc else acc ++ [ m ]) [ ] (concatMap (r: roles.${r}.files) checkedRoles);
   };
 in

@@ -10,6 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { homedir, tmpdir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
+import { ROLES } from "../../constructs/roles";
+import { HOST_SECRET_RUN, secretSpecArg, SecretEnvFile } from "../../constructs/secrets";
+import { encryptedTo, lockedStore, operatorIdentity, reencrypt } from "./secrets-store";
+import { fleetFilePath, loadInventory } from "../../constructs/inventory";
 
 export type DeploySpec = DeploySpecDocument;
 
@@ -22,6 +26,7 @@ export const EXIT = {
   hostKey: 4,
   healthRolledBack: 5,
   rollbackFailed: 6,
+  secrets: 7,
 } as const;
 
 export class DeployError extends Error {
@@ -52,6 +57,8 @@ export interface DeployOptions {
   readonly fromTerraform?: boolean;
   /** Refuse hosts whose key is not pinned yet, instead of pinning on first contact (CI). @default false */
   readonly requirePinned?: boolean;
+  /** The secrets store (secrets/<name>.age). @default <root>/secrets */
+  readonly secretsDir?: string;
   /** Where output goes (a line at a time). @default stdout */
   readonly write?: (line: string) => void;
 }
@@ -273,6 +280,8 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   ];
 
   const ssh = (addr: string, cmd: string, timeout: `${number}s` = "60s") => $({ nothrow: true, quiet: true, timeout })`ssh -F ${sshConfig} ${target(addr)} -- ${cmd}`;
+  /** ssh with `input` on the command's stdin (file contents never go into an argument list). */
+  const sshIn = (addr: string, cmd: string, input: string | Buffer) => $({ nothrow: true, quiet: true, timeout: "120s", input })`ssh -F ${sshConfig} ${target(addr)} -- ${cmd}`;
   const P = '"${FLEET_SYSTEM_PROFILE:-/nix/var/nix/profiles/system}"';
   const stateOf = async (addr: string): Promise<HostState | undefined> => {
     const r = await ssh(addr, `readlink ${P}; readlink -f ${P}; readlink -f "\${FLEET_CURRENT_SYSTEM:-/run/current-system}"`);
@@ -321,6 +330,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     say(`would wait for SSH on ${candidates.join(" or ")} port ${port} (up to ${spec.timeouts.sshSeconds}s)`);
     say(`would pin the host key in ${opts.knownHostsFile}: ssh-keyscan -p ${port} -t ed25519 <address>`);
     if (build) say(`would pin the build host's key as build-host:${build.host}`);
+    if (spec.secrets?.length && !opts.rollback) say(`would put the secrets of ${spec.secrets.map((f) => f.file).join(", ")} in place (encrypted to the pinned host key, decrypted on the host into ${HOST_SECRET_RUN})`);
     say(`would run: NIX_SSHOPTS=${JSON.stringify(nixSshOpts)} nixos-rebuild ${(opts.rollback ? rebuildArgs("<address>", ["--rollback", ...detected.noReexec]) : rebuildArgs("<address>")).join(" ")}`);
     if (!opts.rollback) {
       if (spec.finalAddress) say(`would follow the host to ${spec.finalAddress} if it moves`);
@@ -389,6 +399,8 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     const login = await ssh(address, "true");
     if (login.exitCode !== 0)
       throw new DeployError(`SSH login as ${spec.user} at ${address} failed: ${login.stderr.trim().split("\n").pop()}`, EXIT.unreachable, `deploy.user must be an admin user of the inventory whose key is in ssh-agent or FLEET_SSH_KEY_FILE`);
+    // Secrets before the switch, so the services find them when they start; a missing one stops here.
+    const changedSecrets = spec.secrets?.length ? await phase("secrets", () => deliverSecrets(spec, opts, address!, sshIn, say)) : [];
     before = await stateOf(address);
     if (!before) say("could not read the current generation: if this deploy fails, it will not be rolled back");
     await phase(`nixos-rebuild switch ${spec.host}`, async () => {
@@ -436,6 +448,15 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       });
     }
 
+    if (changedSecrets.length) {
+      // a changed value reaches a running service only when it restarts (the switch restarts
+      // only units whose definition changed)
+      const units = changedSecrets.flatMap((f) => ROLES[f.role].units);
+      await phase(`restart ${units.join(", ")} (secrets changed)`, async () => {
+        const r = await ssh(address!, `sudo systemctl try-restart ${units.map((u) => `'${u}'`).join(" ")}`, `${spec.timeouts.switchSeconds}s`);
+        if (r.exitCode !== 0) throw new DeployError(`systemctl try-restart exited ${r.exitCode}: ${r.stderr.trim()}`, EXIT.failed, `see \`journalctl -u ${units[0]}\` on ${spec.host}`);
+      });
+    }
     await phase("health check", () => healthCheck(spec, address!, ssh, say));
     const now = await stateOf(address);
     say(`deployed ${now?.generation ?? ""} in ${secs(started)}`.replace("  ", " "));
@@ -583,4 +604,73 @@ async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string
       `see \`journalctl -u <unit>\` on ${spec.host}; fix and deploy again`,
     );
   say(`healthy for ${stable}s: ${units.length ? `${units.join(", ")} not failed` : "no role units"}${spec.health.length ? `; ${spec.health.map((h) => `${h.role}:${h.port}`).join(", ")} answer` : ""}`);
+}
+
+// ------------------------------------------------------------------ secrets
+
+/** Where the host keeps them; FLEET_VAR_LIB / FLEET_RUN_DIR / FLEET_HOST_KEY move them on test targets only. */
+const HOST_STORE = '"${FLEET_VAR_LIB:-/var/lib}/fleet-secrets"';
+const HOST_RUN = '"${FLEET_RUN_DIR:-/run}/fleet-secrets"';
+const HOST_KEY = '"${FLEET_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key}"';
+
+/**
+ * Puts the host's secrets in place before the switch (docs/adr-0014-secrets.md): checks here
+ * that each exists and is encrypted to the host's pinned key, copies the encrypted files to
+ * /var/lib/fleet-secrets (root, 0600) and runs nixos/scripts/fleet-secrets.sh there as root,
+ * which decrypts them with the host's own SSH host key into /run/fleet-secrets/<role>.env
+ * (root, 0400). Values never pass through this machine in clear, an argument list or a log.
+ * Returns the environment files whose content changed.
+ */
+async function deliverSecrets(
+  spec: DeploySpec,
+  opts: DeployOptions,
+  address: string,
+  sshIn: (addr: string, cmd: string, input: string | Buffer) => Promise<{ exitCode: number | null; stdout: string; stderr: string }>,
+  say: (m: string) => void,
+): Promise<SecretEnvFile[]> {
+  const dir = opts.secretsDir ?? join(opts.root, "secrets");
+  const pinned = readPins(opts.knownHostsFile).get(spec.host)?.key;
+  if (!pinned) throw new DeployError(`no pinned host key for ${spec.host}`, EXIT.hostKey, "deploy again: the key is pinned on first contact");
+  const needed = [...new Set(spec.secrets!.flatMap((f) => f.entries.map((e) => e.secret)))].sort();
+  const optional = (name: string) => spec.secrets!.every((f) => f.entries.every((e) => e.secret !== name || e.optional));
+  const pathOf = (name: string) => join(dir, `${name}.age`);
+  const missing = needed.find((n) => !existsSync(pathOf(n)) && !optional(n));
+  if (missing) throw new DeployError(`secret ${missing} for ${spec.host} does not exist (${pathOf(missing)}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- generate`, then deploy again");
+  const present = needed.filter((n) => existsSync(pathOf(n)));
+  let notTo = present.filter((n) => !encryptedTo(pathOf(n), pinned));
+  if (notTo.length) {
+    // A host deployed for the first time (or a replaced VM): its key was pinned just now. With
+    // an operator identity here, add the host to those secrets' recipients, as `rekey` would.
+    const store = { root: opts.root, dir, knownHostsFile: opts.knownHostsFile };
+    try {
+      const identity = operatorIdentity();
+      await lockedStore(store, () => reencrypt(store, loadInventory(fleetFilePath(process.env, opts.root)), notTo, identity));
+      say(`encrypted ${notTo.join(", ")} to ${spec.host}'s pinned host key (secrets/ changed: commit it)`);
+    } catch (e) {
+      say(`cannot re-encrypt here: ${(e as Error).message}`);
+    }
+    notTo = present.filter((n) => !encryptedTo(pathOf(n), pinned));
+    if (notTo.length)
+      throw new DeployError(
+        `secret ${notTo[0]} is not encrypted to ${spec.host}'s pinned host key (a new host, or a replaced VM); nothing was switched`,
+        EXIT.secrets,
+        "run `npm run secrets -- rekey` with your operator key (FLEET_AGE_IDENTITY), then deploy again",
+      );
+  }
+  const files = present.map((name) => ({ name, path: pathOf(name) }));
+  const names = files.map((f) => `${f.name}.age`);
+  // Encrypted files in, then every other file of the store out (a role the host no longer has).
+  for (const f of files) {
+    const r = await sshIn(address, `sudo sh -c 'umask 077; mkdir -p "$1" && cat > "$1/.$2.tmp" && mv -f "$1/.$2.tmp" "$1/$2"' sh ${HOST_STORE} ${f.name}.age`, readFileSync(f.path));
+    if (r.exitCode !== 0) throw new DeployError(`copying ${f.name}.age to ${spec.host} failed: ${r.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
+  }
+  const prune = await sshIn(address, `sudo sh -c 'cd "$1" 2>/dev/null || exit 0; for f in *.age; do case " $2 " in *" $f "*) ;; *) rm -f -- "$f";; esac; done' sh ${HOST_STORE} '${names.join(" ")}'`, "");
+  if (prune.exitCode !== 0) throw new DeployError(`cleaning ${spec.host}'s secret store failed: ${prune.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
+  const script = readFileSync(join(opts.root, "nixos", "scripts", "fleet-secrets.sh"));
+  const r = await sshIn(address, `sudo bash -s -- ${HOST_STORE} ${HOST_RUN} ${HOST_KEY} ${shellQuote(spec.secrets!.map(secretSpecArg))}`, script);
+  r.stderr.split("\n").filter(Boolean).forEach((l) => say(`  | ${l}`));
+  if (r.exitCode !== 0) throw new DeployError(`decrypting the secrets on ${spec.host} failed (exit ${r.exitCode}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- check`; if the host key changed, `npm run secrets -- rekey`");
+  const changed = r.stdout.split("\n").flatMap((l) => /^changed (\S+)$/.exec(l)?.[1] ?? []);
+  say(`${files.length} secret(s) in place: ${spec.secrets!.map((f) => f.file).join(", ")}${changed.length ? ` (changed: ${changed.join(", ")})` : ""}`);
+  return spec.secrets!.filter((f) => changed.includes(f.file));
 }

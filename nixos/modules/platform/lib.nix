@@ -46,6 +46,11 @@ in
       default = true;
       description = "Open the service's ports in the firewall.";
     };
+    environmentFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      description = "File with the service's credentials (FLEET_SERVICE_CREDENTIAL=...), kept out of the Nix store; the fleet sets it to /run/fleet-secrets/${name}.env.";
+    };
   } // lib.mapAttrs
     (p: default: lib.mkOption {
       type = lib.types.port;
@@ -72,6 +77,7 @@ in
       restartTriggers = [ configFile ];
       serviceConfig = {
         ExecStart = "${lib.getExe cfg.package} --config /etc/${name}/config.toml";
+        EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
         User = name;
         Group = name;
         StateDirectory = name;
