@@ -17,6 +17,8 @@ const COMPONENTS = [
     how: "Debian/Ubuntu: apt-get install openssh-client; Fedora: dnf install openssh-clients; macOS: built in" },
   { name: "nix-instantiate (Nix)", find: ["nix-instantiate"], debian: "nix-bin",
     how: "Debian/Ubuntu: apt-get install nix-bin; Fedora: dnf install nix; macOS: the Nix installer (https://nixos.org/download)" },
+  { name: "age (secrets: npm run secrets, and on the test targets)", find: ["age"], debian: "age",
+    how: "Debian/Ubuntu: apt-get install age; Fedora: dnf install age; macOS: brew install age" },
   { name: "git", find: ["git"], debian: "git", how: "Debian/Ubuntu: apt-get install git; Fedora: dnf install git; macOS: xcode-select --install" },
   { name: "sudo, visudo (the deploy tests log in as an unprivileged user)", find: ["sudo"], also: ["visudo"], debian: "sudo", how: "Debian/Ubuntu: apt-get install sudo; Fedora: dnf install sudo; macOS: built in" },
   { name: "useradd, setsid", find: ["useradd"], also: ["setsid"], debian: "passwd", how: "Debian/Ubuntu: apt-get install passwd util-linux; Fedora: dnf install shadow-utils util-linux" },
