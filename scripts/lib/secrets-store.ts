@@ -34,7 +34,11 @@ export interface Store {
 }
 
 export const secretFile = (s: Store, name: string) => join(s.dir, `${name}.age`);
-const rel = (s: Store, f: string) => relative(s.root, f) || f;
+/** A path as messages show it: relative to the project when inside it, else absolute. */
+const rel = (s: Store, f: string) => {
+  const r = relative(s.root, f);
+  return r && !r.startsWith("..") ? r : f;
+};
 
 // ------------------------------------------------------------------ keys and headers
 
