@@ -18,7 +18,6 @@ export function nixView(fleetFile: string, nixosDir: string) {
     in {
       hostNames = v.hostNames;
       hosts = builtins.mapAttrs (n: h: { inherit (h) roles ports files; }) v.hosts;
-      roles = builtins.mapAttrs (n: r: { inherit (r) group ports requires files quorum; }) (import ${nixosDir}/lib/roles.nix);
     }`);
 }
 
@@ -29,7 +28,6 @@ export function tsView(fleetFile: string, nixosDir: string) {
   return {
     hostNames: inv.hosts.map((h) => h.name),
     hosts: Object.fromEntries(inv.hosts.map((h) => [h.name, { roles: h.roles, ports: hostPorts(h), files: roleFiles(h.roles) }])),
-    roles: Object.fromEntries(Object.entries(ROLES).map(([n, r]) => [n, { group: r.group, ports: r.ports, requires: r.requires, files: r.files, quorum: r.quorum ?? false }])),
     // every file a host's hash covers must exist (flake.lock is made on a connected machine)
     missingFiles: inv.hosts.flatMap((h) => hostConfigFiles(h, nixosDir)).filter((f) => f !== "flake.lock" && !existsIn(nixosDir, f)),
   };
@@ -54,12 +52,6 @@ export function disagreements(ts: ReturnType<typeof tsView>, nix: ReturnType<typ
       const a = canon((ts.hosts as any)[name]?.[field]);
       const b = canon(nix.hosts[name]?.[field]);
       if (a !== b) out.push(`host ${name}: ${field}: TypeScript ${a} vs Nix ${b}`);
-    }
-  for (const role of new Set([...Object.keys(ts.roles), ...Object.keys(nix.roles)]))
-    for (const field of ["group", "ports", "requires", "files", "quorum"]) {
-      const a = canon((ts.roles as any)[role]?.[field]);
-      const b = canon(nix.roles[role]?.[field]);
-      if (a !== b) out.push(`role ${role}: ${field}: TypeScript ${a} vs Nix ${b}`);
     }
   for (const f of ts.missingFiles) out.push(`file ${f} is named in the role table but missing under nixos/`);
   return [...new Set(out)];

@@ -6,7 +6,7 @@
  * nixpkgs options outside the kit, stub packages (nothing is built), stub platform packages.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./helpers";
@@ -139,5 +139,32 @@ maybe("the NixOS contract fails on what nixpkgs refuses", () => {
     const r = evalFleet(join(ROOT, "fleet.json"), join(ROOT, "nixos"), { hosts: ["tappaas-litellm", "tappaas-iam"], platformStub: false });
     expect(r["tappaas-litellm"].failedAssertions).toEqual([]);
     expect(r["tappaas-iam"].failedAssertions).toEqual([expect.stringContaining("services.iam.package is not set: point the flake input `platform`")]);
+  });
+});
+
+maybe("one role table for both languages", () => {
+  it("a port changed in nixos/lib/roles.json changes the synthesized stacks and the evaluated NixOS configuration, with no other edit", () => {
+    const copy = mkdtempSync(join(tmpdir(), "project-"));
+    for (const d of ["constructs", "stacks", "nixos", "scripts", "providers"]) cpSync(join(ROOT, d), join(copy, d), { recursive: true });
+    for (const f of ["fleet.json", "tsconfig.json", "package.json"]) cpSync(join(ROOT, f), join(copy, f));
+    for (const l of ["node_modules", ".gen"]) symlinkSync(join(ROOT, l), join(copy, l));
+    const table = join(copy, "nixos", "lib", "roles.json");
+    const roles = JSON.parse(readFileSync(table, "utf8"));
+    expect(roles.roles.iam.ports.api).toBe(7100);
+    roles.roles.iam.ports.api = 7101;
+    writeFileSync(table, JSON.stringify(roles, null, 2));
+
+    // TypeScript: synthesize the copy's stacks
+    writeFileSync(join(copy, "synth.ts"), 'import { App } from "cdktf"; import { buildFleet } from "./stacks/fleet"; import { loadInventory } from "./constructs/inventory";\nconst app = new App({ outdir: process.argv[2], skipValidation: true }); buildFleet(app, loadInventory("fleet.json"), { root: process.cwd() }); app.synth();\n');
+    execFileSync("node", ["--import", "tsx", "synth.ts", join(copy, "out")], { cwd: copy, stdio: "pipe", env: { ...process.env, FLEET_FILE: "" } });
+    const platform = JSON.parse(readFileSync(join(copy, "out", "stacks", "platform", "cdk.tf.json"), "utf8"));
+    const specs = Object.values<any>(platform.resource.terraform_data).filter((r) => r.provisioner).map((r) => JSON.parse(r.provisioner[0]["local-exec"].environment.FLEET_DEPLOY_SPEC.replace(/"agentAddress":"\$\{.*\}"/, '"agentAddress":""')));
+    expect(specs.find((s) => s.host === "tappaas-iam").health).toEqual([{ role: "iam", kind: "tcp", port: 7101 }]);
+
+    // NixOS: the copy's flake, evaluated
+    const r = evalFleet(join(copy, "fleet.json"), join(copy, "nixos"), { hosts: ["tappaas-iam", "tappaas-plasmavmc"] });
+    expect(r["tappaas-iam"].firewallTCP).toContain(7101);
+    expect(r["tappaas-iam"].firewallTCP).not.toContain(7100);
+    expect(r["tappaas-plasmavmc"].evaluated).toBe(true);
   });
 });

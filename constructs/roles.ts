@@ -1,7 +1,9 @@
 /**
- * The role table: one place (for TypeScript) that says what each role needs and offers.
- * Its Nix twin is nixos/lib/roles.nix; __tests__/nix-agreement.test.ts compares the two.
+ * The role table's types. The data is nixos/lib/roles.json, which the flake reads too
+ * (nixos/lib/roles.nix): one table for both languages; __tests__/nix-agreement.test.ts checks
+ * that both sides use it the same way.
  */
+import roleTable from "../nixos/lib/roles.json";
 
 /** Every role a host can carry. */
 export const ROLE_NAMES = [
@@ -61,64 +63,18 @@ export interface RoleSpec {
   readonly files: readonly string[];
 }
 
-const platform = (ports: Record<string, number>, requires: RoleName[], name: RoleName, quorum = false): RoleSpec => ({
-  quorum,
-  group: "platform",
-  ports,
-  min: { cores: 1, memoryMiB: 1024, diskGiB: 10 },
-  requires,
-  health: Object.keys(ports).map((port) => ({ kind: "tcp" as const, port })),
-  units: [`${name}.service`],
-  files: ["modules/platform/lib.nix", `modules/platform/${name}.nix`],
-});
-
-export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
-  vllm: {
-    group: "ai",
-    ports: { api: 8000 },
-    min: { cores: 4, memoryMiB: 16384, diskGiB: 40 },
-    gpu: true,
-    requires: [],
-    health: [{ kind: "http", port: "api", path: "/health" }],
-    units: ["vllm.service"],
-    files: ["modules/roles/vllm.nix"],
-  },
-  litellm: {
-    group: "ai",
-    ports: { api: 4000 },
-    min: { cores: 1, memoryMiB: 2048, diskGiB: 10 },
-    requires: [],
-    health: [{ kind: "http", port: "api", path: "/health/liveliness" }],
-    units: ["litellm.service"],
-    files: ["modules/roles/litellm.nix"],
-  },
-  openwebui: {
-    group: "ai",
-    ports: { http: 8080 },
-    min: { cores: 1, memoryMiB: 2048, diskGiB: 10 },
-    requires: [],
-    health: [{ kind: "http", port: "http", path: "/health" }],
-    units: ["open-webui.service"],
-    files: ["modules/roles/openwebui.nix"],
-  },
-  cicd: {
-    group: "ops",
-    ports: {},
-    min: { cores: 1, memoryMiB: 1024, diskGiB: 10 },
-    requires: [],
-    health: [],
-    units: ["fleet-git-repositories.service"],
-    files: ["modules/roles/cicd.nix", "scripts/git-update-hook.sh"],
-  },
-  chainfire: platform({ api: 2379, raft: 2380, gossip: 2381 }, [], "chainfire", true),
-  flaredb: platform({ api: 2479, raft: 2480 }, ["chainfire"], "flaredb", true),
-  iam: platform({ api: 7100 }, ["flaredb"], "iam"),
-  plasmavmc: platform({ api: 7200 }, ["iam", "flaredb"], "plasmavmc"),
-  novanet: platform({ api: 7300 }, ["iam", "flaredb"], "novanet"),
-  flashdns: platform({ api: 7400, dns: 53 }, ["iam", "flaredb"], "flashdns"),
-  fiberlb: platform({ api: 7500 }, ["iam", "flaredb"], "fiberlb"),
-  lightningstor: platform({ api: 7600 }, ["iam", "flaredb"], "lightningstor"),
-};
+/**
+ * The roles, from the one role table nixos/lib/roles.json (the flake reads the same file:
+ * nixos/lib/roles.nix). A role missing from the file, or a file role this list does not know,
+ * stops at load with the role named.
+ */
+export const ROLES: Readonly<Record<RoleName, RoleSpec>> = (() => {
+  const table = roleTable.roles as unknown as Record<string, RoleSpec>;
+  const extra = Object.keys(table).filter((r) => !(ROLE_NAMES as readonly string[]).includes(r));
+  const missing = ROLE_NAMES.filter((r) => !table[r]);
+  if (extra.length || missing.length) throw new Error(`nixos/lib/roles.json: ${missing.length ? `missing role(s) ${missing.join(", ")}` : ""}${extra.length ? `unknown role(s) ${extra.join(", ")} (add them to ROLE_NAMES in constructs/roles.ts)` : ""}`);
+  return Object.fromEntries(ROLE_NAMES.map((r) => [r, table[r]])) as Record<RoleName, RoleSpec>;
+})();
 
 /** Files (relative to nixos/) in every host's configuration. */
 export const SHARED_NIX_FILES = [
@@ -126,6 +82,7 @@ export const SHARED_NIX_FILES = [
   "flake.lock",
   "lib/inventory.nix",
   "lib/roles.nix",
+  "lib/roles.json",
   "lib/defaults.nix",
   "lib/secrets.json",
   "lib/host-module.nix",

@@ -87,6 +87,7 @@ let
       useDHCP = c.networking.useDHCP;
       networks = lib.mapAttrs (n: v: { inherit (v) address gateway dns domains; match = v.matchConfig; }) c.systemd.network.networks;
       sshPorts = c.services.openssh.ports;
+      firewallTCP = c.networking.firewall.allowedTCPPorts;
       litellmModels = if enabled [ "services" "litellm" "enable" ] then map (m: { name = m.model_name; api_base = m.litellm_params.api_base; }) c.services.litellm.settings.model_list else null;
       openwebuiEnv = if enabled [ "services" "open-webui" "enable" ] then c.services.open-webui.environment else null;
       vllm = if enabled [ "fleet" "vllm" "enable" ] then { model = c.fleet.vllm.model; cuda = c.nixpkgs.config.cudaCapabilities or null; execStart = c.systemd.services.vllm.serviceConfig.ExecStart; timeout = c.systemd.services.vllm.serviceConfig.TimeoutStartSec; ready = c.systemd.services.vllm.serviceConfig ? ExecStartPost; } else null;

@@ -1,6 +1,7 @@
 # Builds the NixOS module of one platform service. Each service file calls it:
 #   import ./lib.nix { name = "iam"; description = "..."; }
-# Ports and dependencies come from lib/roles.nix (the role table), so they cannot drift: the
+# Ports and dependencies come from the role table (lib/roles.json via lib/roles.nix), shared with
+# the TypeScript side, so they cannot drift: the
 # role's "api" port becomes the option `port`, every other port `<name>Port` (raftPort,
 # gossipPort, dnsPort).
 # Options: services.<name>.{enable, package, port (+ extra ports), dataDir, settings, openFirewall}.
