@@ -7,10 +7,8 @@
  */
 import { TerraformStack } from "cdktf";
 import { Construct } from "constructs";
-import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
-import { NixosVm } from "../constructs/nixos-vm";
-import { PciMapping, gpuHostpci } from "../constructs/gpu";
-import { NixosDeployStep } from "../constructs/deploy-step";
+// The package's public entry (in another project: from "proxmox-nixos-fleet").
+import { NixosDeployStep, NixosVm, PciMapping, ProxmoxProvider, gpuHostpci } from "../index";
 
 export class CustomStack extends TerraformStack {
   constructor(scope: Construct, id: string) {
