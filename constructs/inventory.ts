@@ -5,7 +5,12 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import Ajv, { ErrorObject, ValidateFunction } from "ajv";
+import { distance } from "fastest-levenshtein";
+import { parse as parseJsonc, ParseError, printParseErrorCode } from "jsonc-parser";
 import { ROLES, ROLE_NAMES, PLATFORM_ROLES, RoleName, isRole } from "./roles";
+import { InventorySchema } from "./inventory-schema";
+import type { HostSpec, Inventory } from "./inventory-schema";
 
 /** The project root (this file lives one level down, in constructs/ or in the .build/ bundle). */
 export const PROJECT_ROOT = resolve(__dirname, "..");
@@ -13,160 +18,9 @@ export const PROJECT_ROOT = resolve(__dirname, "..");
 /** Default inventory path, relative to the project root; FLEET_FILE overrides it. */
 export const DEFAULT_FLEET_FILE = "fleet.json";
 
-export interface ClusterSpec {
-  /** Proxmox node names that hosts may be placed on. */
-  readonly nodes: string[];
-  /** Default datastore for VM disks, EFI and cloud-init drives. */
-  readonly storage: string;
-  /** Datastore that holds ISO/VMA/snippet files. @default "local" */
-  readonly imageStorage?: string;
-  /** Default bridge for VM NICs. */
-  readonly bridge: string;
-  /** DNS search domain handed out by cloud-init. */
-  readonly domain?: string;
-  /** DNS servers for statically addressed hosts without their own. */
-  readonly dns?: string[];
-  /** Time zone of every host (NixOS time.timeZone). @default "UTC" */
-  readonly timeZone?: string;
-  /** Default locale (NixOS i18n.defaultLocale). @default "en_US.UTF-8" */
-  readonly locale?: string;
-}
-
-export interface TemplateSpec {
-  /** VMID of the NixOS template that every VM is cloned from. */
-  readonly vmid: number;
-  /** Node that holds the template. */
-  readonly node: string;
-  /** Template VM name. @default "nixos-template" */
-  readonly name?: string;
-  /** "existing": refer to a template made beforehand; "create": manage it here. @default "existing" */
-  readonly mode?: "existing" | "create";
-  readonly cores?: number;
-  readonly memoryMiB?: number;
-  readonly diskGiB?: number;
-  /** Opt-in first bootstrap ("existing" mode): build the VMA with nix, upload, qmrestore, qm template. @default false */
-  readonly bootstrapImage?: boolean;
-  /** "create" mode: URL of a NixOS qcow2 image to import as the template's disk. */
-  readonly imageUrl?: string;
-  /** SHA-256 of the image at imageUrl. */
-  readonly imageSha256?: string;
-  /** First-boot registration to the CI/CD host's repository (branch registration/<hostname>). @default false */
-  readonly registration?: boolean;
-}
-
-export interface PciMappingSpec {
-  readonly name: string;
-  readonly comment?: string;
-  /**
-   * Per node: the device's vendor:device id, PCI path, subsystem id and IOMMU group. Proxmox
-   * starts a VM with a mapping only when all four match the host (pve-guest-common
-   * PVE/Mapping/PCI.pm assert_valid).
-   */
-  readonly map: { readonly node: string; readonly id: string; readonly path: string; readonly subsystemId: string; readonly iommuGroup: number }[];
-}
-
-export interface UserSpec {
-  readonly name: string;
-  readonly sshKeys: string[];
-  /** Member of wheel, used for deploys. @default true for the first user */
-  readonly admin?: boolean;
-}
-
-export interface NetworkSpec {
-  /** true: DHCP; false: static `address` + `gateway`. */
-  readonly dhcp?: boolean;
-  /** Static IPv4 address in CIDR form, e.g. "10.10.0.21/24". */
-  readonly address?: string;
-  readonly gateway?: string;
-  readonly dns?: string[];
-  /** 802.1Q VLAN tag. */
-  readonly vlan?: number;
-  /** Bridge; defaults to cluster.bridge. */
-  readonly bridge?: string;
-}
-
-export interface GpuSpec {
-  /** Name of a cluster PCI mapping (works with API tokens). */
-  readonly mapping?: string;
-  /** Raw PCI address such as "0000:01:00"; needs root@pam. Prefer `mapping`. */
-  readonly rawId?: string;
-  readonly pcie?: boolean;
-  readonly rombar?: boolean;
-  readonly xvga?: boolean;
-  /** vLLM: the GPU's CUDA compute capabilities, e.g. ["8.6"] for an RTX 3090. @default ["8.6"] (nixos/lib/defaults.nix) */
-  readonly cudaCapabilities?: string[];
-}
-
-export interface ServiceSettings {
-  /** Port overrides by port name (see constructs/roles.ts). */
-  readonly ports?: Record<string, number>;
-  /** vLLM: the model to serve (also the name LiteLLM routes to). @default "Qwen/Qwen2.5-7B-Instruct" (nixos/lib/defaults.nix) */
-  readonly model?: string;
-  /** vLLM: directory on the host with pre-seeded weights of `model`; then no internet is needed. */
-  readonly modelPath?: string;
-  /** vLLM: how long the first start (download and load) may take, a systemd time span. @default "30min" */
-  readonly startTimeout?: string;
-  readonly [key: string]: unknown;
-}
-
-export interface HostSpec {
-  readonly name: string;
-  readonly roles: RoleName[];
-  readonly vmid: number;
-  readonly node: string;
-  readonly cores: number;
-  readonly memoryMiB: number;
-  readonly diskGiB: number;
-  readonly dataDisks?: { readonly sizeGiB: number; readonly storage?: string }[];
-  readonly network: NetworkSpec;
-  readonly gpu?: GpuSpec;
-  readonly tags?: string[];
-  readonly pool?: string;
-  readonly onBoot?: boolean;
-  readonly startupOrder?: number;
-  /** Holds data that must survive: the VM gets prevent_destroy. */
-  readonly stateful?: boolean;
-  /** Explicit opt-out for stateful hosts: set false to allow destroy. */
-  readonly preventDestroy?: boolean;
-  /** The VM already exists on the cluster: adopt it with an import block. */
-  readonly existing?: boolean;
-  /** Stack override; defaults to the first role's group. */
-  readonly stack?: string;
-  readonly services?: Partial<Record<RoleName, ServiceSettings>>;
-}
-
-export interface DeploySpec {
-  /** SSH user with sudo on the hosts; defaults to the first admin user. */
-  readonly user?: string;
-  /** Flake reference of nixos/ (relative paths are from the project root). @default "./nixos" */
-  readonly flake?: string;
-  /** Build on this host instead of locally (nixos-rebuild --build-host). */
-  readonly buildHost?: string;
-  readonly sshPort?: number;
-  /** Deploy engine: terraform_data (default) or null_resource. */
-  readonly engine?: "terraform_data" | "null_resource";
-  /** The deploy steps were null_resources: move their state to terraform_data (docs/adr-0003). */
-  readonly movedFromNullResource?: boolean;
-  /** How long every health check must keep passing after a switch, in seconds. @default 10 */
-  readonly healthStableSeconds?: number;
-  /** Hosts of one (non-quorum) role updated at the same time; quorum roles always roll one by one. @default 1 */
-  readonly maxUnavailable?: number;
-}
-
-export interface Inventory {
-  readonly cluster: ClusterSpec;
-  readonly template: TemplateSpec;
-  readonly pciMappings: PciMappingSpec[];
-  readonly users: UserSpec[];
-  readonly deploy?: DeploySpec;
-  /** Services that run outside the fleet, by role: "host:port" endpoints that satisfy dependencies. */
-  readonly externalServices?: Partial<Record<RoleName, string[]>>;
-  /** State backend: "local" (default), "pg" (connection string from PG_CONN_STR) or "s3". */
-  readonly backend?: "local" | "pg" | "s3";
-  /** Binary caches for building the fleet (e.g. a CUDA cache): added to every host's nix.conf and to the deploy's nixos-rebuild. */
-  readonly nix?: { readonly substituters?: string[]; readonly trustedPublicKeys?: string[] };
-  readonly hosts: HostSpec[];
-}
+// The types come from the schema (constructs/inventory-schema.ts): one definition for the
+// types, the runtime validation and the published fleet.schema.json.
+export type { Inventory, ClusterSpec, TemplateSpec, PciMappingSpec, UserSpec, DeploySpec, NetworkSpec, GpuSpec, HostSpec, ServiceSettings } from "./inventory-schema";
 
 export interface Problem {
   /** Host name, or a top-level section such as "cluster". */
@@ -208,95 +62,70 @@ export function loadInventory(file: string = fleetFilePath()): Inventory {
   return parseInventory(text, file);
 }
 
+/** Deeper than any inventory can be (hosts[].services.<role>.<setting>...): refused before parsing. */
+const MAX_DEPTH = 32;
+
 export function parseInventory(text: string, file = "<inventory>"): Inventory {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new InventoryError(file, [{ where: "file", field: "json", message: describeJsonError(text, e as Error) }]);
-  }
-  const problems = validateInventory(data);
+  const problem = syntaxProblem(text);
+  if (problem) throw new InventoryError(file, [{ where: "file", field: "json", message: problem }]);
+  const problems = validateInventory(JSON.parse(text));
   if (problems.length > 0) throw new InventoryError(file, problems);
-  return data as Inventory;
+  return JSON.parse(text) as Inventory;
 }
 
-function describeJsonError(text: string, e: Error): string {
-  // V8's messages carry a position only for some errors; find it with a small scanner instead.
-  const { pos, reason } = locateJsonError(text) ?? { pos: text.length, reason: e.message };
-  const before = text.slice(0, pos);
+/**
+ * What keeps `text` from being an inventory document at all, with line and column: a byte
+ * order mark (Nix's builtins.fromJSON refuses it), nesting deeper than MAX_DEPTH (checked with
+ * a linear scan, before a recursive parser could overflow its stack), or a JSON syntax error
+ * as jsonc-parser (VS Code's JSON parser) reports it, comments and trailing commas included.
+ */
+export function syntaxProblem(text: string): string | undefined {
+  if (text.charCodeAt(0) === 0xfeff) return "the file starts with a byte order mark (BOM, U+FEFF), which Nix's JSON reader refuses; save it as UTF-8 without BOM";
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > MAX_DEPTH) return `${at(text, i)}: nested more than ${MAX_DEPTH} levels deep; an inventory is a few levels deep, check the brackets`;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  if (!errors.length) return undefined;
+  const e = errors[0];
+  return `malformed JSON at ${at(text, e.offset)}: ${JSON_ERRORS[printParseErrorCode(e.error)] ?? printParseErrorCode(e.error)}; fix the syntax and run again`;
+}
+
+/** "line L, column C" of an offset (1-based, as editors count). */
+function at(text: string, offset: number): string {
+  const before = text.slice(0, offset);
   const line = before.split("\n").length;
-  const column = pos - before.lastIndexOf("\n");
-  return `malformed JSON at line ${line}, column ${column}: ${reason}; fix the syntax and run again`;
+  return `line ${line}, column ${offset - before.lastIndexOf("\n")}`;
 }
 
-/** Position and reason of the first JSON syntax error in `text`, or undefined if it parses. */
-export function locateJsonError(text: string): { pos: number; reason: string } | undefined {
-  let i = 0;
-  class Fail {
-    constructor(readonly pos: number, readonly reason: string) {}
-  }
-  const ws = () => {
-    while (i < text.length && " \t\n\r".includes(text[i])) i++;
-  };
-  const describe = (c: string | undefined) => (c === undefined ? "end of file" : `'${c}'`);
-  const value = (): void => {
-    ws();
-    const c = text[i];
-    if (c === "{") {
-      i++;
-      ws();
-      if (text[i] === "}") return void i++;
-      for (;;) {
-        ws();
-        if (text[i] !== '"') throw new Fail(i, `expected a property name in double quotes, found ${describe(text[i])}`);
-        string();
-        ws();
-        if (text[i] !== ":") throw new Fail(i, `expected ':' after the property name, found ${describe(text[i])}`);
-        i++;
-        value();
-        ws();
-        if (text[i] === ",") { i++; continue; }
-        if (text[i] === "}") return void i++;
-        throw new Fail(i, `expected ',' or '}' in an object, found ${describe(text[i])}`);
-      }
-    }
-    if (c === "[") {
-      i++;
-      ws();
-      if (text[i] === "]") return void i++;
-      for (;;) {
-        value();
-        ws();
-        if (text[i] === ",") { i++; continue; }
-        if (text[i] === "]") return void i++;
-        throw new Fail(i, `expected ',' or ']' in a list, found ${describe(text[i])}`);
-      }
-    }
-    if (c === '"') return string();
-    const m = /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
-    if (m) return void (i += m[0].length);
-    throw new Fail(i, `unexpected ${describe(c)} where a value should be`);
-  };
-  const string = () => {
-    const start = i++;
-    while (i < text.length && text[i] !== '"') {
-      if (text[i] === "\\") i++;
-      else if (text[i] === "\n") throw new Fail(i, "line break inside a string");
-      i++;
-    }
-    if (i >= text.length) throw new Fail(start, "string is not closed");
-    i++;
-  };
-  try {
-    value();
-    ws();
-    if (i < text.length) throw new Fail(i, `unexpected ${describe(text[i])} after the end of the document`);
-  } catch (f) {
-    if (f instanceof Fail) return { pos: f.pos, reason: f.reason };
-    throw f;
-  }
-  return undefined;
-}
+/** jsonc-parser's error codes in words. */
+const JSON_ERRORS: Record<string, string> = {
+  InvalidSymbol: "unexpected character",
+  InvalidNumberFormat: "malformed number",
+  PropertyNameExpected: "expected a property name in double quotes",
+  ValueExpected: "expected a value",
+  ColonExpected: "expected ':' after the property name",
+  CommaExpected: "expected ',' between entries",
+  CloseBraceExpected: "expected '}' to close the object",
+  CloseBracketExpected: "expected ']' to close the list",
+  EndOfFileExpected: "unexpected text after the end of the document",
+  InvalidCommentToken: "comments are not allowed in JSON",
+  UnexpectedEndOfComment: "comments are not allowed in JSON",
+  UnexpectedEndOfString: "the string is not closed",
+  UnexpectedEndOfNumber: "malformed number",
+  InvalidUnicode: "malformed \\u escape",
+  InvalidEscapeCharacter: "invalid escape in a string",
+  InvalidCharacter: "a control character (such as a line break) inside a string",
+};
 
 // ---------------------------------------------------------------- IPv4 helpers
 
@@ -326,7 +155,16 @@ function sameSubnet(a: number, b: number, prefix: number): boolean {
 
 // ---------------------------------------------------------------- validation
 
-const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+/**
+ * A host name that is at once an RFC 1123 label, a NixOS networking.hostName (no dots) and a
+ * Terraform identifier (outputs and resources are named after it: it must start with a letter).
+ */
+const HOSTNAME = /^(?=.{1,63}$)[a-z]([a-z0-9-]*[a-z0-9])?$/;
+/** Construct ids of a host stack that a host named the same would collide with (stacks/fleet.ts). */
+const RESERVED_HOST_NAMES = /^(proxmox|null|backend|role-barrier-.*)$/;
+/** Stack names: short identifiers (directory names under cdktf.out/stacks and state file names). */
+const STACK_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+const RESERVED_STACKS = ["cluster"];
 const isObj = (v: unknown): v is Record<string, any> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
 const isStr = (v: unknown): v is string => typeof v === "string" && v.length > 0;
@@ -354,158 +192,318 @@ export function stackOf(h: Pick<HostSpec, "roles" | "stack">): string {
 
 /** Returns every problem in the inventory; an empty list means it is usable. */
 export function validateInventory(data: unknown): Problem[] {
+  const fromSchema = schemaProblems(data);
+  const fromRules = ruleProblems(data);
+  // A rule's message names the fix more precisely than the schema's, for the same field or one inside it.
+  const covered = (p: Problem) => fromRules.some((r) => r.where === p.where && (p.field === r.field || p.field.startsWith(`${r.field}.`) || p.field.startsWith(`${r.field}[`)));
+  const seen = new Set<string>();
+  return [...fromSchema.filter((p) => !covered(p)), ...fromRules].filter((p) => {
+    const k = `${p.where}\u0000${p.field}\u0000${p.message}`;
+    return seen.has(k) ? false : (seen.add(k), true);
+  });
+}
+
+// ---------------------------------------------------------------- the schema (ajv)
+
+let compiled: ValidateFunction | undefined;
+function schemaValidator(): ValidateFunction {
+  if (!compiled) {
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
+    // VS Code's message for a pattern; an annotation to ajv.
+    ajv.addKeyword({ keyword: "patternErrorMessage", schemaType: "string" });
+    compiled = ajv.compile(InventorySchema);
+  }
+  return compiled;
+}
+
+/** The schema's findings as problems: where (section or host), field, what is wrong and what to do. */
+function schemaProblems(data: unknown): Problem[] {
+  const validate = schemaValidator();
+  if (validate(data)) return [];
+  return (validate.errors ?? []).flatMap((e) => {
+    const path = e.instancePath.split("/").slice(1).map((x) => x.replace(/~1/g, "/").replace(/~0/g, "~"));
+    const extra = e.keyword === "additionalProperties" ? (e.params as any).additionalProperty : e.keyword === "required" ? (e.params as any).missingProperty : undefined;
+    const { where, field } = locate(data, extra === undefined ? path : [...path, extra]);
+    const message = describeError(e, extra);
+    return message ? [{ where, field, message }] : [];
+  });
+}
+
+/** Where a JSON path points, as the problems name it: `host "x"` / section, and a dotted field. */
+function locate(data: any, path: string[]): { where: string; field: string } {
+  const join = (segs: string[]) => segs.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), "");
+  const [top, i, ...rest] = path;
+  if (top === undefined) return { where: "file", field: "(top level)" };
+  const item = Array.isArray(data?.[top]) && i !== undefined && /^\d+$/.test(i) ? data[top][Number(i)] : undefined;
+  const named = typeof item?.name === "string" && item.name ? item.name : undefined;
+  if (top === "hosts" && i !== undefined && /^\d+$/.test(i)) return { where: named ? `host "${named}"` : `hosts[${i}]`, field: join(rest) || "host" };
+  if ((top === "users" || top === "pciMappings") && i !== undefined && /^\d+$/.test(i)) return { where: `${top}[${named ?? i}]`, field: join(rest) || "entry" };
+  if (i === undefined) return { where: top === "$schema" ? "file" : top, field: top };
+  return { where: top, field: join([i, ...rest]) };
+}
+
+const json = (v: unknown) => (v === undefined ? "nothing" : JSON.stringify(v));
+
+function describeError(e: ErrorObject, extra?: string): string | undefined {
+  const parent = e.parentSchema as any;
+  const v = e.data;
+  switch (e.keyword) {
+    case "additionalProperties": {
+      const known = Object.keys(parent?.properties ?? {});
+      const guess = suggest(extra!, known);
+      return `unknown field ${json(extra)}${guess ? `; did you mean "${guess}"?` : known.length ? `; the fields here are ${known.join(", ")}` : "; nothing may be set here"}`;
+    }
+    case "required": {
+      const d = parent?.properties?.[extra!]?.description;
+      return `missing${d ? `; ${d}` : ""}`;
+    }
+    case "type": {
+      const t = (e.params as any).type as string | string[];
+      const quoted = typeof v === "string" ? " (without quotes)" : "";
+      if (t === "boolean") return `${json(v)} must be true or false${quoted}`;
+      if (t === "integer") return `${json(v)} must be a whole number${quoted}`;
+      if (t === "number") return `${json(v)} must be a number${quoted}`;
+      if (t === "string") return `${json(v)} must be text in double quotes`;
+      if (t === "array") return `${json(v)} must be a list [ ... ]`;
+      if (t === "object") return `${json(v)} must be an object { ... }`;
+      if (v === null) return "null is not allowed here (TOML has no null); remove the setting";
+      return `${json(v)} must be one of the types ${([] as string[]).concat(t).join(", ")}`;
+    }
+    case "enum":
+      return `${json(v)} is not one of ${(parent.enum as unknown[]).map(json).join(", ")}`;
+    case "minimum":
+    case "maximum":
+      return `${json(v)} is outside ${parent.minimum}-${parent.maximum}; use a value in that range`;
+    case "pattern":
+      return `${json(v)} ${parent.patternErrorMessage ?? `does not match ${parent.pattern}`}`;
+    case "minItems":
+      return (e.params as any).limit === 1 ? "must list at least one entry" : `must list at least ${(e.params as any).limit} entries`;
+    case "maxItems":
+      return `lists ${(v as unknown[]).length} entries; at most ${(e.params as any).limit} are allowed`;
+    case "uniqueItems":
+      return `lists ${json((v as unknown[])[(e.params as any).i])} twice; remove one`;
+    case "minLength":
+      return "must not be empty";
+    case "maxLength":
+      return `is longer than ${(e.params as any).limit} characters`;
+    default:
+      return `${json(v)}: ${e.message}`;
+  }
+}
+
+/** The known name closest to a misspelt one, if it is close (at most a third of its letters differ). */
+export function suggest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = distance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best !== undefined && bestD <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+// ---------------------------------------------------------------- rules across fields
+
+/** Keys and values that look like credentials, anywhere in the document. */
+const CREDENTIAL_KEY = /(pass(word|wd|phrase)?$|secret|token|api[-_]?key|private[-_]?key|credential)/i;
+const CREDENTIAL_VALUE: [RegExp, string][] = [
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "private key material"],
+  [/AGE-SECRET-KEY-1/, "an age secret key"],
+  [/^[\w.-]+@[\w.-]+![\w.-]+=[0-9a-f-]{36}$/i, "a Proxmox API token"],
+  [/^PVEAPIToken=/, "a Proxmox API token"],
+  [/^hf_[A-Za-z0-9]{30,}$/, "a Hugging Face token"],
+  [/^sk-[A-Za-z0-9_-]{20,}$/, "an API key"],
+  [/^(ghp|gho|ghs|github_pat|glpat)[-_][A-Za-z0-9_]{20,}$/, "a git forge token"],
+];
+const CREDENTIAL_FIX = "credentials never go in the inventory (it is committed, and read into the Nix store): the Proxmox token goes in PROXMOX_VE_API_TOKEN, service keys in secrets/ (npm run secrets), SSH private keys stay in ssh-agent";
+
+function credentialProblems(data: unknown): Problem[] {
+  const out: Problem[] = [];
+  const walk = (v: unknown, path: string[], depth: number) => {
+    if (depth > 40) return;
+    if (typeof v === "string") {
+      for (const [re, what] of CREDENTIAL_VALUE)
+        if (re.test(v)) {
+          out.push({ ...locate(data, path), message: `looks like ${what}; ${CREDENTIAL_FIX}` });
+          break;
+        }
+      return;
+    }
+    if (Array.isArray(v)) return v.forEach((x, i) => walk(x, [...path, String(i)], depth + 1));
+    if (isObj(v))
+      for (const [k, x] of Object.entries(v)) {
+        // public keys and the schema reference are not credentials
+        if (CREDENTIAL_KEY.test(k) && !/^(trustedPublicKeys|sshKeys)$/.test(k)) out.push({ ...locate(data, [...path, k]), message: `a credential field; ${CREDENTIAL_FIX}` });
+        else walk(x, [...path, k], depth + 1);
+      }
+  };
+  walk(data, [], 0);
+  return out;
+}
+
+/**
+ * An OpenSSH public key line, parsed: type, base64 body whose wire form starts with the same
+ * type (RFC 4253 string), and the key length the type implies; an optional comment after it.
+ */
+export function sshKeyProblem(line: unknown): string | undefined {
+  if (typeof line !== "string") return "must be a public key line in double quotes";
+  if (/PRIVATE KEY/.test(line)) return "is a private key; give the public key line (ssh-ed25519 AAAA...), never a private key";
+  const m = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) ([A-Za-z0-9+/]+={0,2})( [^\n\r]*)?$/.exec(line);
+  if (!m) return `${json(line.length > 60 ? `${line.slice(0, 60)}...` : line)} is not an OpenSSH public key line (type, base64 key, optional comment), e.g. the content of ~/.ssh/id_ed25519.pub; never a private key`;
+  const type = m[1];
+  const blob = Buffer.from(m[3], "base64");
+  if (blob.toString("base64").replace(/=+$/, "") !== m[3].replace(/=+$/, "")) return `the key of type ${type} is not valid base64; copy the whole .pub line`;
+  const strings: Buffer[] = [];
+  for (let o = 0; o < blob.length; ) {
+    if (o + 4 > blob.length) return `the ${type} key is truncated; copy the whole .pub line`;
+    const n = blob.readUInt32BE(o);
+    if (o + 4 + n > blob.length) return `the ${type} key is truncated; copy the whole .pub line`;
+    strings.push(blob.subarray(o + 4, o + 4 + n));
+    o += 4 + n;
+  }
+  if (strings[0]?.toString() !== type) return `the key body is not a ${type} key (it says ${json(strings[0]?.toString() ?? "")}); copy the whole .pub line`;
+  if (type === "ssh-ed25519" && !(strings.length === 2 && strings[1].length === 32)) return "an ssh-ed25519 key has a 32-byte public key; this one does not: copy the whole .pub line";
+  if (type === "ssh-rsa") {
+    const modulus = strings[2] ?? Buffer.alloc(0);
+    const bits = (modulus.length - (modulus[0] === 0 ? 1 : 0)) * 8;
+    if (strings.length !== 3 || bits < 2048) return `an ssh-rsa key needs at least 2048 bits (this one has ${bits}); use ssh-ed25519`;
+  }
+  return undefined;
+}
+
+/** Network and broadcast address of a subnet cannot be a host's (prefixes up to /30). */
+function reservedAddress(ip: number, prefix: number): string | undefined {
+  if (prefix > 30) return undefined;
+  const mask = (~0 << (32 - prefix)) >>> 0;
+  if (((ip & mask) >>> 0) === ip) return "the subnet's network address";
+  if (((ip | ~mask) >>> 0) === ip) return "the subnet's broadcast address";
+  return undefined;
+}
+
+/** The semantic rules: references between sections, subnets, ports, mappings, names. Defensive: runs on any document. */
+function ruleProblems(data: unknown): Problem[] {
   const problems: Problem[] = [];
   const add = (where: string, field: string, message: string) => problems.push({ where, field, message });
   if (!isObj(data)) {
     add("file", "json", "the top level must be an object with cluster, template, pciMappings, users and hosts");
     return problems;
   }
+  problems.push(...credentialProblems(data));
 
   // cluster
-  const cluster = data.cluster;
-  let nodes: string[] = [];
-  if (!isObj(cluster)) add("cluster", "cluster", "missing; give nodes, storage and bridge");
-  else {
-    if (!Array.isArray(cluster.nodes) || cluster.nodes.length === 0 || !cluster.nodes.every(isStr))
-      add("cluster", "nodes", "must be a non-empty list of Proxmox node names");
-    else nodes = cluster.nodes;
-    if (!isStr(cluster.storage)) add("cluster", "storage", 'missing; name the datastore for VM disks, e.g. "local-lvm"');
-    if (!isStr(cluster.bridge)) add("cluster", "bridge", 'missing; name the bridge for VM NICs, e.g. "vmbr0"');
-    if (cluster.dns !== undefined && (!Array.isArray(cluster.dns) || !cluster.dns.every((d: unknown) => parseIpv4(d) !== undefined)))
-      add("cluster", "dns", "must be a list of IPv4 addresses");
-    for (const k of ["apiToken", "password", "token", "api_token", "privateKey"])
-      if (k in cluster) add("cluster", k, "credentials do not belong in the inventory; set PROXMOX_VE_API_TOKEN in the environment instead");
-  }
+  const cluster = isObj(data.cluster) ? data.cluster : {};
+  const nodes: string[] = Array.isArray(cluster.nodes) ? cluster.nodes.filter(isStr) : [];
   const knownNode = (n: unknown) => nodes.length === 0 || nodes.includes(n as string);
+  if (isStr(cluster.timeZone)) {
+    try {
+      new Intl.DateTimeFormat("en", { timeZone: cluster.timeZone });
+    } catch {
+      add("cluster", "timeZone", `${json(cluster.timeZone)} is not a time zone; use an IANA name such as "UTC" or "Europe/Oslo" (timedatectl list-timezones)`);
+    }
+  }
 
   // template
-  const template = data.template;
-  if (!isObj(template)) add("template", "template", "missing; give the template's vmid and node");
-  else {
-    if (!isInt(template.vmid) || template.vmid < 100 || template.vmid > 999999999)
-      add("template", "vmid", `${JSON.stringify(template.vmid)} is not a VMID between 100 and 999999999`);
-    if (!isStr(template.node) || !knownNode(template.node))
-      add("template", "node", `${JSON.stringify(template.node)} is not one of cluster.nodes (${nodes.join(", ")})`);
-    if (template.mode !== undefined && template.mode !== "existing" && template.mode !== "create")
-      add("template", "mode", `${JSON.stringify(template.mode)} must be "existing" or "create"`);
+  const template = isObj(data.template) ? data.template : undefined;
+  if (template) {
+    if (template.node !== undefined && !knownNode(template.node)) add("template", "node", `${json(template.node)} is not one of cluster.nodes (${nodes.join(", ")})`);
     if (template.mode === "create" && template.bootstrapImage)
       add("template", "bootstrapImage", 'the VMA bootstrap restores the template itself; use it with mode "existing", or import a qcow2 with mode "create" and imageUrl');
     if (template.mode === "create" && !(typeof template.imageUrl === "string" && /^https?:\/\//.test(template.imageUrl)))
       add("template", "imageUrl", 'mode "create" needs the URL of a NixOS qcow2 image to import (http or https)');
-    if (template.imageSha256 !== undefined && !/^[0-9a-f]{64}$/.test(String(template.imageSha256))) add("template", "imageSha256", "must be 64 lower-case hex digits");
   }
 
-  // PCI mappings
-  const mappings = new Map<string, Set<string>>();
-  if (data.pciMappings !== undefined && !Array.isArray(data.pciMappings)) add("pciMappings", "pciMappings", "must be a list");
+  // PCI mappings: name -> node -> number of devices
+  const mappings = new Map<string, Map<string, number>>();
   for (const [i, m] of (Array.isArray(data.pciMappings) ? data.pciMappings : []).entries()) {
-    const where = `pciMappings[${isObj(m) && isStr(m.name) ? m.name : i}]`;
-    if (!isObj(m) || !isStr(m.name)) {
-      add(where, "name", "each PCI mapping needs a name");
-      continue;
-    }
-    if (mappings.has(m.name)) add(where, "name", `duplicate mapping name "${m.name}"`);
-    const onNodes = new Set<string>();
-    if (!Array.isArray(m.map) || m.map.length === 0) add(where, "map", "must list at least one { node, id, path }");
+    if (!isObj(m) || !isStr(m.name)) continue;
+    const where = `pciMappings[${m.name}]`;
+    if (mappings.has(m.name)) add(where, "name", `duplicate mapping name "${m.name}" (also pciMappings[${i}])`);
+    const onNodes = new Map<string, number>();
     for (const e of Array.isArray(m.map) ? m.map : []) {
-      if (!isObj(e) || !isStr(e.node) || !isStr(e.id) || !isStr(e.path)) {
-        add(where, "map", "each entry needs node, id (vendor:device) and path (PCI address)");
-        continue;
-      }
+      if (!isObj(e) || !isStr(e.node)) continue;
       if (!knownNode(e.node)) add(where, "map.node", `"${e.node}" is not one of cluster.nodes (${nodes.join(", ")})`);
-      if (!/^[0-9a-f]{4}:[0-9a-f]{4}$/i.test(e.id)) add(where, "map.id", `"${e.id}" is not a vendor:device id such as "10de:2204"`);
-      if (!/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}(\.[0-7])?$/i.test(e.path)) add(where, "map.path", `"${e.path}" is not a PCI address such as "0000:01:00.0"`);
+      const path = isStr(e.path) ? e.path : "<path>";
       // Proxmox refuses to start a VM with an incomplete mapping (pve-guest-common
       // src/PVE/Mapping/PCI.pm assert_valid: "no 'iommugroup' for device"); the provider calls
       // such mappings incomplete (bpg docs/resources/hardware_mapping_pci.md).
-      if (!isInt(e.iommuGroup) || e.iommuGroup < 0) add(where, "map.iommuGroup", `${e.iommuGroup === undefined ? "missing" : JSON.stringify(e.iommuGroup) + " is not an IOMMU group number"}; Proxmox will not start a VM with this mapping. Read it on the node: ls /sys/bus/pci/devices/${e.path.includes(":") && e.path.split(":").length === 3 ? e.path : "0000:" + e.path}/iommu_group -l (the number at the end)`);
-      if (!isStr(e.subsystemId) || !/^[0-9a-f]{4}:[0-9a-f]{4}$/i.test(e.subsystemId)) add(where, "map.subsystemId", `${e.subsystemId === undefined ? "missing" : JSON.stringify(e.subsystemId) + " is not a vendor:device id"}; Proxmox will not start a VM with this mapping. Read it on the node: lspci -nnv -s ${e.path} (the "Subsystem" line), e.g. "10de:147d"`);
-      onNodes.add(e.node);
+      if (e.iommuGroup === undefined) add(where, "map.iommuGroup", `missing; Proxmox will not start a VM with this mapping. Read it on the node: ls /sys/bus/pci/devices/${path.split(":").length === 3 ? path : "0000:" + path}/iommu_group -l (the number at the end)`);
+      if (e.subsystemId === undefined || (typeof e.subsystemId === "string" && !/^[0-9a-f]{4}:[0-9a-f]{4}$/i.test(e.subsystemId)))
+        add(where, "map.subsystemId", `${e.subsystemId === undefined ? "missing" : json(e.subsystemId) + " is not a vendor:device id"}; Proxmox will not start a VM with this mapping. Read it on the node: lspci -nnv -s ${path} (the "Subsystem" line), e.g. "10de:147d"`);
+      onNodes.set(e.node, (onNodes.get(e.node) ?? 0) + 1);
     }
     mappings.set(m.name, onNodes);
   }
 
   // users
-  if (!Array.isArray(data.users) || data.users.length === 0) add("users", "users", "list at least one user with public SSH keys (used for cloud-init and deploys)");
-  for (const [i, u] of (Array.isArray(data.users) ? data.users : []).entries()) {
-    const where = `users[${isObj(u) && isStr(u.name) ? u.name : i}]`;
-    if (!isObj(u) || !isStr(u.name) || !/^[a-z_][a-z0-9_-]{0,31}$/.test(u.name)) add(where, "name", "must be a Unix user name");
-    else if (!Array.isArray(u.sshKeys) || u.sshKeys.length === 0) add(where, "sshKeys", "list at least one public key");
-    else
-      for (const k of u.sshKeys)
-        if (typeof k !== "string" || /PRIVATE KEY/.test(k) || !/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) /.test(k))
-          add(where, "sshKeys", "each entry must be an OpenSSH public key line (ssh-ed25519 AAAA...); never a private key");
+  const users = Array.isArray(data.users) ? data.users : [];
+  for (const [i, u] of users.entries()) {
+    if (!isObj(u)) continue;
+    const where = `users[${isStr(u.name) ? u.name : i}]`;
+    for (const [j, k] of (Array.isArray(u.sshKeys) ? u.sshKeys : []).entries()) {
+      if (typeof k === "string" && /PRIVATE KEY/.test(k)) continue; // reported as a credential
+      const p = sshKeyProblem(k);
+      if (p) add(where, `sshKeys[${j}]`, p);
+    }
   }
 
   // deploy
-  if (data.deploy !== undefined) {
-    const d = data.deploy;
-    if (!isObj(d)) add("deploy", "deploy", "must be an object: { user, flake, buildHost, sshPort, engine }");
-    else {
-      const admins = (Array.isArray(data.users) ? data.users : []).filter((u: any, i: number) => isObj(u) && (u.admin === true || (u.admin === undefined && i === 0))).map((u: any) => u.name);
-      // The deploy logs in as this user and runs the activation with sudo: it must be in wheel
-      // (nixos/modules/users.nix makes admin users members), which sudo and Nix trust
-      // (nixos/modules/base.nix: wheelNeedsPassword = false, trusted-users @wheel). Root cannot
-      // log in at all (PermitRootLogin "no").
-      if (d.user !== undefined && !(isStr(d.user) && admins.includes(d.user)))
-        add("deploy", "user", `${JSON.stringify(d.user)} is not an admin user of the inventory (${admins.join(", ") || "none"}); the deploy needs sudo, which only admin users have${d.user === "root" ? "; root logins are refused on fleet hosts" : ""}`);
-      if (d.sshPort !== undefined && !(isInt(d.sshPort) && d.sshPort >= 1 && d.sshPort <= 65535)) add("deploy", "sshPort", `${JSON.stringify(d.sshPort)} is not a port number (1-65535)`);
-      if (d.engine !== undefined && d.engine !== "terraform_data" && d.engine !== "null_resource") add("deploy", "engine", `${JSON.stringify(d.engine)} must be "terraform_data" or "null_resource"`);
-      if (d.buildHost !== undefined && !(isStr(d.buildHost) && /^(?:[^@\s]+@)?[^:\s@]+(?::\d+)?$/.test(d.buildHost))) add("deploy", "buildHost", `${JSON.stringify(d.buildHost)} must be [user@]host[:port]`);
-      if (d.healthStableSeconds !== undefined && !(typeof d.healthStableSeconds === "number" && d.healthStableSeconds >= 0 && d.healthStableSeconds <= 3600))
-        add("deploy", "healthStableSeconds", `${JSON.stringify(d.healthStableSeconds)} must be a number of seconds from 0 to 3600`);
-      if (d.maxUnavailable !== undefined && !(isInt(d.maxUnavailable) && d.maxUnavailable >= 1 && d.maxUnavailable <= 10000))
-        add("deploy", "maxUnavailable", `${JSON.stringify(d.maxUnavailable)} must be a whole number from 1`);
-      if (d.flake !== undefined && !(isStr(d.flake) && d.flake.length > 0)) add("deploy", "flake", "must be a flake reference such as \"./nixos\"");
-    }
+  const deploy = isObj(data.deploy) ? data.deploy : {};
+  const sshPort = isInt(deploy.sshPort) ? deploy.sshPort : 22;
+  if (deploy.user !== undefined) {
+    const admins = users.filter((u: any, i: number) => isObj(u) && (u.admin === true || (u.admin === undefined && i === 0))).map((u: any) => u.name);
+    // The deploy logs in as this user and runs the activation with sudo: it must be in wheel
+    // (nixos/modules/users.nix makes admin users members), which sudo and Nix trust
+    // (nixos/modules/base.nix: wheelNeedsPassword = false, trusted-users @wheel). Root cannot
+    // log in at all (PermitRootLogin "no").
+    if (!(isStr(deploy.user) && admins.includes(deploy.user)))
+      add("deploy", "user", `${json(deploy.user)} is not an admin user of the inventory (${admins.join(", ") || "none"}); the deploy needs sudo, which only admin users have${deploy.user === "root" ? "; root logins are refused on fleet hosts" : ""}`);
   }
-
-  if (data.backend !== undefined && !["local", "pg", "s3"].includes(data.backend)) add("backend", "backend", `${JSON.stringify(data.backend)} must be "local", "pg" or "s3"`);
 
   // hosts
-  if (!Array.isArray(data.hosts) || data.hosts.length === 0) {
-    add("hosts", "hosts", "list at least one host");
-    return problems;
-  }
+  const hosts: unknown[] = Array.isArray(data.hosts) ? data.hosts : [];
   const names = new Map<string, number>();
   const vmids = new Map<number, string>();
   const ips = new Map<number, string>();
-  if (isObj(template) && isInt(template.vmid)) vmids.set(template.vmid, "the template");
+  if (template && isInt(template.vmid)) vmids.set(template.vmid, "the template");
   const rolesInFleet = new Set<string>();
-  for (const [i, h] of data.hosts.entries()) {
-    if (!isObj(h)) {
-      add(`hosts[${i}]`, "host", "must be an object");
-      continue;
-    }
+  /** mapping -> node -> hosts using it there */
+  const mappingUse = new Map<string, Map<string, string[]>>();
+  for (const [i, h] of hosts.entries()) {
+    if (!isObj(h)) continue;
     const where = isStr(h.name) ? `host "${h.name}"` : `hosts[${i}]`;
-    if (!isStr(h.name) || !HOSTNAME.test(h.name))
-      add(where, "name", `${JSON.stringify(h.name)} is not an RFC 1123 host name (lower-case letters, digits and '-', at most 63, no leading or trailing '-')`);
     if (isStr(h.name)) {
+      if (!HOSTNAME.test(h.name))
+        add(where, "name", `${json(h.name)} is not a host name: lower-case letters, digits and '-', starting with a letter and not ending with '-', at most 63 (RFC 1123, and valid as a Terraform and a NixOS name)`);
+      else if (RESERVED_HOST_NAMES.test(h.name)) add(where, "name", `"${h.name}" is a name the stacks use themselves (proxmox, null, backend, role-barrier-*); choose another host name`);
       if (names.has(h.name)) add(where, "name", `duplicate host name (also hosts[${names.get(h.name)}])`);
       else names.set(h.name, i);
+    } else if (h.name !== undefined && typeof h.name !== "string") add(where, "name", `${json(h.name)} is not a host name: lower-case letters, digits and '-', starting with a letter (RFC 1123, and valid as a Terraform and a NixOS name)`);
+    if (isInt(h.vmid)) {
+      if (vmids.has(h.vmid)) add(where, "vmid", `${h.vmid} is already used by ${vmids.get(h.vmid)}`);
+      else vmids.set(h.vmid, where);
     }
-    if (!isInt(h.vmid) || h.vmid < 100 || h.vmid > 999999999) add(where, "vmid", `${JSON.stringify(h.vmid)} is outside 100-999999999`);
-    else if (vmids.has(h.vmid)) add(where, "vmid", `${h.vmid} is already used by ${vmids.get(h.vmid)}`);
-    else vmids.set(h.vmid, where);
-    if (!isStr(h.node) || !knownNode(h.node)) add(where, "node", `${JSON.stringify(h.node)} is not one of cluster.nodes (${nodes.join(", ")})`);
+    if (h.node !== undefined && typeof h.node === "string" && !knownNode(h.node)) add(where, "node", `${json(h.node)} is not one of cluster.nodes (${nodes.join(", ")})`);
+    if (typeof h.stack === "string") {
+      if (!STACK_NAME.test(h.stack))
+        add(where, "stack", `${json(h.stack)} is not a stack name: lower-case letters, digits and '-', starting with a letter, at most 31 (it names a directory and a state file)`);
+      else if (RESERVED_STACKS.includes(h.stack)) add(where, "stack", `"${h.stack}" is the stack of the template and PCI mappings; choose another name`);
+    }
 
     // roles
     const roles: RoleName[] = [];
-    if (!Array.isArray(h.roles)) add(where, "roles", `must be a list of roles (${ROLE_NAMES.join(", ")}); [] makes a plain NixOS host`);
-    for (const r of Array.isArray(h.roles) ? h.roles : []) {
-      if (!isRole(r)) add(where, "roles", `unknown role ${JSON.stringify(r)}; known roles: ${ROLE_NAMES.join(", ")}`);
-      else if (roles.includes(r)) add(where, "roles", `role "${r}" is listed twice`);
-      else roles.push(r);
-    }
+    if (!Array.isArray(h.roles)) {
+      if (h.roles !== undefined) add(where, "roles", `must be a list of roles (${ROLE_NAMES.join(", ")}); [] makes a plain NixOS host`);
+    } else
+      for (const r of h.roles) {
+        if (!isRole(r)) add(where, "roles", `unknown role ${json(r)}${typeof r === "string" && suggest(r, ROLE_NAMES) ? `; did you mean "${suggest(r, ROLE_NAMES)}"?` : ""}; known roles: ${ROLE_NAMES.join(", ")}`);
+        else if (!roles.includes(r)) roles.push(r);
+      }
     roles.forEach((r) => rolesInFleet.add(r));
 
-    // sizes
+    // sizes against the roles' minimums
     for (const [field, unit] of [["cores", ""], ["memoryMiB", " MiB"], ["diskGiB", " GiB"]] as const) {
       const v = h[field];
-      if (!isInt(v) || v < 1) {
-        add(where, field, `${JSON.stringify(v)} must be a positive whole number`);
-        continue;
-      }
+      if (!isInt(v)) continue;
       for (const r of roles) {
         const min = ROLES[r].min[field];
         if (v < min) add(where, field, `${v}${unit} is below the ${r} role's minimum of ${min}${unit}; raise ${field}`);
@@ -513,36 +511,29 @@ export function validateInventory(data: unknown): Problem[] {
     }
     // A clone's OS disk can grow, never shrink (bpg v0.111.0 proxmoxtf/resource/vm/disk/disk.go
     // UpdateClone: "disk resize failure: requested size ... is lower than current size").
-    const templateDisk = isObj(template) && template.mode === "create" ? (isInt(template.diskGiB) ? template.diskGiB : 40) : undefined;
+    const templateDisk = template?.mode === "create" ? (isInt(template.diskGiB) ? template.diskGiB : 40) : undefined;
     if (templateDisk !== undefined && isInt(h.diskGiB) && h.diskGiB < templateDisk)
       add(where, "diskGiB", `${h.diskGiB} GiB is smaller than the template's disk (template.diskGiB = ${templateDisk}); a clone's disk can only grow: raise diskGiB or lower template.diskGiB`);
-    for (const [j, d] of (Array.isArray(h.dataDisks) ? h.dataDisks : []).entries())
-      if (!isObj(d) || !isInt(d.sizeGiB) || d.sizeGiB < 1) add(where, `dataDisks[${j}].sizeGiB`, "must be a positive whole number of GiB");
-    if (h.dataDisks !== undefined && !Array.isArray(h.dataDisks)) add(where, "dataDisks", "must be a list of { sizeGiB, storage? }");
-    if (Array.isArray(h.dataDisks) && h.dataDisks.length > 29) add(where, "dataDisks", "at most 29 data disks (scsi1-scsi29)");
 
     // network
     const net = h.network;
-    if (!isObj(net)) add(where, "network", 'missing; give { "dhcp": true } or { "address": "10.0.0.5/24", "gateway": "10.0.0.1" }');
-    else {
+    if (isObj(net)) {
       if (net.dhcp === true) {
         if (net.address !== undefined) add(where, "network.address", "set either dhcp: true or a static address, not both");
-      } else {
+      } else if (net.address === undefined && (net.dhcp === undefined || net.dhcp === false)) add(where, "network.address", 'missing; give a static address such as "10.0.0.5/24" and a gateway, or set "dhcp": true');
+      else {
         const cidr = parseCidr(net.address);
-        if (!cidr) add(where, "network.address", `${JSON.stringify(net.address)} is not an IPv4 CIDR such as "10.0.0.5/24" (or set dhcp: true)`);
-        else {
+        if (cidr) {
+          const reserved = reservedAddress(cidr.ip, cidr.prefix);
+          if (reserved) add(where, "network.address", `${cidr.address} is ${reserved} of ${net.address}; give the host an address inside the subnet`);
           if (ips.has(cidr.ip)) add(where, "network.address", `${cidr.address} is already used by ${ips.get(cidr.ip)}`);
           else ips.set(cidr.ip, where);
           const gw = parseIpv4(net.gateway);
           if (net.gateway === undefined) add(where, "network.gateway", "a static address needs a gateway");
-          else if (gw === undefined) add(where, "network.gateway", `${JSON.stringify(net.gateway)} is not an IPv4 address`);
-          else if (!sameSubnet(gw, cidr.ip, cidr.prefix)) add(where, "network.gateway", `${net.gateway} is outside the subnet of ${net.address}`);
+          else if (gw !== undefined && !sameSubnet(gw, cidr.ip, cidr.prefix)) add(where, "network.gateway", `${net.gateway} is outside the subnet of ${net.address}`);
           else if (gw === cidr.ip) add(where, "network.gateway", `${net.gateway} is the host's own address`);
         }
       }
-      if (net.dns !== undefined && (!Array.isArray(net.dns) || !net.dns.every((d: unknown) => parseIpv4(d) !== undefined)))
-        add(where, "network.dns", "must be a list of IPv4 addresses");
-      if (net.vlan !== undefined && (!isInt(net.vlan) || net.vlan < 1 || net.vlan > 4094)) add(where, "network.vlan", `${JSON.stringify(net.vlan)} is not a VLAN id 1-4094`);
     }
 
     // GPU
@@ -553,50 +544,51 @@ export function validateInventory(data: unknown): Problem[] {
       if (!isStr(gpu.mapping) && !isStr(gpu.rawId)) add(where, "gpu.mapping", "name a PCI mapping from pciMappings (or a rawId, which needs root@pam)");
       if (isStr(gpu.mapping)) {
         const onNodes = mappings.get(gpu.mapping);
-        if (!onNodes) add(where, "gpu.mapping", `"${gpu.mapping}" is not defined in pciMappings`);
+        if (!onNodes) add(where, "gpu.mapping", `"${gpu.mapping}" is not defined in pciMappings${suggest(gpu.mapping, [...mappings.keys()]) ? `; did you mean "${suggest(gpu.mapping, [...mappings.keys()])}"?` : ""}`);
         else if (isStr(h.node) && !onNodes.has(h.node))
-          add(where, "gpu.mapping", `"${gpu.mapping}" has no device on node "${h.node}" (it maps ${[...onNodes].join(", ") || "no node"}); move the host or extend the mapping`);
+          add(where, "gpu.mapping", `"${gpu.mapping}" has no device on node "${h.node}" (it maps ${[...onNodes.keys()].join(", ") || "no node"}); move the host or extend the mapping`);
+        else if (isStr(h.node)) {
+          const byNode = mappingUse.get(gpu.mapping) ?? new Map<string, string[]>();
+          byNode.set(h.node, [...(byNode.get(h.node) ?? []), isStr(h.name) ? h.name : `hosts[${i}]`]);
+          mappingUse.set(gpu.mapping, byNode);
+        }
       }
-      if (isStr(gpu.rawId) && !/^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}(\.[0-7])?$/i.test(gpu.rawId))
-        add(where, "gpu.rawId", `"${gpu.rawId}" is not a PCI address such as "0000:01:00"`);
       // qemu-server PVE/API2/Qemu.pm check_hostpci_perm: an unmapped device may be set only by
       // root@pam logged in with its password, never through an API token (not even root@pam's).
-      else if (isStr(gpu.rawId) && process.env.PROXMOX_VE_API_TOKEN)
+      if (isStr(gpu.rawId) && process.env.PROXMOX_VE_API_TOKEN)
         add(where, "gpu.rawId", "a raw PCI id needs root@pam with a password, and PROXMOX_VE_API_TOKEN is set (Proxmox refuses raw ids from every API token); define the device in pciMappings and use gpu.mapping");
     }
 
-    if (isObj(gpu) && gpu.cudaCapabilities !== undefined && !(Array.isArray(gpu.cudaCapabilities) && gpu.cudaCapabilities.length > 0 && gpu.cudaCapabilities.every((c: unknown) => isStr(c) && /^\d+\.\d+$/.test(c))))
-      add(where, "gpu.cudaCapabilities", `${JSON.stringify(gpu.cudaCapabilities)} must be a list of CUDA compute capabilities such as ["8.6"] (the GPU's, see NVIDIA's CUDA GPU list)`);
-
-    // ports: two services on one host wanting the same port
+    // services and ports: a role's settings only for roles the host has; no two services on one port; never the SSH port
     const services = isObj(h.services) ? h.services : {};
-    const vllm = isObj(services.vllm) ? services.vllm : {};
-    if (vllm.model !== undefined && !(isStr(vllm.model) && vllm.model.length > 0)) add(where, "services.vllm.model", "must be a model id such as \"Qwen/Qwen2.5-7B-Instruct\"");
-    if (vllm.modelPath !== undefined && !(isStr(vllm.modelPath) && vllm.modelPath.startsWith("/"))) add(where, "services.vllm.modelPath", `${JSON.stringify(vllm.modelPath)} must be an absolute path on the host`);
-    if (vllm.startTimeout !== undefined && !(isStr(vllm.startTimeout) && /^\d+(s|min|h)?$/.test(vllm.startTimeout))) add(where, "services.vllm.startTimeout", `${JSON.stringify(vllm.startTimeout)} must be a time span such as "45min"`);
-    for (const key of Object.keys(services)) if (!roles.includes(key as RoleName)) add(where, `services.${key}`, `settings for role "${key}", which the host does not have`);
+    for (const key of Object.keys(services)) if (isRole(key) && !roles.includes(key)) add(where, `services.${key}`, `settings for role "${key}", which the host does not have; add the role or remove the settings`);
     const seen = new Map<number, string>();
-    for (const [role, ports] of Object.entries(hostPorts({ roles, services }))) {
+    for (const [role, ports] of Object.entries(hostPorts({ roles, services: services as HostSpec["services"] }))) {
       for (const [pname, port] of Object.entries(ports)) {
-        if (!isInt(port) || port < 1 || port > 65535) {
-          add(where, `services.${role}.ports.${pname}`, `${JSON.stringify(port)} is not a port number`);
-          continue;
-        }
+        if (!isInt(port)) continue;
+        const field = `services.${role}.ports.${pname}`;
+        if (port === sshPort) add(where, field, `port ${port} is the SSH port the deploy uses (deploy.sshPort ${sshPort}); give ${role} another port`);
         const other = seen.get(port);
-        if (other) add(where, `services.${role}.ports.${pname}`, `port ${port} is also wanted by ${other} on this host; give one of them another port`);
+        if (other) add(where, field, `port ${port} is also wanted by ${other} on this host; give one of them another port`);
         else seen.set(port, `${role}.${pname}`);
       }
     }
-    if (h.startupOrder !== undefined && (!isInt(h.startupOrder) || h.startupOrder < 0)) add(where, "startupOrder", "must be a whole number >= 0");
-    if (h.tags !== undefined && (!Array.isArray(h.tags) || !h.tags.every((t: unknown) => isStr(t) && /^[a-z0-9_.+-]+$/i.test(t as string))))
-      add(where, "tags", "must be a list of tags (letters, digits, - _ . +)");
   }
+
+  // A mapping of one device on a node can be given to one VM there at a time.
+  for (const [name, byNode] of mappingUse)
+    for (const [node, users] of byNode) {
+      const devices = mappings.get(name)?.get(node) ?? 0;
+      if (users.length > devices)
+        for (const u of users.slice(devices))
+          add(`host "${u}"`, "gpu.mapping", `"${name}" maps ${devices} device${devices === 1 ? "" : "s"} on node "${node}", already given to ${users.slice(0, devices).join(", ")}; a passed-through device serves one VM: add a device to the mapping, use another mapping, or move the host`);
+    }
 
   // The platform's deploy order is kept inside one stack: its hosts must not be split.
   const platformStacks = new Map<string, string[]>();
-  for (const h of data.hosts)
+  for (const h of hosts)
     if (isObj(h) && Array.isArray(h.roles) && h.roles.some((r: unknown) => (PLATFORM_ROLES as readonly unknown[]).includes(r))) {
-      const st = stackOf({ roles: h.roles, stack: typeof h.stack === "string" ? h.stack : undefined });
+      const st = stackOf({ roles: h.roles.filter(isRole), stack: typeof h.stack === "string" ? h.stack : undefined });
       platformStacks.set(st, [...(platformStacks.get(st) ?? []), String(h.name)]);
     }
   if (platformStacks.size > 1) {
@@ -606,31 +598,18 @@ export function validateInventory(data: unknown): Problem[] {
         add(`host "${n}"`, "stack", `platform hosts must share one stack (their deploy order is kept inside a stack): this one is in "${st}", others in "${first}"`);
   }
 
+  const n = isObj(data.nix) ? data.nix : {};
+  if (Array.isArray(n.substituters) && n.substituters.length > 0 && !(Array.isArray(n.trustedPublicKeys) && n.trustedPublicKeys.length > 0))
+    add("nix", "trustedPublicKeys", "a substituter is used only with its public key: add the key its operator publishes");
+
   // platform dependencies across the fleet (or satisfied by external endpoints)
-  if (data.nix !== undefined) {
-    const n = data.nix;
-    if (!isObj(n)) add("nix", "nix", 'must be { "substituters": [...], "trustedPublicKeys": [...] }');
-    else {
-      if (n.substituters !== undefined && !(Array.isArray(n.substituters) && n.substituters.every((u: unknown) => isStr(u) && /^https?:\/\/\S+$/.test(u))))
-        add("nix", "substituters", "must be a list of binary cache URLs (https://...)");
-      if (n.trustedPublicKeys !== undefined && !(Array.isArray(n.trustedPublicKeys) && n.trustedPublicKeys.every((k: unknown) => isStr(k) && /^[^\s:]+:[A-Za-z0-9+/]+=*$/.test(k))))
-        add("nix", "trustedPublicKeys", 'must be a list of cache keys such as "cache.example.org-1:<base64>"');
-      if ((n.substituters?.length ?? 0) > 0 && !((n.trustedPublicKeys?.length ?? 0) > 0))
-        add("nix", "trustedPublicKeys", "a substituter is used only with its public key: add the key its operator publishes");
-    }
-  }
   const external = isObj(data.externalServices) ? data.externalServices : {};
-  for (const [role, eps] of Object.entries(external)) {
-    if (!isRole(role)) add("externalServices", role, `unknown role "${role}"; known roles: ${ROLE_NAMES.join(", ")}`);
-    else if (!Array.isArray(eps) || eps.length === 0 || !eps.every((e) => typeof e === "string" && /^[A-Za-z0-9.-]+:\d{1,5}$/.test(e)))
-      add("externalServices", role, 'must be a non-empty list of "host:port" endpoints');
-    else rolesInFleet.add(role);
-  }
+  for (const [role, eps] of Object.entries(external)) if (isRole(role) && Array.isArray(eps) && eps.length) rolesInFleet.add(role);
   for (const role of PLATFORM_ROLES) {
     if (!rolesInFleet.has(role)) continue;
     for (const need of ROLES[role].requires)
       if (!rolesInFleet.has(need)) {
-        const holders = data.hosts.filter((h: any) => isObj(h) && Array.isArray(h.roles) && h.roles.includes(role)).map((h: any) => h.name);
+        const holders = hosts.filter((h: any) => isObj(h) && Array.isArray(h.roles) && h.roles.includes(role)).map((h: any) => h.name);
         add(`host "${holders[0]}"`, "roles", `${role} needs ${need}, but no host in the fleet has the ${need} role; add one or list it in externalServices`);
       }
   }
