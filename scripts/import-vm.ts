@@ -1,98 +1,127 @@
 /**
  * npm run import -- --name <host> --node <node> --vmid <n> [--role <role> ...]
- *                   [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP] [--stateful]
+ *                   [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP]
+ *                   [--gpu-mapping NAME [--cuda X.Y ...]] [--stateful]
  *
  * Adds an existing VM to the inventory as `"existing": true` (its VM resource then carries an
- * import block), validated like every other host. Refuses duplicate names and VMIDs. Writes
- * nothing when anything is wrong. Exit codes: 0 added, 2 refused (message says why).
+ * import block), validated like every other host (same schema, same messages). Refuses
+ * duplicate names and VMIDs. Holds an exclusive lock on the inventory while it reads, checks
+ * and writes (concurrent imports wait for each other and all land); writes through a symlink to
+ * its target, keeps the file's mode and owner, and changes nothing in the file but the new
+ * entry (indentation and line endings kept). Writes nothing when anything is wrong.
+ * Exit codes: 0 added, 2 refused (one line per problem says why).
  */
-import { minimist } from "zx";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { fleetFilePath, formatProblem, parseInventory, InventoryError, stackOf, validateInventory } from "../constructs/inventory";
-import { ROLES, ROLE_NAMES, isRole } from "../constructs/roles";
+import { parseArgs } from "node:util";
+import { readFileSync, realpathSync } from "node:fs";
+import { lock } from "proper-lockfile";
+import writeFileAtomic from "write-file-atomic";
+import { fleetFilePath, formatProblem, parseInventory, InventoryError, stackOf } from "../constructs/inventory";
+import { ROLE_NAMES } from "../constructs/roles";
+import { entryProblems, hostEntry, insertHost } from "./lib/import-entry";
 
 const HELP = `Usage: npm run import -- --name <host> --node <node> --vmid <n> [--role <role>...]
-       [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP] [--stateful]
+       [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP]
+       [--gpu-mapping NAME [--cuda X.Y ...]] [--stateful]
 Roles: ${ROLE_NAMES.join(", ")}
-Without --role the host is a plain NixOS host (base modules only). Without --address it uses DHCP. Sizes default to the VM's role minimum; give the VM's real
-values (npm run discover prints them) so the plan after the import is a no-op.`;
+Without --role the host is a plain NixOS host (base modules only). Without --address it uses DHCP.
+A vllm host needs --gpu-mapping (a pciMappings name; --cuda sets its compute capabilities).
+Sizes default to the roles' minimum; give the VM's real values (npm run discover prints them)
+so the plan after the import is a no-op.`;
 
 function refuse(message: string): never {
   process.stderr.write(`import: ${message}\n`);
   process.exit(2);
 }
 
-function main() {
-  const a = minimist(process.argv.slice(2), {
-    string: ["name", "node", "vmid", "role", "cores", "memory", "disk", "address", "gateway"],
-    boolean: ["stateful", "help"],
-    alias: { h: "help" },
-  });
-  if (a.help) return void process.stdout.write(`${HELP}\n`);
-  for (const k of Object.keys(a)) if (!["_", "name", "node", "vmid", "role", "cores", "memory", "disk", "address", "gateway", "stateful", "help", "h"].includes(k)) refuse(`unknown option --${k}; see --help`);
-  const missing = ["name", "node", "vmid"].filter((k) => !a[k]);
-  if (missing.length) refuse(`missing ${missing.map((m) => `--${m}`).join(", ")}; see --help`);
-  const roles: string[] = a.role === undefined ? [] : ([] as string[]).concat(a.role);
-  const unknownRoles = roles.filter((r) => !isRole(r));
-  if (unknownRoles.length) refuse(`unknown role ${unknownRoles.join(", ")}; known roles: ${ROLE_NAMES.join(", ")}`);
-  const int = (k: string, v: unknown) => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(String(v))) refuse(`--${k} must be a whole number, got "${v}"`);
-    return Number(v);
-  };
-  const vmid = int("vmid", a.vmid)!;
-  // Without roles: a plain NixOS host, sized like the smallest role.
-  const min = (f: "cores" | "memoryMiB" | "diskGiB") => Math.max({ cores: 1, memoryMiB: 1024, diskGiB: 10 }[f], ...roles.map((r) => ROLES[r as keyof typeof ROLES].min[f]));
+const STRINGS = ["name", "node", "vmid", "role", "cores", "memory", "disk", "address", "gateway", "gpu-mapping", "cuda"] as const;
 
-  const file = fleetFilePath();
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    refuse(`cannot read the inventory ${file}; set FLEET_FILE`);
+async function main() {
+  // A value that starts with "-" (--vmid -5) is the option's value, not another option: the
+  // inventory's rules then say what is wrong with it.
+  const argv = process.argv.slice(2);
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (STRINGS.some((s) => argv[i] === `--${s}`) && /^-\d/.test(argv[i + 1] ?? "")) args.push(`${argv[i]}=${argv[++i]}`);
+    else args.push(argv[i]);
   }
+  let values: Record<string, any>;
   try {
-    parseInventory(text, file);
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        ...Object.fromEntries(STRINGS.map((s) => [s, { type: "string" as const, multiple: s === "role" || s === "cuda" }])),
+        stateful: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
   } catch (e) {
-    if (e instanceof InventoryError) refuse(`fix the inventory first:\n${e.message}`);
-    throw e;
+    refuse(`${(e as Error).message.split("\n")[0]}; see --help`);
   }
-  const data = JSON.parse(text);
-  const byName = data.hosts.find((h: any) => h.name === a.name);
-  if (byName) refuse(`host "${a.name}" is already in ${file} (vmid ${byName.vmid}); pick another --name or edit that entry`);
-  const byVmid = data.hosts.find((h: any) => h.vmid === vmid);
-  if (byVmid) refuse(`vmid ${vmid} is already in ${file} as host "${byVmid.name}"; nothing to import`);
+  if (values.help) return void process.stdout.write(`${HELP}\n`);
+  const missing = ["name", "node", "vmid"].filter((k) => values[k] === undefined);
+  if (missing.length) refuse(`missing ${missing.map((m) => `--${m}`).join(", ")}; see --help`);
+  if (values.gateway !== undefined && values.address === undefined) refuse("--gateway needs --address (the static address in CIDR form, e.g. 10.0.0.5/24); without --address the host uses DHCP");
+  if (values.cuda !== undefined && values["gpu-mapping"] === undefined) refuse("--cuda needs --gpu-mapping (the pciMappings name of the VM's GPU)");
 
-  const host: Record<string, unknown> = {
-    name: a.name,
-    roles,
-    vmid,
-    node: a.node,
-    cores: int("cores", a.cores) ?? min("cores"),
-    memoryMiB: int("memory", a.memory) ?? min("memoryMiB"),
-    diskGiB: int("disk", a.disk) ?? min("diskGiB"),
-    network: a.address ? { address: a.address, gateway: a.gateway } : { dhcp: true },
-    existing: true,
-    ...(a.stateful ? { stateful: true } : {}),
-  };
-  data.hosts.push(host);
-  const problems = validateInventory(data);
-  if (problems.length) refuse(`the new entry is not valid; nothing was written:\n${problems.map((p) => formatProblem(file, p)).join("\n")}`);
+  const configured = fleetFilePath();
+  let file: string;
+  try {
+    // the target of a symlinked inventory: lock, read and write it there
+    file = realpathSync(configured);
+  } catch {
+    refuse(`cannot read the inventory ${configured}; set FLEET_FILE`);
+  }
+  const release = await lock(file, { realpath: false, stale: 30_000, retries: { retries: 200, minTimeout: 25, maxTimeout: 250 } }).catch((e: Error) => refuse(`cannot lock ${file}: ${e.message}`));
+  try {
+    const text = readFileSync(file, "utf8");
+    try {
+      parseInventory(text, configured);
+    } catch (e) {
+      if (e instanceof InventoryError) refuse(`fix the inventory first:\n${e.message}`);
+      throw e;
+    }
+    const data = JSON.parse(text);
+    const entry = hostEntry({
+      name: values.name,
+      node: values.node,
+      vmid: values.vmid,
+      roles: values.role ?? [],
+      cores: values.cores,
+      memory: values.memory,
+      disk: values.disk,
+      address: values.address,
+      gateway: values.gateway,
+      stateful: values.stateful,
+      gpuMapping: values["gpu-mapping"],
+      cuda: values.cuda,
+    });
+    const byName = data.hosts.find((h: any) => h.name === entry.name);
+    if (byName) refuse(`host "${entry.name}" is already in ${configured} (vmid ${byName.vmid}); pick another --name or edit that entry`);
+    const byVmid = data.hosts.find((h: any) => h.vmid === entry.vmid);
+    if (byVmid) refuse(`vmid ${entry.vmid} is already in ${configured} as host "${byVmid.name}"; nothing to import`);
+    const problems = entryProblems(data, entry);
+    if (problems.length) refuse(`the new entry is not valid; nothing was written:\n${problems.map((p) => formatProblem(configured, p)).join("\n")}`);
 
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(data, null, 2)}\n`);
-  renameSync(tmp, file);
-  const stack = stackOf(host as any);
-  process.stdout.write(
-    [
-      `added host "${a.name}" (existing VM ${vmid} on ${a.node}) to ${file}`,
-      "next:",
-      `  1. npx cdktf diff ${stack}      # the VM shows as an import of ${a.node}/${vmid}, not a create`,
-      `  2. if the plan wants to change cores/memory/tags, set them in ${file} to the VM's values and diff again`,
-      `  3. npx cdktf deploy ${stack}    # imports the VM into state, then applies its NixOS configuration`,
-      "",
-    ].join("\n"),
-  );
+    const updated = insertHost(text, entry);
+    parseInventory(updated, configured); // the text written is the inventory checked
+    // write-file-atomic: a temp file renamed over the target, with the target's mode and owner
+    await writeFileAtomic(file, updated);
+    const stack = stackOf(entry as any);
+    process.stdout.write(
+      [
+        `added host "${entry.name}" (existing VM ${entry.vmid} on ${entry.node}) to ${configured}`,
+        "next:",
+        `  1. npx cdktf diff ${stack}      # the VM shows as an import of ${entry.node}/${entry.vmid}, not a create`,
+        `  2. if the plan wants to change cores/memory/tags, set them in ${configured} to the VM's values and diff again`,
+        `  3. npx cdktf deploy ${stack}    # imports the VM into state, then applies its NixOS configuration`,
+        "",
+      ].join("\n"),
+    );
+  } finally {
+    await release();
+  }
 }
 
-main();
+main().catch((e) => refuse(`unexpected error: ${(e as Error)?.message ?? e}`));
