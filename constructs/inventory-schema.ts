@@ -50,7 +50,7 @@ export const ClusterSchema = Obj(
     domain: Opt(Pattern("^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$", "is not a DNS domain such as lab.lan (lower-case labels of letters, digits and '-')", "DNS domain of the hosts (<host>.<domain>).")),
     dns: Opt(Type.Array(Ipv4("A DNS server."), { maxItems: 8, description: "DNS servers for statically addressed hosts without their own." })),
     timeZone: Opt(Type.String({ minLength: 1, maxLength: 64, description: 'Time zone of every host (NixOS time.timeZone), an IANA name such as "Europe/Oslo". Default "UTC".' })),
-    locale: Opt(Pattern("^[a-zA-Z]{2,8}(_[a-zA-Z]{2,3})?(\\.[A-Za-z0-9-]+)?(@[a-z]+)?$", 'is not a locale such as "en_US.UTF-8"', 'Default locale (NixOS i18n.defaultLocale). Default "en_US.UTF-8".')),
+    locale: Opt(Pattern("^(C|POSIX|[a-z]{2,3}_[A-Z]{2})(\\.[A-Za-z0-9-]+)?(@[a-z]+)?$", 'is not a locale such as "en_US.UTF-8" or "C.UTF-8"', 'Default locale (NixOS i18n.defaultLocale). Default "en_US.UTF-8".')),
   },
   "The Proxmox cluster: nodes, datastores, bridge, DNS. Never credentials (PROXMOX_VE_API_TOKEN goes in the environment).",
 );

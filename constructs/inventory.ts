@@ -231,15 +231,17 @@ function schemaProblems(data: unknown): Problem[] {
 
 /** Where a JSON path points, as the problems name it: `host "x"` / section, and a dotted field. */
 function locate(data: any, path: string[]): { where: string; field: string } {
-  const join = (segs: string[]) => segs.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), "");
+  // keys that are not plain names (empty, with spaces or dots) are quoted
+  const key = (s: string) => (/^[A-Za-z0-9_$-]+$/.test(s) ? s : JSON.stringify(s));
+  const join = (segs: string[]) => segs.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${key(s)}` : key(s)), "");
   const [top, i, ...rest] = path;
   if (top === undefined) return { where: "file", field: "(top level)" };
   const item = Array.isArray(data?.[top]) && i !== undefined && /^\d+$/.test(i) ? data[top][Number(i)] : undefined;
   const named = typeof item?.name === "string" && item.name ? item.name : undefined;
   if (top === "hosts" && i !== undefined && /^\d+$/.test(i)) return { where: named ? `host "${named}"` : `hosts[${i}]`, field: join(rest) || "host" };
   if ((top === "users" || top === "pciMappings") && i !== undefined && /^\d+$/.test(i)) return { where: `${top}[${named ?? i}]`, field: join(rest) || "entry" };
-  if (i === undefined) return { where: top === "$schema" ? "file" : top, field: top };
-  return { where: top, field: join([i, ...rest]) };
+  if (i === undefined) return { where: top === "$schema" ? "file" : key(top), field: key(top) };
+  return { where: key(top), field: join([i, ...rest]) };
 }
 
 const json = (v: unknown) => (v === undefined ? "nothing" : JSON.stringify(v));
