@@ -3,7 +3,7 @@
  * (nixos/lib/roles.nix): one table for both languages; __tests__/nix-agreement.test.ts checks
  * that both sides use it the same way.
  */
-import roleTable from "../nixos/lib/roles.json";
+import * as roleTable from "../nixos/lib/roles.json";
 
 /** Every role a host can carry. */
 export const ROLE_NAMES = [

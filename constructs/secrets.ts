@@ -6,7 +6,7 @@
  * On the host every role that consumes secrets gets one environment file,
  * /run/fleet-secrets/<role>.env, which its systemd unit reads (EnvironmentFile=).
  */
-import table from "../nixos/lib/secrets.json";
+import * as table from "../nixos/lib/secrets.json";
 import type { Inventory } from "./inventory";
 import { RoleName } from "./roles";
 

@@ -1,7 +1,7 @@
 /**
  * Generates valid inventories of any size with mixed roles, for the benchmark (and its test).
  * Every fleet has the platform chain (chainfire, flaredb, iam), the rest rotates through the
- * roles; vLLM hosts get the GPU mapping of their node.
+ * roles; vLLM hosts get the GPU mapping of their node, which has a device for each of them.
  */
 import { ROLE_NAMES, RoleName } from "../../constructs/roles";
 
@@ -10,7 +10,7 @@ const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMBdEQbWhgNDvUkSvdg4aRf6CDzDCIr
 export function generateInventory(hosts: number, opts: { nodes?: number; roles?: RoleName[] } = {}): any {
   const nodes = Array.from({ length: opts.nodes ?? 4 }, (_, i) => `pve${i + 1}`);
   const rotation: RoleName[] = opts.roles ?? [...ROLE_NAMES];
-  const list = [];
+  const list: any[] = [];
   for (let i = 0; i < hosts; i++) {
     const role: RoleName = opts.roles ? rotation[i % rotation.length] : i < 3 ? (["chainfire", "flaredb", "iam"] as RoleName[])[i] : rotation[i % rotation.length];
     const node = nodes[i % nodes.length];
@@ -32,7 +32,11 @@ export function generateInventory(hosts: number, opts: { nodes?: number; roles?:
   return {
     cluster: { nodes, storage: "local-lvm", bridge: "vmbr0", domain: "bench.lan", dns: ["10.20.0.1"] },
     template: { vmid: 900, node: nodes[0] },
-    pciMappings: nodes.map((n) => ({ name: `gpu-${n}`, map: [{ node: n, id: "10de:2204", path: "0000:01:00.0", subsystemId: "10de:147d", iommuGroup: 14 }] })),
+    // one device per vLLM host on each node: a passed-through GPU serves one VM
+    pciMappings: nodes.map((n) => {
+      const gpus = Math.max(1, list.filter((h) => h.node === n && h.gpu).length);
+      return { name: `gpu-${n}`, map: Array.from({ length: gpus }, (_, i) => ({ node: n, id: "10de:2204", path: `0000:${(Math.floor(i / 32) + 1).toString(16).padStart(2, "0")}:${(i % 32).toString(16).padStart(2, "0")}.0`, subsystemId: "10de:147d", iommuGroup: 14 + i })) };
+    }),
     users: [{ name: "admin", sshKeys: [KEY] }],
     hosts: list,
   };
