@@ -1,6 +1,6 @@
 import { ADOPTED_IGNORED } from "../constructs/nixos-vm";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXAMPLE_FLEET, ROOT, runAsync, synthFleet, vmByName } from "./helpers";
@@ -77,18 +77,22 @@ describe("npm run import", () => {
     expect(names.filter((n) => n.startsWith("legacy")).sort()).toEqual(["legacy0", "legacy1", "legacy2", "legacy3"]);
   });
 
-  it("writes through a symlink, keeps mode 0600 and CRLF line endings, and changes nothing but the new entry", async () => {
+  it("writes through a symlink, keeps mode 0600, the owner and CRLF line endings, and changes nothing but the new entry", async () => {
     const dir = mkdtempSync(join(tmpdir(), "import-"));
     const target = join(dir, "real-fleet.json");
     const crlf = readFileSync(EXAMPLE_FLEET, "utf8").replace(/\n/g, "\r\n");
     writeFileSync(target, crlf, { mode: 0o600 });
     chmodSync(target, 0o600);
+    // another owner (the tests run as root, which may give the file away and must keep it so)
+    const root = process.getuid?.() === 0;
+    if (root) chownSync(target, 12345, 12346);
     const link = join(dir, "fleet.json");
     symlinkSync(target, link);
     const r = await run(link, ["--name", "legacy-crlf", "--node", "pve1", "--vmid", "180"]);
     expect(r.status).toBe(0);
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect((statSync(target).mode & 0o777).toString(8)).toBe("600");
+    if (root) expect({ uid: statSync(target).uid, gid: statSync(target).gid }).toEqual({ uid: 12345, gid: 12346 });
     const after = readFileSync(target, "utf8");
     expect(after.replace(/\r\n/g, "")).not.toContain("\n");
     // before the new entry: byte for byte the same; the entry itself uses the file's indentation
