@@ -9,14 +9,15 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exampleData, ROOT, runAsync } from "./helpers";
-import { DEPLOY_USER, secretsFor, sshTestBed, startHost, STAND_INS, SSH_PORT } from "./ssh-harness";
+import { createServer } from "node:http";
+import { DEPLOY_USER, runningOf, secretsFor, sshTestBed, startHost, STAND_INS, SSH_PORT, TestHost } from "./ssh-harness";
 
 const { work, key, hosts, servers } = sshTestBed();
 
 describe("npm run deploy over real SSH (from the inventory)", () => {
-  const fleetFile = (hosts: any[]) => {
+  const fleetFile = (hosts: any[], deploy: object = {}) => {
     const d = exampleData();
-    d.deploy = { user: DEPLOY_USER, sshPort: SSH_PORT };
+    d.deploy = { user: DEPLOY_USER, sshPort: SSH_PORT, ...deploy };
     d.users.push({ name: DEPLOY_USER, admin: true, sshKeys: [readFileSync(`${key}.pub`, "utf8").trim()] });
     d.hosts = hosts;
     const file = join(mkdtempSync(join(work, "fleet-")), "fleet.json");
@@ -54,21 +55,103 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
     expect(r.out).toContain("0 deployed, 2 failed");
   });
 
-  it("rolls a quorum role one member at a time, and a failed member stops the roll", async () => {
-    const ips = ["127.0.0.81", "127.0.0.82", "127.0.0.83"];
-    for (const [i, ip] of ips.entries()) hosts.push(await startHost(`r${i + 1}`, [ip], key));
-    // chainfire's health: its three ports answer; member 2's never do
+  /**
+   * STAND-IN for a Raft service (chainfire) on each member: its raft and gossip ports listen, and
+   * GET :2379/cluster/health answers the membership contract of the role table
+   * ({ members, healthy }, docs/adr-0013). A member counts once it runs a system (a fresh host
+   * joins with its first generation); after each switch it is down for `rejoinMs`, as a
+   * restarted member is until it has caught up with the leader. `broken` members run (their
+   * ports answer) but never rejoin the cluster after their switch. The largest number of members
+   * down at once is recorded: more than one of three is a lost quorum.
+   */
+  async function raftStandIn(members: { ip: string; host: TestHost }[], opts: { rejoinMs: number; broken?: string[] }) {
+    const state = members.map((m) => ({ ...m, label: runningOf(m.host), downUntil: 0, broken: false }));
+    const watch = { maxDown: 0 };
+    const poll = setInterval(() => {
+      const now = Date.now();
+      for (const m of state) {
+        const label = runningOf(m.host);
+        if (label !== m.label) {
+          m.label = label;
+          m.downUntil = now + opts.rejoinMs;
+          if (opts.broken?.includes(m.ip)) m.broken = true;
+        }
+      }
+      watch.maxDown = Math.max(watch.maxDown, state.filter((m) => m.label !== undefined && (now < m.downUntil || m.broken)).length);
+    }, 25);
+    servers.push({ close: () => clearInterval(poll) });
     const { createServer: tcp } = require("node:net");
-    for (const ip of [ips[0], ips[2]]) for (const port of [2379, 2380, 2381]) await new Promise<void>((d) => { const srv = tcp(() => {}).listen(port, ip, () => d()); servers.push(srv); });
+    for (const m of state) {
+      for (const port of [2380, 2381]) await new Promise<void>((d) => { const srv = tcp(() => {}).listen(port, m.ip, () => d()); servers.push(srv); });
+      const http = createServer((req, res) => {
+        const now = Date.now();
+        const joined = state.filter((x) => x.label !== undefined);
+        const healthy = joined.filter((x) => now >= x.downUntil && !x.broken);
+        res.setHeader("Content-Type", "application/json");
+        res.end(req.url === "/cluster/health" ? JSON.stringify({ members: joined.length, healthy: healthy.length }) : "{}");
+      });
+      await new Promise<void>((d) => http.listen(2379, m.ip, () => d()));
+      servers.push(http);
+    }
+    return watch;
+  }
+
+  it("rolls a quorum role one member at a time, each after its cluster is whole again, and a failed member stops the roll", async () => {
+    const ips = ["127.0.0.81", "127.0.0.82", "127.0.0.83"];
+    const members = [];
+    for (const [i, ip] of ips.entries()) members.push({ ip, host: await startHost(`r${i + 1}`, [ip], key) });
+    hosts.push(...members.map((m) => m.host));
+    const watch = await raftStandIn(members, { rejoinMs: 1500, broken: [ips[1]] });
     const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
     const file = fleetFile(ips.map((ip, i) => host(`cf${i + 1}`, ["chainfire"], 711 + i, ip)));
-    const r = await cli(["--all", "--concurrency", "3", "--health-timeout", "1", "--health-stable", "0.5"], file, kh);
+    const r = await cli(["--all", "--concurrency", "3", "--health-timeout", "4", "--health-stable", "0.5"], file, kh);
     expect(r.status).toBe(5);
+    // cf1's gate waited until it had rejoined: the whole cluster healthy
+    expect(r.out).toMatch(/\[cf1\] healthy for 0\.5s: chainfire\.service not failed; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster 3\/3 healthy/);
     // one at a time: cf2 starts only after cf1 is done
     expect(r.out.indexOf("[cf2] wait for ssh")).toBeGreaterThan(r.out.indexOf("[cf1] deployed"));
-    expect(r.out).toContain("[cf2] FAILED: health check failed");
+    expect(r.out).toMatch(/\[cf2\] FAILED: health check failed after 4s: .*chainfire: the cluster has 2 of 3 members healthy; every one of the 3 must be before the next member is updated/);
     expect(r.out).toMatch(/^ {2}FAILED {2}cf3 +0\.0s {2}skipped: waits for cf2, which failed$/m);
     expect(r.out).not.toContain("[cf3] wait for ssh");
+    // never more than one member down at a time (cf2 stays down: it failed and was rolled back)
+    expect(watch.maxDown).toBe(1);
+  });
+
+  it("bootstraps a new Raft cluster one member at a time: each gate wants only the members that exist", async () => {
+    const ips = ["127.0.0.91", "127.0.0.92", "127.0.0.93"];
+    const members = [];
+    for (const [i, ip] of ips.entries()) members.push({ ip, host: await startHost(`b${i + 1}`, [ip], key, undefined, SSH_PORT, { fresh: true }) });
+    hosts.push(...members.map((m) => m.host));
+    const watch = await raftStandIn(members, { rejoinMs: 300 });
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const file = fleetFile(ips.map((ip, i) => host(`nf${i + 1}`, ["chainfire"], 721 + i, ip)));
+    const r = await cli(["--all", "--concurrency", "3", "--health-timeout", "5", "--health-stable", "0.5"], file, kh);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain("[nf1] healthy for 0.5s: chainfire.service not failed; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster forming: 1 of 3 members, all healthy");
+    expect(r.out).toContain("chainfire cluster forming: 2 of 3 members, all healthy");
+    expect(r.out).toContain("[nf3] healthy for 0.5s: chainfire.service not failed; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster 3/3 healthy");
+    expect(r.out.indexOf("[nf2] wait for ssh")).toBeGreaterThan(r.out.indexOf("[nf1] deployed"));
+    expect(r.out.indexOf("[nf3] wait for ssh")).toBeGreaterThan(r.out.indexOf("[nf2] deployed"));
+    expect(watch.maxDown).toBe(1);
+  });
+
+  it("stops early when hosts do not answer: the rest of a role, then the rest of the fleet, are not tried", async () => {
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    // nothing listens on these addresses
+    const sameRole = fleetFile(["c1", "c2", "c3", "c4"].map((n, i) => host(n, ["cicd"], 731 + i, `127.0.1.${11 + i}`)), { maxUnavailable: 4 });
+    const r = await cli(["--all", "--concurrency", "1", "--ssh-timeout", "2"], sameRole, kh);
+    expect(r.status).toBe(3);
+    expect(r.out).toContain("[c1] FAILED: SSH did not answer on 127.0.1.11, c1.tappaas.lan port 2222 within 2s");
+    for (const n of ["c2", "c3", "c4"]) expect(r.out).toMatch(new RegExp(`^ {2}FAILED {2}${n} +0\\.0s {2}not tried: cicd member c1 was unreachable$`, "m"));
+    expect(r.out).not.toContain("[c2] wait for ssh");
+
+    const plain = fleetFile(["p1", "p2", "p3", "p4", "p5", "p6"].map((n, i) => host(n, [], 741 + i, `127.0.1.${21 + i}`)));
+    const t0 = Date.now();
+    const all = await cli(["--all", "--concurrency", "3", "--ssh-timeout", "2"], plain, kh);
+    expect(all.status).toBe(3);
+    expect(all.out.match(/wait for ssh \.\.\./g)).toHaveLength(3);
+    for (const n of ["p4", "p5", "p6"]) expect(all.out).toMatch(new RegExp(`^ {2}FAILED {2}${n} +0\\.0s {2}not tried: all 3 hosts tried were unreachable`, "m"));
+    expect(all.out).toContain("0 deployed, 6 failed");
+    expect(Date.now() - t0).toBeLessThan(60_000);
   });
 });
-

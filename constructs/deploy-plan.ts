@@ -132,6 +132,10 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
     .map(({ h }) => {
       const ports = hostPorts(h);
       const secrets = secretEnvFiles(inv, h);
+      const quorum = h.roles.flatMap((role) => {
+        const m = ROLES[role].quorum ? ROLES[role].membership : undefined;
+        return m ? [{ role, port: ports[role][m.port], path: m.path, expected: orderOf(role).members.length }] : [];
+      });
       const waitFor = new Set<string>();
       const waitForRoles: RoleName[] = [];
       const waitForHosts = new Set<string>();
@@ -170,6 +174,7 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
           ),
           units: [...new Set(h.roles.flatMap((role) => ROLES[role].units))],
           ...(secrets.length ? { secrets } : {}),
+          ...(quorum.length ? { quorum } : {}),
           timeouts: { sshSeconds: 600, switchSeconds: 3600, healthSeconds: 300, healthStableSeconds: inv.deploy?.healthStableSeconds ?? 10 },
         },
       };

@@ -27,6 +27,12 @@ export interface DeploySpecDocument {
   readonly substituters?: readonly string[];
   readonly trustedPublicKeys?: readonly string[];
   readonly health: readonly { readonly role: string; readonly kind: "http" | "tcp"; readonly port: number; readonly path?: string }[];
+  /**
+   * Quorum roles the host is a member of: the health gate also asks the member for its cluster's
+   * membership and passes only when all `expected` members are healthy (while fewer members exist
+   * the cluster is forming: its present members must be healthy). docs/adr-0013-rolling-updates.md.
+   */
+  readonly quorum?: readonly { readonly role: string; readonly port: number; readonly path: string; readonly expected: number }[];
   /** systemd units of the host's roles: the health check fails only on these (constructs/roles.ts). */
   readonly units?: readonly string[];
   /** Environment files of secrets the host's roles read (constructs/secrets.ts); names, never values. */

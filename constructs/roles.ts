@@ -59,6 +59,12 @@ export interface RoleSpec {
    * after the previous one's health gate (docs/adr-0013-rolling-updates.md).
    */
   readonly quorum?: boolean;
+  /**
+   * Quorum roles: where a member reports its cluster's membership. GET http://<member>:<port><path>
+   * answers JSON { "members": <members the cluster knows>, "healthy": <members that are healthy> }
+   * (the platform services' contract; docs/adr-0013-rolling-updates.md).
+   */
+  readonly membership?: { readonly port: string; readonly path: string };
   /** Files (relative to nixos/) that make up this role's NixOS configuration. */
   readonly files: readonly string[];
 }

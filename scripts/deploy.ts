@@ -15,6 +15,11 @@ import { planDeploys } from "../constructs/deploy-plan";
 import { deployHost, DeploySpec, EXIT, HostResult } from "./lib/deploy-host";
 
 const ROOT = resolve(__dirname, "..");
+/**
+ * By hand, hosts exist already: SSH gets 120 s (a reboot), not the 600 s a deploy step gives a
+ * VM that Terraform has just created.
+ */
+const CLI_SSH_SECONDS = 120;
 
 const HELP = `Usage:
   npm run deploy -- <host> [<host>...]   deploy the named hosts (in dependency order)
@@ -27,7 +32,7 @@ Options:
   --concurrency N      hosts deployed at once with --all (default 4)
   --address A          connect to A (one host only; DHCP hosts otherwise use their DNS name)
   --build-host H       build on H instead of locally (nixos-rebuild --build-host)
-  --ssh-timeout S      seconds to wait for SSH (default 600)
+  --ssh-timeout S      seconds to wait for SSH (default 120; the deploy steps wait 600)
   --health-timeout S   seconds for health checks to pass (default 300)
   --health-stable S    seconds every check must keep passing (default 10)
   -h, --help           this text
@@ -79,7 +84,7 @@ async function main() {
   const adjust = (s: DeploySpec): DeploySpec => ({
     ...s,
     buildHost: args["build-host"] ?? s.buildHost,
-    timeouts: { ...s.timeouts, sshSeconds: sshTimeout ?? s.timeouts.sshSeconds, healthSeconds: healthTimeout ?? s.timeouts.healthSeconds, healthStableSeconds: healthStable ?? s.timeouts.healthStableSeconds },
+    timeouts: { ...s.timeouts, sshSeconds: sshTimeout ?? (args["from-env"] ? s.timeouts.sshSeconds : CLI_SSH_SECONDS), healthSeconds: healthTimeout ?? s.timeouts.healthSeconds, healthStableSeconds: healthStable ?? s.timeouts.healthStableSeconds },
   });
 
   if (args["from-env"]) {
@@ -115,6 +120,23 @@ async function main() {
   const concurrency = args.concurrency === undefined ? 4 : Number(args.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) fail(`--concurrency must be a whole number >= 1, got ${JSON.stringify(args.concurrency)}`);
 
+  // An unreachable fleet stops early (docs/adr-0013-rolling-updates.md): once a host did not
+  // answer, the hosts that share a role with it are not tried; and while no host has answered
+  // at all, no new host starts until the running ones end: when every host tried was
+  // unreachable, nothing more is tried. The summary lists what was not tried and why.
+  let holding = false;
+  const skip = (p: (typeof chosen)[number], message: string) => {
+    pending.splice(pending.indexOf(p), 1);
+    results.set(p.host.name, { host: p.host.name, ok: false, seconds: 0, exitCode: EXIT.unreachable, message });
+  };
+  const unreachable = (failed: (typeof chosen)[number]) => {
+    for (const p of [...pending]) {
+      const shared = p.host.roles.find((role) => failed.host.roles.includes(role));
+      if (shared) skip(p, `not tried: ${shared} member ${failed.host.name} was unreachable`);
+    }
+    if ([...results.values()].every((r) => r.exitCode === EXIT.unreachable)) holding = true;
+  };
+
   // Run in dependency order: a host starts once every chosen host it waits for succeeded.
   const results = new Map<string, HostResult>();
   const pending = [...chosen];
@@ -122,7 +144,7 @@ async function main() {
   const chosenNames = new Set(chosen.map((p) => p.host.name));
   while (pending.length || running.size) {
     for (const plan of [...pending]) {
-      if (running.size >= concurrency) break;
+      if (running.size >= concurrency || holding) break;
       const deps = plan.waitFor.filter((d) => chosenNames.has(d));
       const failedDep = deps.find((d) => results.get(d) && !results.get(d)!.ok);
       if (failedDep) {
@@ -138,10 +160,17 @@ async function main() {
         deployHost(spec, opts).then((r) => {
           results.set(r.host, r);
           running.delete(r.host);
+          if (r.exitCode === EXIT.unreachable) unreachable(plan);
         }),
       );
     }
     if (running.size) await Promise.race(running.values());
+    else if (holding) {
+      holding = false;
+      const tried = [...results.values()].filter((r) => !r.message?.startsWith("not tried"));
+      if (tried.every((r) => r.exitCode === EXIT.unreachable))
+        for (const p of [...pending]) skip(p, `not tried: all ${tried.length} hosts tried were unreachable (network, VPN, or the VMs are off?)`);
+    }
     // Nothing running and nothing started above: what is left can never start.
     else if (pending.length) {
       for (const p of pending.splice(0)) results.set(p.host.name, { host: p.host.name, ok: false, seconds: 0, exitCode: EXIT.failed, message: "skipped: its dependencies did not deploy" });

@@ -334,7 +334,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     say(`would run: NIX_SSHOPTS=${JSON.stringify(nixSshOpts)} nixos-rebuild ${(opts.rollback ? rebuildArgs("<address>", ["--rollback", ...detected.noReexec]) : rebuildArgs("<address>")).join(" ")}`);
     if (!opts.rollback) {
       if (spec.finalAddress) say(`would follow the host to ${spec.finalAddress} if it moves`);
-      say(`would check: ${spec.units?.length ? `units ${spec.units.join(", ")} not failed; ` : ""}${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}; stable for ${spec.timeouts.healthStableSeconds ?? 10}s`);
+      say(`would check: ${spec.units?.length ? `units ${spec.units.join(", ")} not failed; ` : ""}${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}${(spec.quorum ?? []).map((q) => `; ${q.role} cluster: all ${q.expected} members healthy (GET :${q.port}${q.path})`).join("")}; stable for ${spec.timeouts.healthStableSeconds ?? 10}s`);
       say("would roll back to the generation it ran before if the switch or a check fails");
     }
     cleanup();
@@ -582,8 +582,28 @@ async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string
         }
       } else if (!(await tcpOpen(address, h.port))) failures.push(`${h.role}: nothing listens on ${address}:${h.port}`);
     }
+    // Quorum roles (docs/adr-0013-rolling-updates.md): the member's view of its cluster. All
+    // expected members healthy, so that updating the next member still leaves a quorum; while
+    // fewer members exist (a new cluster forming, one member at a time) its present members.
+    clusterState = [];
+    for (const q of spec.quorum ?? []) {
+      const url = `http://${address}:${q.port}${q.path}`;
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        const body: any = r.ok ? await r.json().catch(() => undefined) : undefined;
+        const members = Number(body?.members);
+        const healthy = Number(body?.healthy);
+        if (!Number.isInteger(members) || !Number.isInteger(healthy)) failures.push(`${q.role}: GET ${url} answered ${r.status}${r.ok ? " without members/healthy counts" : ""}`);
+        else if (members >= q.expected && healthy < q.expected) failures.push(`${q.role}: the cluster has ${healthy} of ${members} members healthy; every one of the ${q.expected} must be before the next member is updated`);
+        else if (members < q.expected && healthy < members) failures.push(`${q.role}: the forming cluster has ${healthy} of ${members} members healthy`);
+        else clusterState.push(members >= q.expected ? `${q.role} cluster ${healthy}/${members} healthy` : `${q.role} cluster forming: ${members} of ${q.expected} members, all healthy`);
+      } catch (e) {
+        failures.push(`${q.role}: GET ${url} failed (${(e as any)?.cause?.code ?? (e as Error).message})`);
+      }
+    }
     return failures;
   };
+  let clusterState: string[] = [];
   let failures: string[] = [];
   let healthySince: number | undefined;
   const deadline = Date.now() + (spec.timeouts.healthSeconds + stable) * 1000;
@@ -603,7 +623,7 @@ async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string
       EXIT.healthRolledBack,
       `see \`journalctl -u <unit>\` on ${spec.host}; fix and deploy again`,
     );
-  say(`healthy for ${stable}s: ${units.length ? `${units.join(", ")} not failed` : "no role units"}${spec.health.length ? `; ${spec.health.map((h) => `${h.role}:${h.port}`).join(", ")} answer` : ""}`);
+  say(`healthy for ${stable}s: ${units.length ? `${units.join(", ")} not failed` : "no role units"}${spec.health.length ? `; ${spec.health.map((h) => `${h.role}:${h.port}`).join(", ")} answer` : ""}${clusterState.length ? `; ${clusterState.join("; ")}` : ""}`);
 }
 
 // ------------------------------------------------------------------ secrets
