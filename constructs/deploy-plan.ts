@@ -134,7 +134,8 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
       const secrets = secretEnvFiles(inv, h);
       const quorum = h.roles.flatMap((role) => {
         const m = ROLES[role].quorum ? ROLES[role].membership : undefined;
-        return m ? [{ role, port: ports[role][m.port], path: m.path, expected: orderOf(role).members.length }] : [];
+        // every member in the inventory, whichever stack is planned
+        return m ? [{ role, port: ports[role][m.port], path: m.path, expected: (fleetHolders.get(role) ?? []).length }] : [];
       });
       const waitFor = new Set<string>();
       const waitForRoles: RoleName[] = [];
