@@ -110,7 +110,7 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
     expect(r.out).toMatch(/\[cf1\] healthy for 0\.5s: chainfire\.service not failed; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster 3\/3 healthy/);
     // one at a time: cf2 starts only after cf1 is done
     expect(r.out.indexOf("[cf2] wait for ssh")).toBeGreaterThan(r.out.indexOf("[cf1] deployed"));
-    expect(r.out).toMatch(/\[cf2\] FAILED: health check failed after 4s: .*chainfire: the cluster has 2 of 3 members healthy; every one of the 3 must be before the next member is updated/);
+    expect(r.out).toMatch(/\[cf2\] FAILED: health check failed after 4s: .*chainfire: the cluster has 2 of 3 members healthy; all 3 must be healthy before the next member is updated/);
     expect(r.out).toMatch(/^ {2}FAILED {2}cf3 +0\.0s {2}skipped: waits for cf2, which failed$/m);
     expect(r.out).not.toContain("[cf3] wait for ssh");
     // never more than one member down at a time (cf2 stays down: it failed and was rolled back)

@@ -594,7 +594,7 @@ async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string
         const members = Number(body?.members);
         const healthy = Number(body?.healthy);
         if (!Number.isInteger(members) || !Number.isInteger(healthy)) failures.push(`${q.role}: GET ${url} answered ${r.status}${r.ok ? " without members/healthy counts" : ""}`);
-        else if (members >= q.expected && healthy < q.expected) failures.push(`${q.role}: the cluster has ${healthy} of ${members} members healthy; every one of the ${q.expected} must be before the next member is updated`);
+        else if (members >= q.expected && healthy < q.expected) failures.push(`${q.role}: the cluster has ${healthy} of ${members} members healthy; all ${q.expected} must be healthy before the next member is updated`);
         else if (members < q.expected && healthy < members) failures.push(`${q.role}: the forming cluster has ${healthy} of ${members} members healthy`);
         else clusterState.push(members >= q.expected ? `${q.role} cluster ${healthy}/${members} healthy` : `${q.role} cluster forming: ${members} of ${q.expected} members, all healthy`);
       } catch (e) {
@@ -638,7 +638,7 @@ const HOST_KEY = '"${FLEET_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key}"';
  * that each exists and is encrypted to the host's pinned key, copies the encrypted files to
  * /var/lib/fleet-secrets (root, 0600) and runs nixos/scripts/fleet-secrets.sh there as root,
  * which decrypts them with the host's own SSH host key into /run/fleet-secrets/<role>.env
- * (root, 0400). Values never pass through this machine in clear, an argument list or a log.
+ * (root, 0400). Values are never sent in clear, put in an argument list or written to a log.
  * Returns the environment files whose content changed.
  */
 async function deliverSecrets(
