@@ -142,13 +142,13 @@ describe("deploy puts the secrets on a real sshd target, and the value is nowher
   });
 
   it("decrypts on the host into /run/fleet-secrets (root, 0400), restarts on rotation, and stops before switching when a secret is missing", async () => {
-    const target = await startHost("sec1", ["127.0.0.81"], key);
+    const target = await startHost("sec1", ["127.0.3.81"], key);
     bed.hosts.push(target);
-    bed.servers.push(await startHttp("127.0.0.81", 4000, "/health/liveliness"));
+    bed.servers.push(await startHttp("127.0.3.81", 4000, "/health/liveliness"));
     const d = exampleData();
     d.deploy = { user: DEPLOY_USER, sshPort: SSH_PORT };
     d.users.push({ name: DEPLOY_USER, admin: true, sshKeys: [readFileSync(`${key}.pub`, "utf8").trim()] });
-    d.hosts = [{ name: "sec1", roles: ["litellm"], vmid: 801, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: "127.0.0.81/8", gateway: "127.0.0.1" } }];
+    d.hosts = [{ name: "sec1", roles: ["litellm"], vmid: 801, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: "127.0.3.81/8", gateway: "127.0.0.1" } }];
     const file = join(mkdtempSync(join(bed.work, "fleet-")), "fleet.json");
     writeFileSync(file, JSON.stringify(d));
     const kh = join(dirname(file), "known_hosts");
