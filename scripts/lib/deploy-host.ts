@@ -6,13 +6,14 @@
 import { $ } from "zx";
 import { connect } from "node:net";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
 import { ROLES } from "../../constructs/roles";
 import { HOST_SECRET_RUN, secretSpecArg, SecretEnvFile } from "../../constructs/secrets";
 import { encryptedTo, lockedStore, operatorIdentity, reencrypt } from "./secrets-store";
+import { withDirLock } from "./dir-lock";
 import { fleetFilePath, loadInventory } from "../../constructs/inventory";
 
 export type DeploySpec = DeploySpecDocument;
@@ -135,23 +136,10 @@ function writePins(file: string, pins: Map<string, Pin>) {
 }
 
 /** Runs `fn` holding a lock directory beside `file`; deploy steps run as parallel processes. */
-async function withLock<T>(file: string, fn: () => T): Promise<T> {
+function withLock<T>(file: string, fn: () => T): Promise<T> {
   const lock = `${file}.lock`;
   mkdirSync(dirname(file), { recursive: true });
-  for (let i = 0; ; i++) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (i > 300) throw new DeployError(`cannot lock ${lock}`, EXIT.failed, `remove ${lock} if no deploy is running`);
-      await sleep(50);
-    }
-  }
-  try {
-    return fn();
-  } finally {
-    rmdirSync(lock);
-  }
+  return withDirLock(lock, 300, () => new DeployError(`cannot lock ${lock}`, EXIT.failed, `remove ${lock} if no deploy is running`), fn);
 }
 
 // ------------------------------------------------------------------ ssh and nixos-rebuild

@@ -18,6 +18,7 @@ import { join, relative } from "node:path";
 import type { Inventory } from "../../constructs/inventory";
 import { SECRETS, SECRET_NAMES, secretHolders } from "../../constructs/secrets";
 import { readPins } from "./deploy-host";
+import { withDirLock } from "./dir-lock";
 
 export class SecretsError extends Error {
   constructor(message: string, readonly hint: string) {
@@ -259,23 +260,10 @@ export function ensureDir(s: Store): void {
 }
 
 /** One writer at a time (the CLI, parallel deploy steps): a lock directory in the store. */
-export async function lockedStore<T>(s: Store, fn: () => Promise<T> | T): Promise<T> {
+export function lockedStore<T>(s: Store, fn: () => Promise<T> | T): Promise<T> {
   ensureDir(s);
   const lock = join(s.dir, ".lock");
-  for (let i = 0; ; i++) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (i > 1200) throw new SecretsError(`cannot lock ${lock}`, `remove ${lock} if no npm run secrets or deploy is running`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  return withDirLock(lock, 1200, () => new SecretsError(`cannot lock ${lock}`, `remove ${lock} if no npm run secrets or deploy is running`), fn);
 }
 
 /**
