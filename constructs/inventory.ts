@@ -68,9 +68,10 @@ const MAX_DEPTH = 32;
 export function parseInventory(text: string, file = "<inventory>"): Inventory {
   const problem = syntaxProblem(text);
   if (problem) throw new InventoryError(file, [{ where: "file", field: "json", message: problem }]);
-  const problems = validateInventory(JSON.parse(text));
+  const data: unknown = JSON.parse(text);
+  const problems = validateInventory(data); // reads the document, never changes it
   if (problems.length > 0) throw new InventoryError(file, problems);
-  return JSON.parse(text) as Inventory;
+  return data as Inventory;
 }
 
 /**
@@ -161,7 +162,7 @@ function sameSubnet(a: number, b: number, prefix: number): boolean {
  */
 const HOSTNAME = /^(?=.{1,63}$)[a-z]([a-z0-9-]*[a-z0-9])?$/;
 /** Construct ids of a host stack that a host named the same would collide with (stacks/fleet.ts). */
-const RESERVED_HOST_NAMES = /^(proxmox|null|backend|role-barrier-.*)$/;
+export const RESERVED_HOST_NAMES = /^(proxmox|null|backend|role-barrier-.*)$/;
 /** Stack names: short identifiers (directory names under cdktf.out/stacks and state file names). */
 const STACK_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const RESERVED_STACKS = ["cluster"];

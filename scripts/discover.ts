@@ -11,7 +11,7 @@
  */
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { loadInventory, InventoryError } from "../constructs/inventory";
+import { loadInventory, InventoryError, RESERVED_HOST_NAMES } from "../constructs/inventory";
 import { shellQuote } from "./lib/deploy-host";
 import { entryProblems, hostEntry, ImportFlags } from "./lib/import-entry";
 
@@ -61,7 +61,7 @@ function call(method: string, url: URL, headers: Record<string, string>, body?: 
 function hostName(vm: ApiVm, taken: Set<string>): string {
   let n = (vm.name ?? "").toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 50).replace(/-+$/, "");
   if (!/^[a-z]/.test(n)) n = n ? `vm-${n}` : `vm-${vm.vmid}`;
-  if (/^(proxmox|null|backend|role-barrier-.*)$/.test(n) || taken.has(n)) n = `${n}-${vm.vmid}`;
+  if (RESERVED_HOST_NAMES.test(n) || taken.has(n)) n = `${n}-${vm.vmid}`;
   taken.add(n);
   return n;
 }

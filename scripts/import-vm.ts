@@ -76,13 +76,13 @@ async function main() {
   const release = await lock(file, { realpath: false, stale: 30_000, retries: { retries: 200, minTimeout: 25, maxTimeout: 250 } }).catch((e: Error) => refuse(`cannot lock ${file}: ${e.message}`));
   try {
     const text = readFileSync(file, "utf8");
+    let data: any;
     try {
-      parseInventory(text, configured);
+      data = parseInventory(text, configured);
     } catch (e) {
       if (e instanceof InventoryError) refuse(`fix the inventory first:\n${e.message}`);
       throw e;
     }
-    const data = JSON.parse(text);
     const entry = hostEntry({
       name: values.name,
       node: values.node,

@@ -267,9 +267,8 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     ...(build ? ["--build-host", `${build.user ? `${build.user}@` : ""}${buildAlias}`] : []), ...impure, ...caches,
   ];
 
-  const ssh = (addr: string, cmd: string, timeout: `${number}s` = "60s") => $({ nothrow: true, quiet: true, timeout })`ssh -F ${sshConfig} ${target(addr)} -- ${cmd}`;
-  /** ssh with `input` on the command's stdin (file contents never go into an argument list). */
-  const sshIn = (addr: string, cmd: string, input: string | Buffer) => $({ nothrow: true, quiet: true, timeout: "120s", input })`ssh -F ${sshConfig} ${target(addr)} -- ${cmd}`;
+  /** `cmd` on the target; `input` goes to its stdin (file contents never go into an argument list). */
+  const ssh = (addr: string, cmd: string, timeout: `${number}s` = "60s", input?: string | Buffer) => $({ nothrow: true, quiet: true, timeout, input })`ssh -F ${sshConfig} ${target(addr)} -- ${cmd}`;
   const P = '"${FLEET_SYSTEM_PROFILE:-/nix/var/nix/profiles/system}"';
   const stateOf = async (addr: string): Promise<HostState | undefined> => {
     const r = await ssh(addr, `readlink ${P}; readlink -f ${P}; readlink -f "\${FLEET_CURRENT_SYSTEM:-/run/current-system}"`);
@@ -388,7 +387,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     if (login.exitCode !== 0)
       throw new DeployError(`SSH login as ${spec.user} at ${address} failed: ${login.stderr.trim().split("\n").pop()}`, EXIT.unreachable, `deploy.user must be an admin user of the inventory whose key is in ssh-agent or FLEET_SSH_KEY_FILE`);
     // Secrets before the switch, so the services find them when they start; a missing one stops here.
-    const changedSecrets = spec.secrets?.length ? await phase("secrets", () => deliverSecrets(spec, opts, address!, sshIn, say)) : [];
+    const changedSecrets = spec.secrets?.length ? await phase("secrets", () => deliverSecrets(spec, opts, address!, (addr, cmd, input) => ssh(addr, cmd, "120s", input), say)) : [];
     before = await stateOf(address);
     if (!before) say("could not read the current generation: if this deploy fails, it will not be rolled back");
     await phase(`nixos-rebuild switch ${spec.host}`, async () => {
