@@ -123,6 +123,13 @@ describe("npm run secrets (real age and ssh-keygen, the example fleet)", () => {
     expect(n.stderr.trim().split("\n")).toHaveLength(1);
     expect(n.stderr).toContain("operators.txt does not exist; put your public key in it");
     expect(existsSync(empty) ? readdirSync(empty).filter((f) => f.endsWith(".age")) : []).toEqual([]);
+    // an operator line that is not a whole public key (checked as users' keys are)
+    mkdirSync(empty, { recursive: true });
+    writeFileSync(join(empty, "operators.txt"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMBdEQbWhgN\n");
+    const bad = cli(["generate"], { ...env, FLEET_SECRETS_DIR: empty });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/operators\.txt line 1: not an age or ssh-ed25519\/ssh-rsa public key; one public key per line/);
+    expect(readdirSync(empty).filter((f) => f.endsWith(".age"))).toEqual([]);
   });
 });
 

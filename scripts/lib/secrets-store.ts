@@ -15,6 +15,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { sshKeyProblem } from "../../constructs/inventory";
 import type { Inventory } from "../../constructs/inventory";
 import { SECRETS, SECRET_NAMES, secretHolders } from "../../constructs/secrets";
 import { readPins } from "./deploy-host";
@@ -43,18 +44,15 @@ const rel = (s: Store, f: string) => {
 
 // ------------------------------------------------------------------ keys and headers
 
-/** A recipient line is an age X25519 key or an SSH ed25519/RSA public key (what age -R accepts). */
+/**
+ * A recipient line is an age X25519 key or an SSH ed25519/RSA public key (what age -R accepts),
+ * checked as the inventory checks users' keys (constructs/inventory.ts sshKeyProblem).
+ */
 export function parseRecipient(line: string): string | undefined {
   const t = line.trim();
   if (/^age1[02-9ac-hj-np-z]{58}$/.test(t)) return t;
-  const m = /^(ssh-ed25519|ssh-rsa) ([A-Za-z0-9+/]+={0,2})(\s.*)?$/.exec(t);
-  if (!m) return undefined;
-  const blob = Buffer.from(m[2], "base64");
-  // the blob starts with its own type name (RFC 4253 string): a truncated or foreign key is refused
-  const n = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
-  if (n !== m[1].length || blob.subarray(4, 4 + n).toString() !== m[1]) return undefined;
-  if (m[1] === "ssh-ed25519" && blob.length !== 4 + 11 + 4 + 32) return undefined;
-  return `${m[1]} ${m[2]}`;
+  const m = /^(ssh-ed25519|ssh-rsa) (\S+)/.exec(t);
+  return m && sshKeyProblem(t) === undefined ? `${m[1]} ${m[2]}` : undefined;
 }
 
 /**
