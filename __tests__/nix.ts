@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostPorts, parseInventory } from "../constructs/inventory";
 import { ROLES } from "../constructs/roles";
@@ -56,3 +56,27 @@ export function disagreements(ts: ReturnType<typeof tsView>, nix: ReturnType<typ
   for (const f of ts.missingFiles) out.push(`file ${f} is named in the role table but missing under nixos/`);
   return [...new Set(out)];
 }
+
+/** The nixpkgs kit for the NixOS contract (../shared/nixpkgs-kit unless NIXPKGS_KIT names one). */
+export const NIXPKGS_KIT = process.env.NIXPKGS_KIT ?? join(__dirname, "..", "..", "shared", "nixpkgs-kit");
+/** A full nixpkgs checkout, if given: then nixpkgs' own nixosSystem is used. */
+export const NIXPKGS = process.env.NIXPKGS;
+export const nixosKitAvailable = () => !!((NIXPKGS && existsSync(join(NIXPKGS, "lib"))) || existsSync(join(NIXPKGS_KIT, "lib", "default.nix")));
+
+/** Evaluates hosts of `fleetFile` with the flake under `nixosDir`; throws with Nix's message on failure. */
+export function evalFleet(fleetFile: string, nixosDir = join(__dirname, "..", "nixos"), opts: { hosts?: string[]; platformStub?: boolean } = {}): Record<string, any> {
+  const args = [
+    NIXPKGS ? `nixpkgs = ${NIXPKGS};` : `kit = ${NIXPKGS_KIT};`,
+    `nixosDir = ${nixosDir};`,
+    opts.hosts ? `hosts = [ ${opts.hosts.map((h) => JSON.stringify(h)).join(" ")} ];` : "",
+    opts.platformStub === false ? "platformStub = false;" : "",
+  ].join(" ");
+  const env = { ...process.env, FLEET_FILE: fleetFile };
+  try {
+    const out = execFileSync("nix-instantiate", ["--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", `import ${join(__dirname, "nix", "eval-fleet.nix")} { ${args} }`], { encoding: "utf8", env, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+    return JSON.parse(out);
+  } catch (e: any) {
+    throw new Error(String(e.stderr ?? e.message).split("\n").filter((l) => !l.startsWith("warning:")).slice(0, 12).join("\n"));
+  }
+}
+

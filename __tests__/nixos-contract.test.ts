@@ -6,37 +6,19 @@
  * nixpkgs options outside the kit, stub packages (nothing is built), stub platform packages.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./helpers";
+import { evalFleet, NIXPKGS, NIXPKGS_KIT, nixosKitAvailable } from "./nix";
 import { parseInventory } from "../constructs/inventory";
 import { HOST_SECRET_RUN, HOST_SECRET_STORE, secretEnvFiles, secretSpecArg } from "../constructs/secrets";
 
-const KIT = process.env.NIXPKGS_KIT ?? join(ROOT, "..", "shared", "nixpkgs-kit");
-const NIXPKGS = process.env.NIXPKGS;
-const available = (NIXPKGS && existsSync(join(NIXPKGS, "lib"))) || existsSync(join(KIT, "lib", "default.nix"));
-if (!available) process.stderr.write(`NixOS contract: SKIPPED: neither the nixpkgs kit (${KIT}; set NIXPKGS_KIT) nor NIXPKGS (a nixpkgs checkout) is present\n`);
+const available = nixosKitAvailable();
+if (!available) process.stderr.write(`NixOS contract: SKIPPED: neither the nixpkgs kit (${NIXPKGS_KIT}; set NIXPKGS_KIT) nor NIXPKGS (a nixpkgs checkout) is present\n`);
 const maybe = available ? describe : describe.skip;
 
 const INVENTORIES = ["fleet.json", ...readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".json")).map((f) => `examples/${f}`)];
-
-/** Evaluates hosts of `fleetFile` with the flake under `nixosDir`; throws with Nix's message on failure. */
-function evalFleet(fleetFile: string, nixosDir = join(ROOT, "nixos"), opts: { hosts?: string[]; platformStub?: boolean } = {}): Record<string, any> {
-  const args = [
-    NIXPKGS ? `nixpkgs = ${NIXPKGS};` : `kit = ${KIT};`,
-    `nixosDir = ${nixosDir};`,
-    opts.hosts ? `hosts = [ ${opts.hosts.map((h) => JSON.stringify(h)).join(" ")} ];` : "",
-    opts.platformStub === false ? "platformStub = false;" : "",
-  ].join(" ");
-  const env = { ...process.env, FLEET_FILE: fleetFile };
-  try {
-    const out = execFileSync("nix-instantiate", ["--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", `import ${join(__dirname, "nix", "eval-fleet.nix")} { ${args} }`], { encoding: "utf8", env, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
-    return JSON.parse(out);
-  } catch (e: any) {
-    throw new Error(String(e.stderr ?? e.message).split("\n").filter((l) => !l.startsWith("warning:")).slice(0, 12).join("\n"));
-  }
-}
 
 maybe.each(INVENTORIES)("%s: every host evaluates with the real nixpkgs lib and modules", (rel) => {
   const inv = JSON.parse(readFileSync(join(ROOT, rel), "utf8"));

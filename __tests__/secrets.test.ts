@@ -16,6 +16,7 @@ import { secretHolders, SECRETS } from "../constructs/secrets";
 import { exampleData, ROOT, runAsync } from "./helpers";
 import { DEPLOY_USER, generationOf, secretsFor, sshTestBed, startHost, startHttp, STAND_INS, SSH_PORT } from "./ssh-harness";
 import { DoubleFleet } from "./provider-double/harness";
+import { writePins } from "../scripts/lib/deploy-host";
 
 const work = mkdtempSync(join(tmpdir(), "secrets-"));
 const keygen = (file: string) => {
@@ -25,9 +26,8 @@ const keygen = (file: string) => {
 const ageDecrypt = (file: string, identity: string) => spawnSync("age", ["-d", "-i", identity, file], { encoding: "utf8" });
 const cli = (args: string[], env: NodeJS.ProcessEnv, input?: string) =>
   spawnSync("node", ["--import", "tsx", join(ROOT, "scripts", "secrets.ts"), ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", input });
-/** known_hosts as the deploy pins it: "# vmid <host> <n>" then "<host> <type> <key>". */
-const pinsFile = (file: string, pins: { host: string; vmid: number; key: string }[]) =>
-  writeFileSync(file, `# Host keys pinned by scripts/deploy.ts\n${pins.map((p) => `# vmid ${p.host} ${p.vmid}\n${p.host} ${p.key}\n`).join("")}`);
+/** known_hosts as the deploy pins it (its own writer). */
+const pinsFile = (file: string, pins: { host: string; vmid: number; key: string }[]) => writePins(file, new Map(pins.map((p) => [p.host, { key: p.key, vmid: p.vmid }])));
 
 describe("npm run secrets (real age and ssh-keygen, the example fleet)", () => {
   const dir = join(work, "example");

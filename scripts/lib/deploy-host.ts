@@ -103,7 +103,7 @@ export async function untilDeadline<T>(seconds: number, attempt: () => Promise<T
 
 // ------------------------------------------------------------------ host-key pinning
 
-interface Pin {
+export interface Pin {
   readonly key: string;
   readonly vmid: number;
 }
@@ -124,7 +124,8 @@ export function readPins(file: string): Map<string, Pin> {
   return pins;
 }
 
-function writePins(file: string, pins: Map<string, Pin>) {
+/** Writes the pins (the format readPins reads), written beside and renamed. */
+export function writePins(file: string, pins: Map<string, Pin>) {
   const body = [...pins.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([host, p]) => `# vmid ${host} ${p.vmid}\n${host} ${p.key}\n`)
