@@ -120,36 +120,37 @@ async function main() {
   const concurrency = args.concurrency === undefined ? 4 : Number(args.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) fail(`--concurrency must be a whole number >= 1, got ${JSON.stringify(args.concurrency)}`);
 
-  // An unreachable fleet stops early (docs/adr-0013-rolling-updates.md): once a host did not
-  // answer, the hosts that share a role with it are not tried; and while no host has answered
-  // at all, no new host starts until the running ones end: when every host tried was
-  // unreachable, nothing more is tried. The summary lists what was not tried and why.
-  let holding = false;
-  const skip = (p: (typeof chosen)[number], message: string) => {
-    pending.splice(pending.indexOf(p), 1);
-    results.set(p.host.name, { host: p.host.name, ok: false, seconds: 0, exitCode: EXIT.unreachable, message });
-  };
-  const unreachable = (failed: (typeof chosen)[number]) => {
-    for (const p of [...pending]) {
-      const shared = p.host.roles.find((role) => failed.host.roles.includes(role));
-      if (shared) skip(p, `not tried: ${shared} member ${failed.host.name} was unreachable`);
-    }
-    if ([...results.values()].every((r) => r.exitCode === EXIT.unreachable)) holding = true;
-  };
-
   // Run in dependency order: a host starts once every chosen host it waits for succeeded.
   const results = new Map<string, HostResult>();
   const pending = [...chosen];
   const running = new Map<string, Promise<void>>();
   const chosenNames = new Set(chosen.map((p) => p.host.name));
+  /** Takes `p` off the pending list with a result that says why it was not deployed. */
+  const skip = (p: (typeof chosen)[number], message: string, exitCode: number = EXIT.failed) => {
+    pending.splice(pending.indexOf(p), 1);
+    results.set(p.host.name, { host: p.host.name, ok: false, seconds: 0, exitCode, message });
+  };
+
+  // An unreachable fleet stops early (docs/adr-0013-rolling-updates.md): once a host did not
+  // answer, the hosts that share a role with it are not tried; and while no host has answered
+  // at all, no new host starts until the running ones end: when every host tried was
+  // unreachable, nothing more is tried. The summary lists what was not tried and why.
+  let holding = false;
+  const unreachable = (failed: (typeof chosen)[number]) => {
+    for (const p of [...pending]) {
+      const shared = p.host.roles.find((role) => failed.host.roles.includes(role));
+      if (shared) skip(p, `not tried: ${shared} member ${failed.host.name} was unreachable`, EXIT.unreachable);
+    }
+    if ([...results.values()].every((r) => r.exitCode === EXIT.unreachable)) holding = true;
+  };
+
   while (pending.length || running.size) {
     for (const plan of [...pending]) {
       if (running.size >= concurrency || holding) break;
       const deps = plan.waitFor.filter((d) => chosenNames.has(d));
       const failedDep = deps.find((d) => results.get(d) && !results.get(d)!.ok);
       if (failedDep) {
-        pending.splice(pending.indexOf(plan), 1);
-        results.set(plan.host.name, { host: plan.host.name, ok: false, seconds: 0, exitCode: EXIT.failed, message: `skipped: waits for ${failedDep}, which failed` });
+        skip(plan, `skipped: waits for ${failedDep}, which failed`);
         continue;
       }
       if (!deps.every((d) => results.get(d)?.ok)) continue;
@@ -169,11 +170,11 @@ async function main() {
       holding = false;
       const tried = [...results.values()].filter((r) => !r.message?.startsWith("not tried"));
       if (tried.every((r) => r.exitCode === EXIT.unreachable))
-        for (const p of [...pending]) skip(p, `not tried: all ${tried.length} hosts tried were unreachable (network, VPN, or the VMs are off?)`);
+        for (const p of [...pending]) skip(p, `not tried: all ${tried.length} hosts tried were unreachable (network, VPN, or the VMs are off?)`, EXIT.unreachable);
     }
     // Nothing running and nothing started above: what is left can never start.
     else if (pending.length) {
-      for (const p of pending.splice(0)) results.set(p.host.name, { host: p.host.name, ok: false, seconds: 0, exitCode: EXIT.failed, message: "skipped: its dependencies did not deploy" });
+      for (const p of [...pending]) skip(p, "skipped: its dependencies did not deploy");
     }
   }
 
