@@ -66,21 +66,29 @@ export function loadInventory(file: string = fleetFilePath()): Inventory {
 const MAX_DEPTH = 32;
 
 export function parseInventory(text: string, file = "<inventory>"): Inventory {
-  const problem = syntaxProblem(text);
-  if (problem) throw new InventoryError(file, [{ where: "file", field: "json", message: problem }]);
-  const data: unknown = JSON.parse(text);
+  const refuse = (message: string): never => {
+    throw new InventoryError(file, [{ where: "file", field: "json", message }]);
+  };
+  const early = structureProblem(text);
+  if (early) refuse(early);
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    // only a document that is not JSON is parsed a second time, for the position of the error
+    refuse(jsonErrorAt(text) ?? `malformed JSON: ${(e as Error).message}; fix the syntax and run again`);
+  }
   const problems = validateInventory(data); // reads the document, never changes it
   if (problems.length > 0) throw new InventoryError(file, problems);
   return data as Inventory;
 }
 
 /**
- * What keeps `text` from being an inventory document at all, with line and column: a byte
- * order mark (Nix's builtins.fromJSON refuses it), nesting deeper than MAX_DEPTH (checked with
- * a linear scan, before a recursive parser could overflow its stack), or a JSON syntax error
- * as jsonc-parser (VS Code's JSON parser) reports it, comments and trailing commas included.
+ * What keeps `text` from being read at all, before any parser runs: a byte order mark (Nix's
+ * builtins.fromJSON refuses it), or nesting deeper than MAX_DEPTH (a linear scan, so a recursive
+ * parser never overflows its stack).
  */
-export function syntaxProblem(text: string): string | undefined {
+function structureProblem(text: string): string | undefined {
   if (text.charCodeAt(0) === 0xfeff) return "the file starts with a byte order mark (BOM, U+FEFF), which Nix's JSON reader refuses; save it as UTF-8 without BOM";
   let depth = 0;
   let inString = false;
@@ -94,6 +102,11 @@ export function syntaxProblem(text: string): string | undefined {
       if (++depth > MAX_DEPTH) return `${at(text, i)}: nested more than ${MAX_DEPTH} levels deep; an inventory is a few levels deep, check the brackets`;
     } else if (c === 125 || c === 93) depth--;
   }
+  return undefined;
+}
+
+/** The first JSON syntax error with line and column, as jsonc-parser (VS Code's JSON parser) reports it, comments and trailing commas included. */
+function jsonErrorAt(text: string): string | undefined {
   const errors: ParseError[] = [];
   parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
   if (!errors.length) return undefined;
