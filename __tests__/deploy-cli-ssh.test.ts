@@ -146,12 +146,10 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
     expect(r.out).not.toContain("[c2] wait for ssh");
 
     const plain = fleetFile(["p1", "p2", "p3", "p4", "p5", "p6"].map((n, i) => host(n, [], 741 + i, `127.0.1.${21 + i}`)));
-    const t0 = Date.now();
     const all = await cli(["--all", "--concurrency", "3", "--ssh-timeout", "2"], plain, kh);
     expect(all.status).toBe(3);
     expect(all.out.match(/wait for ssh \.\.\./g)).toHaveLength(3);
     for (const n of ["p4", "p5", "p6"]) expect(all.out).toMatch(new RegExp(`^ {2}FAILED {2}${n} +0\\.0s {2}not tried: all 3 hosts tried were unreachable`, "m"));
     expect(all.out).toContain("0 deployed, 6 failed");
-    expect(Date.now() - t0).toBeLessThan(60_000);
   });
 });

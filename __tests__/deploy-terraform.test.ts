@@ -1,8 +1,9 @@
 /**
  * Deploy steps under the real terraform binary (terraform_data needs no provider, so init and
  * apply run offline). The fleet is synthesized in configuration-only mode (no Proxmox VMs),
- * and the deploy command is a STAND-IN (stand-ins/record-step.mjs) that records when each
- * host ran.
+ * and the deploy command is a STAND-IN (stand-ins/record-step.mjs) that appends a start and an
+ * end line per step to one log. Ordering is proven by positions in that log, concurrency by a
+ * barrier the steps wait at; no assertion reads a clock.
  */
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,7 +16,8 @@ import { parseInventory } from "../constructs/inventory";
 
 const RECORD = join(__dirname, "stand-ins", "record-step.mjs");
 
-interface Run { host: string; t0: number; t1: number; ok: boolean }
+/** One step run: the log positions of its start and end lines. */
+interface Run { host: string; start: number; end: number; ok: boolean }
 
 /** A temporary project: a copy of nixos/ (so tests can edit modules) and the synthesized stacks. */
 function project() {
@@ -36,15 +38,28 @@ function tf(dir: string, args: string[], env: Record<string, string> = {}) {
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
-/** The five services that need iam start after it, at the same time: every one starts before any of them ends. */
+const LEVEL3 = ["plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"];
+
+/** The five services that need iam start after it ends; their barrier proved they ran at the same time. */
 function expectLevel3AfterIam(by: Record<string, Run>) {
-  const rest = ["plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"].map((n) => by[n]);
-  for (const x of rest) expect(x.t0).toBeGreaterThanOrEqual(by.iam.t1);
-  expect(Math.max(...rest.map((x) => x.t0))).toBeLessThan(Math.min(...rest.map((x) => x.t1)));
+  for (const n of LEVEL3) {
+    expect(by[n].start).toBeGreaterThan(by.iam.end);
+    expect(by[n].ok).toBe(true);
+  }
 }
 
+/** The runs in $STEP_LOG in the order they started; a run without an end line has end = Infinity. */
 function runs(log: string): Run[] {
-  return existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+  const lines = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+  const out: Run[] = [];
+  lines.forEach((l, i) => {
+    if (l.event === "start") out.push({ host: l.host, start: i, end: Infinity, ok: false });
+    else {
+      const run = out.find((r) => r.host === l.host && r.end === Infinity)!;
+      Object.assign(run, { end: i, ok: l.ok });
+    }
+  });
+  return out;
 }
 
 function apply(p: ReturnType<typeof project>, env: Record<string, string> = {}) {
@@ -62,12 +77,12 @@ describe("deploy steps with real terraform", () => {
   });
 
   it("deploys the platform in dependency order, independent hosts in parallel", () => {
-    const r = apply(p, { STEP_SLEEP_MS: "700" });
+    const r = apply(p, { STEP_BARRIER: LEVEL3.map((n) => `tappaas-${n}`).join(",") });
     expect(r.status).toBe(0);
     const by = Object.fromEntries(runs(p.log).map((x) => [x.host.replace("tappaas-", ""), x]));
     expect(Object.keys(by).sort()).toEqual(["chainfire", "fiberlb", "flaredb", "flashdns", "iam", "lightningstor", "novanet", "plasmavmc"]);
-    expect(by.flaredb.t0).toBeGreaterThanOrEqual(by.chainfire.t1);
-    expect(by.iam.t0).toBeGreaterThanOrEqual(by.flaredb.t1);
+    expect(by.flaredb.start).toBeGreaterThan(by.chainfire.end);
+    expect(by.iam.start).toBeGreaterThan(by.flaredb.end);
     expectLevel3AfterIam(by);
   });
 
@@ -119,13 +134,13 @@ describe("deploy steps with real terraform", () => {
     writeFileSync(join(p.root, "nixos", "modules", "base.nix"), readFileSync(join(p.root, "nixos", "modules", "base.nix"), "utf8") + "# shared change\n");
     synth(p.root, d);
     const before = runs(p.log).length;
-    const r = apply(p, { STEP_SLEEP_MS: "500" });
+    const r = apply(p);
     expect(r.status).toBe(0);
     const by = Object.fromEntries(runs(p.log).slice(before).map((x) => [x.host.replace("tappaas-", ""), x]));
     expect(Object.keys(by)).toHaveLength(8);
-    expect(by.flaredb.t0).toBeGreaterThanOrEqual(by.chainfire.t1);
-    expect(by.iam.t0).toBeGreaterThanOrEqual(by.flaredb.t1);
-    for (const n of ["plasmavmc", "novanet", "flashdns", "fiberlb", "lightningstor"]) expect(by[n].t0).toBeGreaterThanOrEqual(by.iam.t1);
+    expect(by.flaredb.start).toBeGreaterThan(by.chainfire.end);
+    expect(by.iam.start).toBeGreaterThan(by.flaredb.end);
+    for (const n of LEVEL3) expect(by[n].start).toBeGreaterThan(by.iam.end);
   });
 });
 
@@ -136,12 +151,12 @@ describe("rolling updates of quorum roles with real terraform (examples/raft-pla
     const p = project();
     synth(p.root, raft());
     expect(tf(p.stackDir, ["init", "-input=false", "-no-color"]).status).toBe(0);
-    const r = apply(p, { STEP_SLEEP_MS: "400" });
+    const r = apply(p, { STEP_BARRIER: LEVEL3.map((n) => `raft-${n}`).join(",") });
     expect(r.status).toBe(0);
     const by = Object.fromEntries(runs(p.log).map((x) => [x.host.replace("raft-", ""), x]));
-    for (const chain of [["cf1", "cf2", "cf3"], ["db1", "db2", "db3"]]) for (let i = 1; i < chain.length; i++) expect(by[chain[i]].t0).toBeGreaterThanOrEqual(by[chain[i - 1]].t1);
-    expect(by.db1.t0).toBeGreaterThanOrEqual(by.cf3.t1);
-    expect(by.iam.t0).toBeGreaterThanOrEqual(by.db3.t1);
+    for (const chain of [["cf1", "cf2", "cf3"], ["db1", "db2", "db3"]]) for (let i = 1; i < chain.length; i++) expect(by[chain[i]].start).toBeGreaterThan(by[chain[i - 1]].end);
+    expect(by.db1.start).toBeGreaterThan(by.cf3.end);
+    expect(by.iam.start).toBeGreaterThan(by.db3.end);
     expectLevel3AfterIam(by);
   });
 

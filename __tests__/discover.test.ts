@@ -111,10 +111,8 @@ describe("npm run discover", () => {
   });
 
   it("gives up at its deadline when the server trickles bytes", async () => {
-    const t0 = Date.now();
     const r = await discover({ PROXMOX_VE_ENDPOINT: endpoint, PROXMOX_VE_API_TOKEN: TOKEN, FLEET_DISCOVER_TIMEOUT: "2" }, { trickle: true });
     expect(r.status).toBe(1);
     expect(r.err.trim()).toBe(`discover: cannot reach ${endpoint.replace(/\/$/, "")}: no complete answer within 2s (FLEET_DISCOVER_TIMEOUT)`);
-    expect(Date.now() - t0).toBeLessThan(30_000);
   });
 });

@@ -4,7 +4,7 @@
  * consistent, the next apply succeeds.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "cdktf";
@@ -43,18 +43,23 @@ describe("PostgreSQL state backend", () => {
     buildFleet(app, exampleInventory(), { root: ROOT, manageVms: false, backend: "pg", deployCommand: `node ${RECORD}`, deployWorkingDir: root });
     app.synth();
     const dir = join(root, "cdktf.out", "stacks", "platform");
-    const env = { PG_CONN_STR: `postgres://fleet@127.0.0.1:${PORT}/postgres?sslmode=disable`, STEP_SLEEP_MS: "1500", STEP_LOG: join(root, "steps.log") };
+    const hold = join(root, "release");
+    const log = join(root, "steps.log");
+    const env = { PG_CONN_STR: `postgres://fleet@127.0.0.1:${PORT}/postgres?sslmode=disable`, STEP_HOLD: hold, STEP_LOG: log };
     const init = await tf(dir, ["init", "-input=false", "-no-color"], env);
     expect(init.out).toContain('Successfully configured the backend "pg"');
 
     const apply = () => tf(dir, ["apply", "-auto-approve", "-input=false", "-no-color", "-lock-timeout=0s"], env);
+    // The first apply holds the lock while its first step waits for `hold`: the second one runs
+    // exactly then (a barrier on the step log, no sleep).
     const first = apply();
-    await new Promise((r) => setTimeout(r, 700)); // let the first one take the lock
-    const [a, b] = await Promise.all([first, apply()]);
-    const results = [a, b].sort((x, y) => (x.status ?? 9) - (y.status ?? 9));
-    expect(results[0].status).toBe(0);
-    expect(results[1].status).not.toBe(0);
-    expect(results[1].out).toContain("Error acquiring the state lock");
+    for (let i = 0; i < 3000 && !(existsSync(log) && readFileSync(log, "utf8").includes('"event":"start"')); i++) await new Promise((r) => setTimeout(r, 50));
+    const second = await apply();
+    writeFileSync(hold, "");
+    const a = await first;
+    expect(a.status).toBe(0);
+    expect(second.status).not.toBe(0);
+    expect(second.out).toContain("Error acquiring the state lock");
 
     const list = await tf(dir, ["state", "list"], env);
     expect(list.out.trim().split("\n").filter((l) => l.startsWith("terraform_data.") && l.includes("_deploy_step_"))).toHaveLength(8);
