@@ -1,6 +1,6 @@
 /**
  * proxmox-nixos-fleet: cdktf constructs for private clouds of Proxmox VE virtual machines that
- * run NixOS (bpg/proxmox 0.111.0 provider). The public API; everything not exported here is
+ * run NixOS (bpg/proxmox 0.112.0 provider). The public API; everything not exported here is
  * internal.
  *
  * The first page of the API documentation (docs/api-intro.md, `npm run docs`) shows the

@@ -26,7 +26,7 @@ describe("npx cdktf synth", () => {
     expect(stacks).toEqual(["ai", "cluster", "ops", "platform"]);
     const ai = JSON.parse(readFileSync(join(out, "stacks", "ai", "cdk.tf.json"), "utf8"));
     expect(Object.keys(ai.resource.proxmox_virtual_environment_vm)).toHaveLength(3);
-    expect(ai.terraform.required_providers.proxmox.version).toBe("0.111.0");
+    expect(ai.terraform.required_providers.proxmox.version).toBe("0.112.0");
     const all = execFileSync("cat", stacks.map((s) => join(out, "stacks", s, "cdk.tf.json")), { encoding: "utf8" });
     expect(all).not.toContain(SECRET_TOKEN);
     expect(all).not.toContain(SECRET_PASSWORD);

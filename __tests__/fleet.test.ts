@@ -8,8 +8,8 @@ describe("example fleet", () => {
     expect(Object.keys(stacks).sort()).toEqual(["ai", "cluster", "ops", "platform"]);
   });
 
-  it("pins bpg/proxmox to exactly 0.111.0 in every stack", () => {
-    for (const s of Object.values(stacks)) expect(s.terraform.required_providers.proxmox).toEqual({ source: "bpg/proxmox", version: "0.111.0" });
+  it("pins bpg/proxmox to exactly 0.112.0 in every stack", () => {
+    for (const s of Object.values(stacks)) expect(s.terraform.required_providers.proxmox).toEqual({ source: "bpg/proxmox", version: "0.112.0" });
   });
 
   it("gives a VM per host with the guide's sizes", () => {

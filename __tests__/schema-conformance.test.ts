@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { exampleData, exampleInventory, ROOT, synthFleet } from "./helpers";
 import { parseInventory } from "../constructs/inventory";
 
-const schema = JSON.parse(readFileSync(join(ROOT, "providers", "bpg-proxmox-0.111.0.schema.json"), "utf8"));
+const schema = JSON.parse(readFileSync(join(ROOT, "providers", "bpg-proxmox-0.112.0.schema.json"), "utf8"));
 const provider = schema.provider_schemas["registry.terraform.io/bpg/proxmox"];
 const META = new Set(["//", "depends_on", "lifecycle", "provider", "provisioner", "count", "for_each", "connection", "import"]);
 
@@ -50,7 +50,7 @@ function checkStacks(stacks: Record<string, any>): string[] {
   return bad;
 }
 
-describe("synthesized JSON against the committed bpg/proxmox 0.111.0 schema", () => {
+describe("synthesized JSON against the committed bpg/proxmox 0.112.0 schema", () => {
   it("uses only attributes and blocks the schema defines, in the example fleet", () => {
     expect(checkStacks(synthFleet(exampleInventory()))).toEqual([]);
   });

@@ -170,7 +170,7 @@ export class NixosVm extends Construct {
       operatingSystem: { type: "l26" },
       // The template already boots from virtio0 (nixos/modules/template.nix sets
       // proxmox.qemuConf.boot): a clone keeps that even though the provider does not apply
-      // boot_order when cloning at 0.111.0 (issue #850, fixed in 0.111.1), so the first plan
+      // boot_order when cloning before 0.111.1 (issue #850; we pin 0.112.0), so the first plan
       // after the clone is empty. PVE marks only listed devices bootable.
       bootOrder: [OS_DISK],
       disk: [

