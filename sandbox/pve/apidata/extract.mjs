@@ -98,6 +98,7 @@ const exact = [
   `${VM}/pending`,
   `${VM}/clone`,
   `${VM}/resize`,
+  `${VM}/move_disk`,
   `${VM}/migrate`,
   `${VM}/template`,
   `${VM}/status`,

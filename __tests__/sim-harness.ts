@@ -1,0 +1,99 @@
+/**
+ * Real OpenTofu (and Terraform where present) with the real bpg/proxmox provider, built by
+ * scripts/tools.mjs, against the Proxmox VE API simulator (sandbox/pve: a STAND-IN for a
+ * Proxmox VE cluster), running in this test process so a test can read and bend its state.
+ */
+import { App } from "cdktf";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Inventory, parseInventory } from "../constructs/inventory";
+import { buildFleet } from "../stacks/fleet";
+import { ROOT, runAsync } from "./helpers";
+import { seedFromInventory, simulatorCert, SimCluster, SimServer, startSimulator } from "../sandbox/pve";
+
+export const RECORD = join(ROOT, "__tests__", "stand-ins", "record-step.mjs");
+export const TOKEN = { id: "terraform@pve!fleet", secret: "5a0d1c3e-2b4f-4a6d-8e9f-0123456789ab" };
+
+/** The toolchain that scripts/tools.mjs built (setup-env.ts put it in the environment). */
+export const tools = (): { tools: Record<string, { path: string; version: string }>; cliConfig: string } => JSON.parse(process.env.FLEET_TOOLS_MANIFEST!);
+
+export const load = (rel: string): Inventory => parseInventory(readFileSync(join(ROOT, rel), "utf8"), join(ROOT, rel));
+export const vmsOf = (json: any): any[] => Object.values(json.resource?.proxmox_virtual_environment_vm ?? {});
+export const one = (b: any): any => (Array.isArray(b) ? b[0] : b);
+
+export interface TfResult {
+  status: number | null;
+  out: string;
+}
+
+export class SimFleet {
+  private constructor(
+    readonly dir: string,
+    readonly stacks: string[],
+    readonly cluster: SimCluster,
+    readonly sim: SimServer,
+    readonly tf: "tofu" | "terraform",
+  ) {}
+
+  /** Synthesizes every stack of `inv` (deploy steps run the record-step stand-in) and starts a simulator seeded from it. */
+  static async create(inv: Inventory, opts: { seed?: (c: SimCluster) => void; binary?: "tofu" | "terraform" } = {}): Promise<SimFleet> {
+    const dir = mkdtempSync(join(tmpdir(), "tf-sim-"));
+    const app = new App({ outdir: join(dir, "out"), skipValidation: true });
+    const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir });
+    app.synth();
+    const cluster = seedFromInventory(inv, { token: TOKEN });
+    opts.seed?.(cluster);
+    const sim = await startSimulator(cluster, await simulatorCert());
+    return new SimFleet(dir, [...(stacks.cluster ? ["cluster"] : []), ...Object.keys(stacks.hosts)], cluster, sim, opts.binary ?? "tofu");
+  }
+
+  get env(): Record<string, string> {
+    return {
+      TF_CLI_CONFIG_FILE: tools().cliConfig,
+      CHECKPOINT_DISABLE: "1",
+      TF_IN_AUTOMATION: "1",
+      PROXMOX_VE_ENDPOINT: this.sim.url,
+      PROXMOX_VE_API_TOKEN: `${TOKEN.id}=${TOKEN.secret}`,
+      PROXMOX_VE_INSECURE: "true",
+      STEP_LOG: join(this.dir, "steps.log"),
+    };
+  }
+
+  stackDir(stack: string): string {
+    return join(this.dir, "out", "stacks", stack);
+  }
+  json(stack: string): any {
+    return JSON.parse(readFileSync(join(this.stackDir(stack), "cdk.tf.json"), "utf8"));
+  }
+  writeJson(stack: string, json: any): void {
+    writeFileSync(join(this.stackDir(stack), "cdk.tf.json"), JSON.stringify(json, null, 2));
+  }
+
+  run(stack: string, ...args: string[]): Promise<TfResult> {
+    return runAsync(tools().tools[this.tf].path, [...args, "-no-color"], { cwd: this.stackDir(stack), env: { ...process.env, ...this.env } });
+  }
+
+  /** init, validate, apply, then plan again: the first failure or the re-plan. */
+  async lifecycle(stack: string, opts: { validate?: boolean } = {}): Promise<{ failed?: string; replan?: TfResult; apply?: TfResult }> {
+    const init = await this.run(stack, "init", "-input=false");
+    if (init.status !== 0) return { failed: `init: ${init.out}` };
+    if (opts.validate !== false) {
+      const v = await this.run(stack, "validate");
+      if (v.status !== 0) return { failed: `validate: ${v.out}` };
+    }
+    const apply = await this.run(stack, "apply", "-auto-approve", "-input=false");
+    if (apply.status !== 0) return { failed: `apply: ${apply.out}`, apply };
+    const replan = await this.run(stack, "plan", "-detailed-exitcode", "-input=false");
+    return { replan, apply };
+  }
+
+  /** Tasks of a type on a VM, in the order they ran (PVE's /cluster/tasks). */
+  tasks(type?: string, vmid?: number) {
+    return this.cluster.tasks.filter((t) => (!type || t.type === type) && (vmid === undefined || t.id === String(vmid)));
+  }
+
+  close(): Promise<void> {
+    return this.sim.close();
+  }
+}

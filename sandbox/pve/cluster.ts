@@ -1,0 +1,164 @@
+/**
+ * /version, /nodes, /cluster/{resources,nextid,tasks}, /pools, /cluster/mapping/pci, and the
+ * task endpoints. Sources: proxmox/pve-manager at 14a22df (PVE/API2/Cluster.pm, Pool.pm,
+ * Cluster/Mapping/PCI.pm, Tasks.pm), proxmox/pve-access-control at 5ccd07d (RPCEnvironment.pm).
+ */
+import { Ctx } from "./qemu";
+import { die, paramError, parseProp, PveError } from "./state";
+import { clusterTasks, findTask, taskStatus } from "./tasks";
+
+export const version = ({ c }: Ctx) => ({ ...c.version });
+
+export const nodes = ({ c }: Ctx) => c.nodes.map((node) => ({ node, status: "online", type: "node", id: `node/${node}`, maxcpu: 32, maxmem: 256 * 1024 ** 3, cpu: 0.05, mem: 8 * 1024 ** 3, uptime: 86400, level: "" }));
+
+export function nodeStatus({ c }: Ctx, node: string) {
+  if (!c.nodes.includes(node)) die(`no such cluster node '${node}'\n`);
+  return { uptime: 86400, cpu: 0.05, pveversion: `pve-manager/${c.version.version}`, kversion: "Linux 6.14", memory: { total: 256 * 1024 ** 3, used: 8 * 1024 ** 3, free: 248 * 1024 ** 3 }, cpuinfo: { cpus: 32, model: "Sim CPU", sockets: 1 }, loadavg: ["0.1", "0.1", "0.1"], rootfs: { total: 1, used: 0, free: 1, avail: 1 }, swap: { total: 0, used: 0, free: 0 }, ksm: { shared: 0 }, "boot-info": { mode: "efi" }, "current-kernel": { sysname: "Linux", release: "6.14", version: "#1", machine: "x86_64" }, idle: 0, wait: 0 };
+}
+
+/** /cluster/resources (Cluster.pm 390-560): one entry per guest, node and storage; `type` filters. */
+export function resources({ c, params }: Ctx) {
+  const vms = Object.values(c.vms).map((vm) => ({
+    id: `qemu/${vm.vmid}`,
+    type: "qemu",
+    vmid: vm.vmid,
+    node: vm.node,
+    name: vm.config.name ?? `VM ${vm.vmid}`,
+    status: vm.status,
+    template: vm.config.template === "1" ? 1 : 0,
+    maxcpu: Number(vm.config.cores ?? 1),
+    maxmem: Number(parseProp(vm.config.memory ?? "512", "current").current) * 1024 ** 2,
+    uptime: vm.startedAt ? Math.floor((Date.now() - vm.startedAt) / 1000) : 0,
+    ...(Object.entries(c.pools).find(([, p]) => p.members.includes(`qemu/${vm.vmid}`)) ? { pool: Object.entries(c.pools).find(([, p]) => p.members.includes(`qemu/${vm.vmid}`))![0] } : {}),
+    ...(vm.lock ? { lock: vm.lock } : {}),
+  }));
+  const nodeEntries = c.nodes.map((n) => ({ id: `node/${n}`, type: "node", node: n, status: "online", maxcpu: 32, maxmem: 256 * 1024 ** 3 }));
+  const storages = c.nodes.flatMap((n) => Object.entries(c.storages).map(([s, st]) => ({ id: `storage/${n}/${s}`, type: "storage", node: n, storage: s, status: "available", plugintype: st.type, shared: st.shared ? 1 : 0, maxdisk: st.total })));
+  const pools = Object.keys(c.pools).map((p) => ({ id: `/pool/${p}`, type: "pool", pool: p }));
+  const all = [...vms, ...nodeEntries, ...storages, ...pools];
+  if (!params.type) return all;
+  return all.filter((r) => (params.type === "vm" ? r.type === "qemu" || r.type === "lxc" : r.type === params.type));
+}
+
+/** /cluster/nextid (Cluster.pm nextid): the lowest free id >= 100; a taken one is 400 "VM N already exists". */
+export function nextid({ c, params }: Ctx) {
+  if (params.vmid) {
+    if (c.vms[params.vmid]) paramError({ vmid: `VM ${params.vmid} already exists` });
+    return params.vmid;
+  }
+  let id = 100;
+  while (c.vms[String(id)]) id++;
+  return String(id);
+}
+
+export const tasks = ({ c }: Ctx) => clusterTasks(c);
+export const nodeTasks = ({ c }: Ctx, node: string) => clusterTasks(c).filter((t) => t.node === node);
+export function taskGet({ c }: Ctx, node: string, upid: string) {
+  const t = findTask(c, upid);
+  if (t.node !== node) throw new PveError(400, "no such task");
+  return taskStatus(t);
+}
+export function taskLog({ c }: Ctx, node: string, upid: string) {
+  const t = findTask(c, upid);
+  return t.log.map((l, i) => ({ n: i + 1, t: l }));
+}
+export function taskStop({ c }: Ctx, node: string, upid: string) {
+  findTask(c, upid);
+  return null;
+}
+
+/** Pool.pm: GET /pools (list, or ?poolid= with members), POST, PUT ?poolid (comment, vms add/delete), DELETE ?poolid. */
+export function poolsGet({ c, params }: Ctx) {
+  if (params.poolid !== undefined) {
+    const p = c.pools[params.poolid];
+    if (!p) die(`pool '${params.poolid}' does not exist\n`);
+    return [{ poolid: params.poolid, ...(p!.comment ? { comment: p!.comment } : {}), members: p!.members.map((m) => memberOf(c, m)) }];
+  }
+  return Object.entries(c.pools).map(([poolid, p]) => ({ poolid, ...(p.comment ? { comment: p.comment } : {}) }));
+}
+function memberOf(c: Ctx["c"], m: string) {
+  const vmid = Number(m.split("/")[1]);
+  const vm = c.vms[String(vmid)];
+  return { id: m, type: "qemu", vmid, node: vm?.node ?? "", status: vm?.status ?? "unknown", name: vm?.config.name ?? "" };
+}
+export function poolCreate({ c, params }: Ctx) {
+  if (c.pools[params.poolid]) die(`pool '${params.poolid}' already exists\n`);
+  c.pools[params.poolid] = { comment: params.comment || undefined, members: [] };
+  return null;
+}
+export function poolUpdate({ c, params }: Ctx, poolid = params.poolid) {
+  const p = c.pools[poolid];
+  if (!p) die(`pool '${poolid}' does not exist\n`);
+  if (params.comment !== undefined) p!.comment = params.comment || undefined;
+  for (const vmid of (params.vms ?? "").split(/[,;\s]+/).filter(Boolean)) {
+    if (!c.vms[vmid]) die(`VM ${vmid} does not exist\n`);
+    const id = `qemu/${vmid}`;
+    if (params.delete === "1") p!.members = p!.members.filter((m) => m !== id);
+    else {
+      const other = Object.entries(c.pools).find(([n, q]) => n !== poolid && q.members.includes(id));
+      // Pool.pm 380: a VM belongs to one pool; moving needs allow-move
+      if (other && params["allow-move"] !== "1") die(`VM ${vmid} belongs already to pool '${other[0]}' and 'allow-move' is not set\n`);
+      if (other) other[1].members = other[1].members.filter((m) => m !== id);
+      if (!p!.members.includes(id)) p!.members.push(id);
+    }
+  }
+  return null;
+}
+/** Pool.pm 512-525: a pool with members is not deleted. */
+export function poolDelete({ c, params }: Ctx, poolid = params.poolid) {
+  const p = c.pools[poolid];
+  if (!p) die(`pool '${poolid}' does not exist\n`);
+  if (p!.members.length) die(`pool '${poolid}' is not empty (contains VM ${p!.members[0].split("/")[1]})\n`);
+  delete c.pools[poolid];
+  return null;
+}
+
+/**
+ * /cluster/mapping/pci (Cluster/Mapping/PCI.pm): entries keep the `map` strings as written;
+ * an unknown id is "mapping 'X' not found" (175), a second create "pci ID 'X' already defined" (210).
+ */
+export function mappingsList({ c }: Ctx) {
+  return Object.entries(c.mappings).map(([id, m]) => ({ id, type: "pci", map: m.map, ...(m.description ? { description: m.description } : {}) }));
+}
+export function mappingGet({ c }: Ctx, id: string) {
+  const m = c.mappings[id];
+  if (!m) die(`mapping '${id}' not found\n`);
+  return { id, type: "pci", map: m!.map, ...(m!.description ? { description: m!.description } : {}), ...(m!.mdev ? { mdev: 1 } : {}) };
+}
+const asList = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)]);
+function checkMap(c: Ctx["c"], entries: string[]) {
+  for (const e of entries) {
+    const p = parseProp(e, "");
+    for (const k of Object.keys(p)) if (!["id", "node", "path", "iommugroup", "subsystem-id", "description"].includes(k)) paramError({ map: `invalid format - invalid key in comma-separated list property: ${k}` });
+    if (!p.node || !p.path || !p.id) paramError({ map: "invalid format - format error" });
+    if (!c.nodes.includes(p.node)) die(`no such cluster node '${p.node}'\n`);
+  }
+}
+export function mappingCreate({ c, params }: Ctx) {
+  if (c.mappings[params.id]) die(`pci ID '${params.id}' already defined\n`);
+  const map = asList(params.map);
+  checkMap(c, map);
+  c.mappings[params.id] = { map, description: params.description, mdev: params.mdev === "1" };
+  return null;
+}
+export function mappingUpdate({ c, params }: Ctx, id: string) {
+  const m = c.mappings[id];
+  if (!m) die(`pci ID '${id}' does not exist\n`);
+  const deletes = (params.delete ?? "").split(/[,;\s]+/).filter(Boolean);
+  if (params.map !== undefined) {
+    const map = asList(params.map);
+    checkMap(c, map);
+    m!.map = map;
+  }
+  if (params.description !== undefined) m!.description = params.description;
+  if (params.mdev !== undefined) m!.mdev = params.mdev === "1";
+  if (deletes.includes("description")) delete m!.description;
+  if (deletes.includes("mdev")) m!.mdev = false;
+  return null;
+}
+export function mappingDelete({ c }: Ctx, id: string) {
+  if (!c.mappings[id]) die(`pci ID '${id}' does not exist\n`);
+  // qemu-server refuses nothing here: a VM using the mapping fails at its next start.
+  delete c.mappings[id];
+  return null;
+}

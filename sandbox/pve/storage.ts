@@ -1,0 +1,90 @@
+/**
+ * /storage, /nodes/{node}/storage/..., download-url and query-url-metadata. Sources:
+ * proxmox/pve-storage at 0c56bad (src/PVE/API2/Storage/Status.pm 737-913 download_url,
+ * Content.pm), proxmox/pve-manager at 14a22df (PVE/API2/Nodes.pm query_url_metadata).
+ */
+import { Ctx } from "./qemu";
+import { die, paramError, PveError } from "./state";
+import { startTask } from "./tasks";
+
+function storageOn(c: Ctx["c"], node: string, storage: string) {
+  if (!c.nodes.includes(node)) die(`no such cluster node '${node}'\n`);
+  const s = c.storages[storage];
+  if (!s) die(`storage '${storage}' does not exist\n`);
+  return s!;
+}
+
+const used = (c: Ctx["c"], storage: string) => Object.values(c.volumes).filter((v) => v.storage === storage).reduce((n, v) => n + v.size, 0);
+
+export const storageConfigs = ({ c }: Ctx) => Object.entries(c.storages).map(([storage, s]) => ({ storage, type: s.type, content: s.content.join(","), shared: s.shared ? 1 : 0 }));
+
+export function nodeStorages({ c, params }: Ctx, node: string) {
+  return Object.entries(c.storages)
+    .filter(([, s]) => !params.content || s.content.includes(params.content))
+    .map(([storage, s]) => ({ storage, type: s.type, content: s.content.join(","), shared: s.shared ? 1 : 0, active: 1, enabled: 1, total: s.total, used: used(c, storage), avail: s.total - used(c, storage) }));
+}
+
+export function storageStatus({ c }: Ctx, node: string, storage: string) {
+  const s = storageOn(c, node, storage);
+  return { type: s.type, content: s.content.join(","), shared: s.shared ? 1 : 0, active: 1, enabled: 1, total: s.total, used: used(c, storage), avail: s.total - used(c, storage) };
+}
+
+export function content({ c, params }: Ctx, node: string, storage: string) {
+  storageOn(c, node, storage);
+  return Object.entries(c.volumes)
+    .filter(([, v]) => v.storage === storage && (!params.content || v.content === params.content) && (!params.vmid || v.vmid === Number(params.vmid)))
+    .map(([volid, v]) => ({ volid, format: v.format, content: v.content, size: v.size, used: v.size, ctime: 1700000000, ...(v.vmid ? { vmid: v.vmid } : {}) }));
+}
+
+/** GET content/{volume}: accepts `storage:name` or `name` (Content.pm info: parse_volname). */
+function volumeId(storage: string, volume: string) {
+  return volume.includes(":") ? volume : `${storage}:${volume}`;
+}
+export function contentGet({ c }: Ctx, node: string, storage: string, volume: string) {
+  storageOn(c, node, storage);
+  const v = c.volumes[volumeId(storage, volume)];
+  if (!v) die(`volume '${volumeId(storage, volume)}' does not exist\n`);
+  return { path: `/dev/pve/${v!.name}`, format: v!.format, size: v!.size, used: v!.size };
+}
+export function contentDelete({ c, user }: Ctx, node: string, storage: string, volume: string) {
+  storageOn(c, node, storage);
+  const id = volumeId(storage, volume);
+  const v = c.volumes[id];
+  if (!v) die(`volume '${id}' does not exist\n`);
+  if (v!.vmid && Object.values(c.vms).some((vm) => Object.values(vm.config).some((x) => x.split(",")[0] === id))) die(`volume '${id}' is in use\n`);
+  return startTask(c, node, "imgdel", volume, user, () => {
+    delete c.volumes[id];
+  });
+}
+
+/** query-url-metadata: the file's name and size as the server would report them. */
+export function urlMetadata({ c, params }: Ctx) {
+  const size = c.urls[params.url];
+  if (size === undefined) die(`invalid server response: '404 Not Found'\n`);
+  return { filename: decodeURIComponent(new URL(params.url).pathname.split("/").pop() ?? ""), mimetype: "application/octet-stream", size };
+}
+
+/**
+ * download_url (Status.pm 737-913): the storage must take the content type (the pre-fork
+ * "storage '%s' is not configured for content-type '%s'"), `import` needs a disk-image
+ * extension; the `download` task fails on a 404 or an existing file ("refusing to override
+ * existing file", pve-common Tools.pm 1514-1562).
+ */
+export function downloadUrl({ c, params, user }: Ctx, node: string, storage: string) {
+  const s = storageOn(c, node, storage);
+  if (s.type !== "dir" && s.type !== "nfs" && s.type !== "cifs" && s.type !== "cephfs") die(`can't upload to storage type '${s.type}', not a file based storage!\n`);
+  const ct = params.content;
+  if (!s.content.includes(ct)) die(`storage '${storage}' is not configured for content-type '${ct}'\n`);
+  if (ct === "import" && !/\.(qcow2|raw|vmdk|img|ova)$/.test(params.filename)) paramError({ filename: "invalid filename or wrong extension" });
+  if (ct === "iso" && !/\.(iso|img)$/i.test(params.filename)) paramError({ filename: "wrong file extension" });
+  const volid = `${storage}:${ct}/${params.filename}`;
+  return startTask(c, node, "download", encodeURIComponent(params.filename), user, (log) => {
+    log(`downloading ${params.url} to /var/lib/vz/${ct}/${params.filename}`);
+    const size = c.urls[params.url];
+    if (size === undefined) die(`download failed: 404 Not Found\n`);
+    if (c.volumes[volid]) die(`refusing to override existing file '/var/lib/vz/${ct}/${params.filename}'\n`);
+    c.volumes[volid] = { storage, name: `${ct}/${params.filename}`, size: size!, format: params.filename.split(".").pop()!, content: ct };
+  });
+}
+
+export { PveError };
