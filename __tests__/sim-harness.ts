@@ -27,6 +27,13 @@ export interface TfResult {
   out: string;
 }
 
+function synthInto(dir: string, inv: Inventory) {
+  const app = new App({ outdir: join(dir, "out"), skipValidation: true });
+  const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir });
+  app.synth();
+  return stacks;
+}
+
 export class SimFleet {
   private constructor(
     readonly dir: string,
@@ -39,13 +46,16 @@ export class SimFleet {
   /** Synthesizes every stack of `inv` (deploy steps run the record-step stand-in) and starts a simulator seeded from it. */
   static async create(inv: Inventory, opts: { seed?: (c: SimCluster) => void; binary?: "tofu" | "terraform" } = {}): Promise<SimFleet> {
     const dir = mkdtempSync(join(tmpdir(), "tf-sim-"));
-    const app = new App({ outdir: join(dir, "out"), skipValidation: true });
-    const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir });
-    app.synth();
+    const stacks = synthInto(dir, inv);
     const cluster = seedFromInventory(inv, { token: TOKEN });
     opts.seed?.(cluster);
     const sim = await startSimulator(cluster, await simulatorCert());
     return new SimFleet(dir, [...(stacks.cluster ? ["cluster"] : []), ...Object.keys(stacks.hosts)], cluster, sim, opts.binary ?? "tofu");
+  }
+
+  /** Synthesizes an edited inventory over the same stacks (what `cdktf synth` does after an edit). */
+  resynth(inv: Inventory): void {
+    synthInto(this.dir, inv);
   }
 
   get env(): Record<string, string> {

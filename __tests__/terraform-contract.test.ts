@@ -1,25 +1,28 @@
 /**
- * Terraform contract: every stack of every example inventory goes through real Terraform 1.11
- * (init, validate, plan, apply, plan again) against the committed bpg/proxmox 0.111.0 schema.
- * The provider binary is the project's provider double, a STAND-IN for the provider's behaviour
- * and the Proxmox API (__tests__/provider-double/); Terraform core's own checks are real.
+ * Terraform contract on the real components: every stack of every example inventory goes
+ * through real OpenTofu (init, validate, apply, plan again) with the real bpg/proxmox provider
+ * (built from source by scripts/tools.mjs) against the Proxmox VE API simulator (sandbox/pve, a
+ * STAND-IN for a Proxmox VE cluster, every request checked against PVE's API schema).
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { parseInventory } from "../constructs/inventory";
 import { ROOT } from "./helpers";
-import { DoubleFleet, load, one, vmsOf } from "./provider-double/harness";
+import { load, one, SimFleet, TOKEN, vmsOf } from "./sim-harness";
 
 const INVENTORIES = ["fleet.json", ...readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".json")).map((f) => `examples/${f}`)];
 
-describe.each(INVENTORIES)("%s through real Terraform with the provider double", (rel) => {
-  let fleet: DoubleFleet;
-  beforeAll(async () => {
-    fleet = await DoubleFleet.create(load(rel));
-  });
+/** Requests the simulator refused as PVE would refuse an unknown path (501) or parameter (400). */
+const refused = (f: SimFleet) => f.sim.requests.filter((r) => r.status === 501 || r.status === 400 || r.status === 403).map((r) => `${r.method} ${r.path} ${r.status} ${r.body ?? ""}`);
 
-  it("every stack validates, applies, and plans empty afterwards (no perpetual diff)", async () => {
-    // The cluster stack first (every host stack depends on it), then the host stacks side by
-    // side, as `cdktf deploy '*'` runs them.
+describe.each(INVENTORIES)("%s: real OpenTofu + the real bpg provider against the PVE simulator", (rel) => {
+  let fleet: SimFleet;
+  beforeAll(async () => {
+    fleet = await SimFleet.create(load(rel));
+  });
+  afterAll(() => fleet.close());
+
+  it("every stack validates, applies, and plans empty afterwards; no request is unknown to PVE's schema", async () => {
     const check = async (stack: string) => {
       const r = await fleet.lifecycle(stack);
       expect(r.failed ?? "").toBe("");
@@ -29,38 +32,82 @@ describe.each(INVENTORIES)("%s through real Terraform with the provider double",
     const [first, ...rest] = fleet.stacks;
     await check(first);
     await Promise.all(rest.map(check));
-    // What the cluster holds afterwards: every VM boots from the template's grown OS disk.
-    const cluster = fleet.cluster();
+    expect(refused(fleet)).toEqual([]);
     const inv = load(rel);
     for (const h of inv.hosts) {
-      const vm = cluster.vms[String(h.vmid)];
-      expect({ host: h.name, disks: Object.keys(vm.disks).filter((d) => !d.startsWith("scsi")), boot: vm.boot, size: vm.disks.virtio0.size }).toEqual({ host: h.name, disks: ["virtio0"], boot: ["virtio0"], size: h.diskGiB });
-      expect(vm.running).toBe(true);
+      const vm = fleet.cluster.vms[String(h.vmid)];
+      const disk = vm.config.virtio0.split(",");
+      expect({ host: h.name, status: vm.status, boot: vm.config.boot, size: disk.find((x) => x.startsWith("size=")), protection: vm.config.protection }).toEqual({
+        host: h.name,
+        status: "running",
+        boot: "order=virtio0",
+        size: `size=${h.diskGiB ?? 20}G`,
+        protection: h.stateful ? "1" : undefined,
+      });
     }
     // The API token is a credential: never in state.
-    for (const stack of fleet.stacks) {
-      const state = readFileSync(join(fleet.dir, `terraform.${stack}.tfstate`), "utf8");
-      expect(state).not.toContain(fleet.double.env.PROXMOX_VE_API_TOKEN.split("=")[1]);
+    for (const stack of fleet.stacks) expect(readFileSync(join(fleet.dir, `terraform.${stack}.tfstate`), "utf8")).not.toContain(TOKEN.secret);
+  });
+
+  it("the second plan and a refresh change no power state (no start, stop, shutdown or reboot task)", async () => {
+    const before = fleet.cluster.tasks.length;
+    for (const stack of fleet.stacks) expect((await fleet.run(stack, "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+    expect(fleet.cluster.tasks.slice(before).map((t) => `${t.type}:${t.id}`)).toEqual([]);
+  });
+});
+
+describe("what the real provider does that the product must plan around (bpg v0.112.0)", () => {
+  it("a new template VMID replaces every VM cloned from it (clone.* is ForceNew, bpg proxmoxtf/resource/vm/vm.go clone schema)", async () => {
+    const fleet = await SimFleet.create(load("fleet.json"));
+    try {
+      for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+      const json = fleet.json("ai");
+      for (const vm of vmsOf(json)) one(vm.clone).vm_id = 8199;
+      fleet.writeJson("ai", json);
+      const plan = await fleet.run("ai", "plan", "-input=false");
+      expect(plan.out).toMatch(/tappaas-vllm_nixos_vm_\w+ must be replaced/);
+      expect(plan.out).toMatch(/~ vm_id += 8100 -> 8199 # forces replacement/);
+    } finally {
+      await fleet.close();
     }
   });
 
-  it("synthesizes what the provider needs: full network_device objects, OS disk virtio0 booted, IPv4 wait, migrate, pools, complete PCI mappings", () => {
-    const inv = load(rel);
-    const pools = new Set(inv.hosts.flatMap((h) => (h.pool ? [h.pool] : [])));
-    const cluster = fleet.json("cluster");
-    expect(Object.values(cluster.resource?.proxmox_virtual_environment_pool ?? {}).map((p: any) => p.pool_id).sort()).toEqual([...pools].sort());
-    for (const m of Object.values<any>(cluster.resource?.proxmox_hardware_mapping_pci ?? {}))
-      for (const e of m.map) expect(e).toEqual(expect.objectContaining({ iommu_group: expect.any(Number), subsystem_id: expect.stringMatching(/^[0-9a-f]{4}:[0-9a-f]{4}$/) }));
-    for (const stack of fleet.stacks.filter((s) => s !== "cluster")) {
-      const json = fleet.json(stack);
-      for (const vm of vmsOf(json)) {
-        for (const nic of vm.network_device) expect(Object.keys(nic).sort()).toEqual(["bridge", "disconnected", "enabled", "firewall", "mac_address", "model", "mtu", "queues", "rate_limit", "trunks", "vlan_id"]);
-        expect(vm.disk[0].interface).toBe("virtio0");
-        expect(vm.boot_order).toEqual(["virtio0"]);
-        expect(one(one(vm.agent).wait_for_ip)).toEqual({ ipv4: true });
-        expect(vm.migrate).toBe(true);
+  it("rotating the admin key shuts the VM down and starts it again (initialization change: rebootRequired)", async () => {
+    const fleet = await SimFleet.create(load("fleet.json"));
+    try {
+      for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+      const json = fleet.json("ai");
+      for (const vm of vmsOf(json)) one(vm.initialization).user_account.keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0000000000000000000000000000000000000000000 admin@new"];
+      fleet.writeJson("ai", json);
+      const before = fleet.cluster.tasks.length;
+      const r = await fleet.run("ai", "apply", "-auto-approve", "-input=false");
+      expect(r.status).toBe(0);
+      const power = fleet.cluster.tasks.slice(before).filter((t) => /^qm(shutdown|stop|start|reboot)$/.test(t.type)).map((t) => `${t.type}:${t.id}`);
+      for (const vmid of ["8201", "8202", "8203"]) {
+        expect(power).toContain(`qmshutdown:${vmid}`);
+        expect(power).toContain(`qmstart:${vmid}`);
       }
-      expect(JSON.stringify(json.output ?? {})).not.toContain("mac_addresses[0]");
+    } finally {
+      await fleet.close();
+    }
+  });
+
+  it("removing a stateful VM from its stack shuts it down first, then PVE refuses: it is left stopped", async () => {
+    const fleet = await SimFleet.create(load("fleet.json"));
+    try {
+      for (const s of ["cluster", "platform"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+      const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+      const vm = data.hosts.find((h: any) => h.stateful && h.name === "tappaas-lightningstor") ?? data.hosts.find((h: any) => h.stateful && !data.hosts.some((o: any) => (o.requires ?? []).includes(h.name)));
+      data.hosts = data.hosts.filter((h: any) => h !== vm);
+      fleet.resynth(parseInventory(JSON.stringify(data), "fleet.json"));
+      const r = await fleet.run("platform", "apply", "-auto-approve", "-input=false");
+      expect(r.status).not.toBe(0);
+      // OpenTofu wraps long diagnostics: match across the line breaks.
+      expect(r.out.replace(/\s+/g, " ")).toContain(`can't remove VM ${vm.vmid} - protection mode enabled`);
+      expect(fleet.cluster.vms[String(vm.vmid)].status).toBe("stopped");
+      expect(fleet.tasks("qmshutdown", vm.vmid)).toHaveLength(1);
+    } finally {
+      await fleet.close();
     }
   });
 });
