@@ -27,6 +27,13 @@ export interface TfResult {
   out: string;
 }
 
+/** Every simulator a test file started; closed when the file is done (an open server keeps jest alive). */
+const open = new Set<SimServer>();
+afterAll(async () => {
+  await Promise.all([...open].map((s) => s.close()));
+  open.clear();
+});
+
 function synthInto(dir: string, inv: Inventory) {
   const app = new App({ outdir: join(dir, "out"), skipValidation: true });
   const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir });
@@ -50,6 +57,7 @@ export class SimFleet {
     const cluster = seedFromInventory(inv, { token: TOKEN });
     opts.seed?.(cluster);
     const sim = await startSimulator(cluster, await simulatorCert());
+    open.add(sim);
     return new SimFleet(dir, [...(stacks.cluster ? ["cluster"] : []), ...Object.keys(stacks.hosts)], cluster, sim, opts.binary ?? "tofu");
   }
 
@@ -104,6 +112,7 @@ export class SimFleet {
   }
 
   close(): Promise<void> {
+    open.delete(this.sim);
     return this.sim.close();
   }
 }

@@ -26,6 +26,8 @@ describe.each(INVENTORIES)("%s: real OpenTofu + the real bpg provider against th
     const check = async (stack: string) => {
       const r = await fleet.lifecycle(stack);
       expect(r.failed ?? "").toBe("");
+      // Nothing the provider warns about (deprecated arguments, ignored values).
+      expect(r.apply!.out).not.toContain("Warning:");
       // -detailed-exitcode: 0 = no changes, 2 = changes
       if (r.replan!.status !== 0) throw new Error(`stack ${stack}: the plan after apply is not empty:\n${r.replan!.out}`);
     };
@@ -47,6 +49,26 @@ describe.each(INVENTORIES)("%s: real OpenTofu + the real bpg provider against th
     }
     // The API token is a credential: never in state.
     for (const stack of fleet.stacks) expect(readFileSync(join(fleet.dir, `terraform.${stack}.tfstate`), "utf8")).not.toContain(TOKEN.secret);
+  });
+
+  it("synthesizes what the provider needs: full network_device objects, OS disk virtio0 booted, IPv4 wait, migrate, pools, complete PCI mappings", () => {
+    const inv = load(rel);
+    const pools = new Set(inv.hosts.flatMap((h) => (h.pool ? [h.pool] : [])));
+    const cluster = fleet.json("cluster");
+    expect(Object.values(cluster.resource?.proxmox_virtual_environment_pool ?? {}).map((p: any) => p.pool_id).sort()).toEqual([...pools].sort());
+    for (const m of Object.values<any>(cluster.resource?.proxmox_hardware_mapping_pci ?? {}))
+      for (const e of m.map) expect(e).toEqual(expect.objectContaining({ iommu_group: expect.any(Number), subsystem_id: expect.stringMatching(/^[0-9a-f]{4}:[0-9a-f]{4}$/) }));
+    for (const stack of fleet.stacks.filter((s) => s !== "cluster")) {
+      const json = fleet.json(stack);
+      for (const vm of vmsOf(json)) {
+        for (const nic of vm.network_device) expect(Object.keys(nic).sort()).toEqual(["bridge", "disconnected", "enabled", "firewall", "mac_address", "model", "mtu", "queues", "rate_limit", "trunks", "vlan_id"]);
+        expect(vm.disk[0].interface).toBe("virtio0");
+        expect(vm.boot_order).toEqual(["virtio0"]);
+        expect(one(one(vm.agent).wait_for_ip)).toEqual({ ipv4: true });
+        expect(vm.migrate).toBe(true);
+      }
+      expect(JSON.stringify(json.output ?? {})).not.toContain("mac_addresses[0]");
+    }
   });
 
   it("the second plan and a refresh change no power state (no start, stop, shutdown or reboot task)", async () => {

@@ -38,7 +38,7 @@ export function networkDeviceJson(devices: readonly NetworkDevice[]): Record<str
   return devices.map((d) => ({
     bridge: d.bridge,
     disconnected: null,
-    enabled: true,
+    enabled: null, // deprecated in bpg 0.112.0 (remove the block instead); unset keeps the provider default (true) without the warning
     firewall: d.firewall ?? false,
     mac_address: d.macAddress ?? null,
     model: d.model ?? "virtio",

@@ -8,6 +8,7 @@ import { seedCluster, SeedOptions, SimCluster } from "./state";
 export { startSimulator } from "./server";
 export type { SimServer, RequestRecord } from "./server";
 export { seedCluster, ALL_PRIVILEGES } from "./state";
+export { addVm } from "./qemu";
 export type { SimCluster, SimVm, SimTask } from "./state";
 export { SCHEMA_SOURCE } from "./schema";
 

@@ -199,6 +199,19 @@ export function postConfig({ c, params, user }: Ctx, node: string, vmid: string)
   return startTask(c, node, "qmconfig", vmid, user, () => applyConfig(c, vm, params));
 }
 
+/**
+ * A VM that already exists (an operator made it by hand): its config as `qm set` would take it
+ * (`STORAGE:SIZE` disks are allocated, NICs get MACs), running unless `stopped`.
+ */
+export function addVm(c: SimCluster, vmid: number, node: string, config: Record<string, string>, opts: { stopped?: boolean; pool?: string } = {}): SimVm {
+  const vm: SimVm = { vmid, node, config: {}, pending: {}, pendingDelete: [], status: "stopped", agent: "ok" };
+  c.vms[String(vmid)] = vm;
+  applyConfig(c, vm, config);
+  if (opts.pool) c.pools[opts.pool].members.push(`qemu/${vmid}`);
+  if (!opts.stopped) start(c, vm);
+  return vm;
+}
+
 /** Cold start applies pending changes (QemuServer.pm vmconfig_apply_pending). */
 function applyPending(c: SimCluster, vm: SimVm) {
   for (const k of vm.pendingDelete) {
