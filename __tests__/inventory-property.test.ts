@@ -15,7 +15,7 @@ import { App } from "cdktf";
 import { InventoryError, parseInventory, stackOf } from "../constructs/inventory";
 import { buildFleet } from "../stacks/fleet";
 import { exampleData, ROOT } from "./helpers";
-import { DoubleFleet } from "./provider-double/harness";
+import { SimFleet } from "./sim-harness";
 import { evalFleet, nixosKitAvailable } from "./nix";
 
 
@@ -94,17 +94,17 @@ describe("random changes to fleet.json are refused cleanly or produce a valid fl
     if (process.env.PROPERTY_DEBUG) process.stderr.write(`${accepted.length} accepted: ${accepted.map((a) => JSON.stringify(a.m)).join("\n")}\n`);
   });
 
-  it("what it accepted passes real Terraform's validate and evaluates in the flake", async () => {
+  it("what it accepted passes real OpenTofu's validate with the real provider and evaluates in the flake", async () => {
     // the first two accepted changes that touch a host (the most consequential ones)
     const picks = [...accepted.filter((a) => a.m.path[0] === "hosts"), ...accepted].slice(0, 2);
     expect(picks.length).toBeGreaterThan(0);
     for (const { data, m } of picks) {
       const inv = parseInventory(JSON.stringify(data), "fleet.json");
-      const fleet = await DoubleFleet.create(inv);
+      const fleet = await SimFleet.create(inv);
       const host = m.path[0] === "hosts" ? inv.hosts[Number(m.path[1])] : undefined;
       for (const stack of new Set(["cluster", host ? stackOf(host) : "platform"])) {
         for (const args of [["init", "-input=false"], ["validate"]]) {
-          const r = await fleet.tf(stack, ...args);
+          const r = await fleet.run(stack, ...args);
           expect({ m, stack, args, status: r.status, out: r.status === 0 ? "" : r.out }).toEqual({ m, stack, args, status: 0, out: "" });
         }
       }

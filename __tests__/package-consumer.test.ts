@@ -2,17 +2,17 @@
  * The package as a consumer gets it: `npm pack` (which builds dist/ with tsc), the tarball
  * installed into a new cdktf project in a temp directory outside the repository (npm install
  * --prefer-offline: from the npm cache that `npm ci` filled, the registry for what is not there), a stack written against the package name
- * and type-checked against its .d.ts, synthesized, then real Terraform init/validate/apply/plan
- * against the provider double (__tests__/provider-double, a STAND-IN for bpg/proxmox and the
- * Proxmox API) with the deploy step's command pointed at the recording STAND-IN.
+ * and type-checked against its .d.ts, synthesized, then real OpenTofu init/validate/apply/plan
+ * with the real bpg/proxmox provider against the Proxmox VE API simulator (sandbox/pve, a
+ * STAND-IN for a PVE cluster), with the deploy step's command pointed at the recording STAND-IN.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, runAsync } from "./helpers";
-import { installProviderDouble, seedCluster } from "./provider-double/install";
-import { RECORD } from "./provider-double/harness";
+import { seedCluster } from "../sandbox/pve";
+import { RECORD, simEnv, startSim, tools, TOKEN } from "./sim-harness";
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
 
@@ -81,9 +81,10 @@ describe("the package, installed from its tarball into a cdktf project outside t
     const json = readFileSync(join(stackDir, "cdk.tf.json"), "utf8");
     expect(json).not.toContain(ROOT.replace(/\/$/, "") + "/constructs");
 
-    // the Terraform contract: init, validate, apply, plan again (empty), against the provider double
-    const double = await installProviderDouble(proj, seedCluster({ nodes: ["pve1"], templateVmid: 8100, templateNode: "pve1", storage: "local-zfs" }));
-    const tf = (...args: string[]) => runAsync("terraform", [...args, "-no-color"], { cwd: stackDir, env: { ...process.env, ...double.env, STEP_LOG: join(proj, "steps.log") } });
+    // the Terraform contract: init, validate, apply, plan again (empty), with real OpenTofu and the
+    // real provider against the PVE simulator
+    const sim = await startSim(seedCluster({ nodes: ["pve1"], storage: "local-zfs", template: { vmid: 8100, node: "pve1" }, token: TOKEN }));
+    const tf = (...args: string[]) => runAsync(tools().tools.tofu.path, [...args, "-no-color"], { cwd: stackDir, env: { ...process.env, ...simEnv(sim), STEP_LOG: join(proj, "steps.log") } });
     for (const args of [["init", "-input=false"], ["validate"], ["apply", "-auto-approve", "-input=false"]]) {
       const r = await tf(...args);
       expect({ args, status: r.status, out: r.status === 0 ? "" : r.out }).toEqual({ args, status: 0, out: "" });

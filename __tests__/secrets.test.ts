@@ -15,7 +15,7 @@ import { parseInventory } from "../constructs/inventory";
 import { secretHolders, SECRETS } from "../constructs/secrets";
 import { exampleData, ROOT, runAsync } from "./helpers";
 import { DEPLOY_USER, generationOf, secretsFor, sshTestBed, startHost, startHttp, STAND_INS, SSH_PORT } from "./ssh-harness";
-import { DoubleFleet } from "./provider-double/harness";
+import { SimFleet } from "./sim-harness";
 import { writePins } from "../scripts/lib/deploy-host";
 
 const work = mkdtempSync(join(tmpdir(), "secrets-"));
@@ -222,13 +222,13 @@ describe("Terraform state and plans hold no secret value (real Terraform, provid
     const env = secretsFor(file, operator, kh);
     const values = readdirSync(env.FLEET_SECRETS_DIR!).filter((f) => f.endsWith(".age")).map((f) => ageDecrypt(join(env.FLEET_SECRETS_DIR!, f), operator).stdout);
     expect(values.length).toBeGreaterThan(5);
-    const fleet = await DoubleFleet.create(parseInventory(JSON.stringify(d), file));
+    const fleet = await SimFleet.create(parseInventory(JSON.stringify(d), file));
     for (const stack of ["cluster", "ai"]) {
       const r = await fleet.lifecycle(stack, { validate: false });
       expect(r.failed).toBeUndefined();
-      const plan = await fleet.tf(stack, "plan", "-out", "p.plan", "-input=false");
+      const plan = await fleet.run(stack, "plan", "-out", "p.plan", "-input=false");
       expect(plan.status).toBe(0);
-      const show = await fleet.tf(stack, "show", "-json", "p.plan");
+      const show = await fleet.run(stack, "show", "-json", "p.plan");
       // the stacks' local backend: ../../../terraform.<stack>.tfstate (stacks/fleet.ts)
       const state = readFileSync(join(fleet.stackDir(stack), "..", "..", "..", `terraform.${stack}.tfstate`), "utf8");
       expect(state).toContain('"resources"');

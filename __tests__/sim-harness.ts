@@ -34,6 +34,25 @@ afterAll(async () => {
   open.clear();
 });
 
+/** A simulator for `cluster`, closed with the test file. */
+export async function startSim(cluster: SimCluster): Promise<SimServer> {
+  const sim = await startSimulator(cluster, await simulatorCert());
+  open.add(sim);
+  return sim;
+}
+
+/** What OpenTofu and the provider need to reach a simulator: the built mirror's CLI config and the PVE credentials. */
+export function simEnv(sim: SimServer): Record<string, string> {
+  return {
+    TF_CLI_CONFIG_FILE: tools().cliConfig,
+    CHECKPOINT_DISABLE: "1",
+    TF_IN_AUTOMATION: "1",
+    PROXMOX_VE_ENDPOINT: sim.url,
+    PROXMOX_VE_API_TOKEN: `${TOKEN.id}=${TOKEN.secret}`,
+    PROXMOX_VE_INSECURE: "true",
+  };
+}
+
 function synthInto(dir: string, inv: Inventory) {
   const app = new App({ outdir: join(dir, "out"), skipValidation: true });
   const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir });
@@ -56,8 +75,7 @@ export class SimFleet {
     const stacks = synthInto(dir, inv);
     const cluster = seedFromInventory(inv, { token: TOKEN });
     opts.seed?.(cluster);
-    const sim = await startSimulator(cluster, await simulatorCert());
-    open.add(sim);
+    const sim = await startSim(cluster);
     return new SimFleet(dir, [...(stacks.cluster ? ["cluster"] : []), ...Object.keys(stacks.hosts)], cluster, sim, opts.binary ?? "tofu");
   }
 
@@ -67,15 +85,7 @@ export class SimFleet {
   }
 
   get env(): Record<string, string> {
-    return {
-      TF_CLI_CONFIG_FILE: tools().cliConfig,
-      CHECKPOINT_DISABLE: "1",
-      TF_IN_AUTOMATION: "1",
-      PROXMOX_VE_ENDPOINT: this.sim.url,
-      PROXMOX_VE_API_TOKEN: `${TOKEN.id}=${TOKEN.secret}`,
-      PROXMOX_VE_INSECURE: "true",
-      STEP_LOG: join(this.dir, "steps.log"),
-    };
+    return { ...simEnv(this.sim), STEP_LOG: join(this.dir, "steps.log") };
   }
 
   stackDir(stack: string): string {

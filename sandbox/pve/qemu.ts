@@ -225,24 +225,31 @@ function applyPending(c: SimCluster, vm: SimVm) {
 }
 
 /**
- * Start checks (QemuServer.pm vm_start 5520-5560, QemuServer/PCI.pm 446-455): a template does
- * not start, mapped hostpci devices must exist on this node and match the host's hardware.
+ * Start checks: a template does not start (QemuServer.pm vm_start); a mapped hostpci needs an
+ * entry for this node (QemuServer/PCI.pm 446-447 "PCI device mapping not found for '%s'") whose
+ * id, iommugroup and subsystem-id match the host's device (pve-guest-common
+ * src/PVE/Mapping/PCI.pm 150-200 assert_valid, wrapped as "PCI device mapping invalid (hardware
+ * probably changed): ..." by PCI.pm 455).
  */
 function checkStart(c: SimCluster, vm: SimVm) {
   if (vm.config.template === "1") die("you can't start a vm if it's a template\n");
   const conf = effective(vm);
   for (const [k, v] of Object.entries(conf)) {
     if (!/^hostpci\d+$/.test(k)) continue;
-    const p = parseProp(v, "host");
-    if (!p.mapping) continue;
-    const m = c.mappings[p.mapping];
-    const entries = (m?.map ?? []).map((e) => parseProp(e, "")).filter((e) => e.node === vm.node);
-    if (!entries.length) die(`PCI device mapping not found for '${p.mapping}'\n`);
+    const name = parseProp(v, "host").mapping;
+    if (!name) continue;
+    const entries = (c.mappings[name]?.map ?? []).map((e) => parseProp(e, "")).filter((e) => e.node === vm.node);
+    if (!entries.length) die(`PCI device mapping not found for '${name}'\n`);
     for (const e of entries) {
-      const dev = c.pci[vm.node]?.[e.path];
-      if (!dev || dev.id !== e.id || (e["subsystem-id"] && dev.subsystemId !== e["subsystem-id"]) || (e.iommugroup !== undefined && Number(e.iommugroup) !== dev.iommuGroup))
-        die(`PCI device mapping invalid (hardware probably changed): ${!dev ? `no pci device found at '${e.path}'` : `'${e.path}': wrong device`}\n`);
-      if (e.iommugroup === undefined) die(`PCI device mapping invalid (hardware probably changed): no 'iommugroup' for device '${e.path}'\n`);
+      const invalid = (msg: string) => die(`PCI device mapping invalid (hardware probably changed): ${msg}\n`);
+      const path = /\.[0-9a-f]$/i.test(e.path) ? e.path : `${e.path}.0`;
+      const dev = c.pci[vm.node]?.[path];
+      if (!dev) invalid(`pci device '${path}' not found`);
+      const expected: Record<string, string> = { id: dev!.id, iommugroup: String(dev!.iommuGroup), "subsystem-id": dev!.subsystemId };
+      for (const prop of Object.keys(expected).sort()) {
+        if (e[prop] === undefined) invalid(`missing expected property '${prop}' for device '${path}'`);
+        if (e[prop] !== expected[prop]) invalid(`'${prop}' does not match for '${name}' (${expected[prop]} != ${e[prop]})`);
+      }
     }
   }
 }
@@ -319,9 +326,9 @@ export function listVms({ c }: Ctx, node: string) {
   return Object.values(c.vms).filter((v) => v.node === node).map((v) => statusCurrent({ c } as Ctx, node, String(v.vmid)));
 }
 
-/** Pools check (pve-access-control PVE/API2/Pool.pm / AccessControl: "pool '%s' does not exist"). */
+/** check_pool_exist (Qemu.pm 1295, 4449; pve-access-control RPCEnvironment.pm 377-386): a 403. */
 function assertPool(c: SimCluster, pool: string) {
-  if (!c.pools[pool]) die(`pool '${pool}' does not exist\n`);
+  if (!c.pools[pool]) throw new PveError(403, `Permission check failed (pool '${pool}' does not exist)\n`);
 }
 
 /**
