@@ -52,7 +52,7 @@ describe("NixosVm", () => {
     const vm: any = Object.values(JSON.parse(synth).resource.proxmox_virtual_environment_vm)[0];
     expect(vm.initialization.ip_config).toEqual([{ ipv4: { address: "10.0.0.5/24", gateway: "10.0.0.1" } }]);
     expect(vm.initialization.dns).toEqual({ domain: "lan", servers: ["10.0.0.2"] });
-    expect(vm.network_device).toEqual([{ bridge: "vmbr0", disconnected: null, enabled: true, firewall: false, mac_address: null, model: "virtio", mtu: null, queues: null, rate_limit: null, trunks: null, vlan_id: 30 }]);
+    expect(vm.network_device).toEqual([{ bridge: "vmbr0", disconnected: null, enabled: null, firewall: false, mac_address: null, model: "virtio", mtu: null, queues: null, rate_limit: null, trunks: null, vlan_id: 30 }]);
     expect(vm.disk.map((d: any) => [d.interface, d.size, d.datastore_id])).toEqual([
       ["virtio0", 20, "local-lvm"],
       ["scsi1", 100, "local-lvm"],
