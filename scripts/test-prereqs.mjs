@@ -24,6 +24,8 @@ const COMPONENTS = [
   { name: "age (secrets: npm run secrets, and on the test targets)", find: ["age"], debian: "age",
     how: "Debian/Ubuntu: apt-get install age; Fedora: dnf install age; macOS: brew install age" },
   { name: "shellcheck (actionlint checks every workflow run: step with it)", find: ["shellcheck"], debian: "shellcheck", how: "Debian/Ubuntu: apt-get install shellcheck; Fedora: dnf install ShellCheck; macOS: brew install shellcheck" },
+  { name: "ip (iproute2: the sandbox's host addresses on lo)", find: ["ip"], debian: "iproute2", how: "Debian/Ubuntu: apt-get install iproute2; Fedora: dnf install iproute" },
+  { name: "pgrep (procps)", find: ["pgrep"], debian: "procps", how: "Debian/Ubuntu: apt-get install procps; Fedora: dnf install procps-ng" },
   { name: "git", find: ["git"], debian: "git", how: "Debian/Ubuntu: apt-get install git; Fedora: dnf install git; macOS: xcode-select --install" },
   { name: "sudo, visudo (the deploy tests log in as an unprivileged user)", find: ["sudo"], also: ["visudo"], debian: "sudo", how: "Debian/Ubuntu: apt-get install sudo; Fedora: dnf install sudo; macOS: built in" },
   { name: "useradd, setsid", find: ["useradd"], also: ["setsid"], debian: "passwd", how: "Debian/Ubuntu: apt-get install passwd util-linux; Fedora: dnf install shadow-utils util-linux" },

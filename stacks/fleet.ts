@@ -41,8 +41,10 @@ function proxmoxProvider(scope: Construct) {
 function configureBackend(stack: TerraformStack, name: string, backend: FleetOptions["backend"]) {
   if (backend === "local") {
     // Relative to cdktf.out/stacks/<name>: the state file lands in the project root, and the
-    // synthesized JSON holds no machine-specific absolute path.
-    new LocalBackend(stack, { path: `../../../terraform.${name}.tfstate` });
+    // synthesized JSON holds no machine-specific absolute path. FLEET_STATE_DIR (the sandbox sets
+    // it) puts the state files of a separate cluster elsewhere.
+    const dir = process.env.FLEET_STATE_DIR;
+    new LocalBackend(stack, { path: dir ? join(dir, `terraform.${name}.tfstate`) : `../../../terraform.${name}.tfstate` });
   } else if (backend === "pg") {
     // The connection string comes from PG_CONN_STR at init time; it never enters the JSON.
     new PgBackend(stack, { connStr: "", schemaName: `fleet_${name}` });
