@@ -22,6 +22,10 @@ export function seedFromInventory(inv: Inventory, extra: Partial<SeedOptions> = 
     ...extra,
   });
   if (inv.template.imageUrl) c.urls[inv.template.imageUrl] = 2 * 1024 ** 3;
+  // The PCI devices the inventory's mappings describe are on their nodes, as the operator says
+  // (a test removes or changes one to make a mapping stale).
+  for (const m of inv.pciMappings ?? [])
+    for (const e of m.map) c.pci[e.node] = { ...(c.pci[e.node] ?? {}), [e.path]: { id: e.id, subsystemId: e.subsystemId, iommuGroup: e.iommuGroup } };
   return c;
 }
 
