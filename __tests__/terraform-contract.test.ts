@@ -78,58 +78,51 @@ describe.each(INVENTORIES)("%s: real OpenTofu + the real bpg provider against th
   });
 });
 
+/** fleet.json's simulator with these stacks applied (the harness closes it after the file). */
+async function applied(...stacks: string[]): Promise<SimFleet> {
+  const fleet = await SimFleet.create(load("fleet.json"));
+  for (const s of stacks) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+  return fleet;
+}
+
 describe("what the real provider does that the product must plan around (bpg v0.112.0)", () => {
   it("a new template VMID replaces every VM cloned from it (clone.* is ForceNew, bpg proxmoxtf/resource/vm/vm.go clone schema)", async () => {
-    const fleet = await SimFleet.create(load("fleet.json"));
-    try {
-      for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
-      const json = fleet.json("ai");
-      for (const vm of vmsOf(json)) one(vm.clone).vm_id = 8199;
-      fleet.writeJson("ai", json);
-      const plan = await fleet.run("ai", "plan", "-input=false");
-      expect(plan.out).toMatch(/tappaas-vllm_nixos_vm_\w+ must be replaced/);
-      expect(plan.out).toMatch(/~ vm_id += 8100 -> 8199 # forces replacement/);
-    } finally {
-      await fleet.close();
-    }
+    const fleet = await applied("cluster", "ai");
+    const json = fleet.json("ai");
+    for (const vm of vmsOf(json)) one(vm.clone).vm_id = 8199;
+    fleet.writeJson("ai", json);
+    const plan = await fleet.run("ai", "plan", "-input=false");
+    expect(plan.out).toMatch(/tappaas-vllm_nixos_vm_\w+ must be replaced/);
+    expect(plan.out).toMatch(/~ vm_id += 8100 -> 8199 # forces replacement/);
   });
 
   it("rotating the admin key shuts the VM down and starts it again (initialization change: rebootRequired)", async () => {
-    const fleet = await SimFleet.create(load("fleet.json"));
-    try {
-      for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
-      const json = fleet.json("ai");
-      for (const vm of vmsOf(json)) one(vm.initialization).user_account.keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0000000000000000000000000000000000000000000 admin@new"];
-      fleet.writeJson("ai", json);
-      const before = fleet.cluster.tasks.length;
-      const r = await fleet.run("ai", "apply", "-auto-approve", "-input=false");
-      expect(r.status).toBe(0);
-      const power = fleet.cluster.tasks.slice(before).filter((t) => /^qm(shutdown|stop|start|reboot)$/.test(t.type)).map((t) => `${t.type}:${t.id}`);
-      for (const vmid of ["8201", "8202", "8203"]) {
-        expect(power).toContain(`qmshutdown:${vmid}`);
-        expect(power).toContain(`qmstart:${vmid}`);
-      }
-    } finally {
-      await fleet.close();
+    const fleet = await applied("cluster", "ai");
+    const json = fleet.json("ai");
+    for (const vm of vmsOf(json)) one(vm.initialization).user_account.keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0000000000000000000000000000000000000000000 admin@new"];
+    fleet.writeJson("ai", json);
+    const before = fleet.cluster.tasks.length;
+    const r = await fleet.run("ai", "apply", "-auto-approve", "-input=false");
+    expect(r.status).toBe(0);
+    const power = fleet.cluster.tasks.slice(before).filter((t) => /^qm(shutdown|stop|start|reboot)$/.test(t.type)).map((t) => `${t.type}:${t.id}`);
+    for (const vmid of ["8201", "8202", "8203"]) {
+      expect(power).toContain(`qmshutdown:${vmid}`);
+      expect(power).toContain(`qmstart:${vmid}`);
     }
   });
 
   it("removing a stateful VM from its stack shuts it down first, then PVE refuses: it is left stopped", async () => {
-    const fleet = await SimFleet.create(load("fleet.json"));
-    try {
-      for (const s of ["cluster", "platform"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
-      const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
-      const vm = data.hosts.find((h: any) => h.stateful && h.name === "tappaas-lightningstor") ?? data.hosts.find((h: any) => h.stateful && !data.hosts.some((o: any) => (o.requires ?? []).includes(h.name)));
-      data.hosts = data.hosts.filter((h: any) => h !== vm);
-      fleet.resynth(parseInventory(JSON.stringify(data), "fleet.json"));
-      const r = await fleet.run("platform", "apply", "-auto-approve", "-input=false");
-      expect(r.status).not.toBe(0);
-      // OpenTofu wraps long diagnostics: match across the line breaks.
-      expect(r.out.replace(/\s+/g, " ")).toContain(`can't remove VM ${vm.vmid} - protection mode enabled`);
-      expect(fleet.cluster.vms[String(vm.vmid)].status).toBe("stopped");
-      expect(fleet.tasks("qmshutdown", vm.vmid)).toHaveLength(1);
-    } finally {
-      await fleet.close();
-    }
+    const fleet = await applied("cluster", "platform");
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    const vm = data.hosts.find((h: any) => h.name === "tappaas-lightningstor");
+    expect(vm.stateful).toBe(true);
+    data.hosts = data.hosts.filter((h: any) => h !== vm);
+    fleet.resynth(parseInventory(JSON.stringify(data), "fleet.json"));
+    const r = await fleet.run("platform", "apply", "-auto-approve", "-input=false");
+    expect(r.status).not.toBe(0);
+    // OpenTofu wraps long diagnostics: match across the line breaks.
+    expect(r.out.replace(/\s+/g, " ")).toContain(`can't remove VM ${vm.vmid} - protection mode enabled`);
+    expect(fleet.cluster.vms[String(vm.vmid)].status).toBe("stopped");
+    expect(fleet.tasks("qmshutdown", vm.vmid)).toHaveLength(1);
   });
 });

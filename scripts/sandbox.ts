@@ -25,7 +25,7 @@ import { dirname, join, resolve } from "node:path";
 import { InventoryError, parseInventory } from "../constructs/inventory";
 import { ROLES } from "../constructs/roles";
 import { seedFromInventory, simulatorCert, startSimulator } from "../sandbox/pve";
-import { clientKey, DEPLOY_USER, secretsFor, SSH_PORT, STAND_INS, startHost } from "../__tests__/ssh-harness";
+import { clientKey, DEPLOY_USER, secretsFor, SSH_PORT, STAND_INS, startHost } from "../sandbox/targets";
 
 const ROOT = join(__dirname, "..");
 const USAGE = "usage: npm run sandbox -- up --inventory FILE --dir DIR | down --dir DIR";

@@ -174,11 +174,9 @@ export function applyConfig(c: SimCluster, vm: SimVm, params: Record<string, str
     if (DRIVE_RE.test(k) || k === "efidisk0" || k === "tpmstate0") {
       const old = conf[k];
       const oldVol = old && volumeOf(old);
-      const newFile = parseProp(v, "file").file;
       v = materializeDrive(c, vm, k, v);
       if (old && oldVol !== volumeOf(v) && !/media=cdrom/.test(old)) detach(c, conf, old);
     } else if (/^net\d+$/.test(k)) v = normalizeNet(c, v);
-    else if (k === "sshkeys") v = v; // stored URL-encoded, as sent (Qemu.pm: sshkeys are kept encoded)
     if (running && !isFastPlug(k) && !isHotplug(k, conf)) {
       vm.pending[k] = v;
       vm.pendingDelete = vm.pendingDelete.filter((x) => x !== k);
@@ -339,6 +337,7 @@ function assertPool(c: SimCluster, pool: string) {
 export function clone({ c, params, user }: Ctx, node: string, vmid: string) {
   const src = vmOn(c, node, vmid);
   const newid = params.newid;
+  if (params.pool) assertPool(c, params.pool); // Qemu.pm 4449, before the target checks
   if (c.vms[newid]) die(`unable to create VM ${newid}: config file already exists\n`);
   const target = params.target ?? node;
   if (!c.nodes.includes(target)) die(`no such cluster node '${target}'\n`);
@@ -351,7 +350,6 @@ export function clone({ c, params, user }: Ctx, node: string, vmid: string) {
     if (storage && !c.storages[storage].shared) die(`can't clone to non-shared storage '${storage}'\n`);
     if (local.some((s) => !s?.shared)) die(`can't clone VM to node '${target}' (VM uses local storage)\n`);
   }
-  if (params.pool) assertPool(c, params.pool);
   if (src.lock) die(`VM is locked (${src.lock})\n`);
   const vm: SimVm = { vmid: Number(newid), node: target, config: {}, pending: {}, pendingDelete: [], status: "stopped", agent: "ok", lock: "clone" };
   c.vms[newid] = vm;
@@ -490,6 +488,7 @@ export function migrate({ c, params, user }: Ctx, node: string, vmid: string) {
   if (!c.nodes.includes(target)) die(`no such cluster node '${target}'\n`);
   if (target === node) die(`target is local node.\n`);
   if (vm.status === "running" && params.online !== "1") die("can't migrate running VM without --online\n");
+  vm.lock = "migrate";
   return startTask(c, node, "qmigrate", vmid, user, (log) => {
     const mapped = Object.entries(effective(vm)).filter(([k, v]) => /^hostpci\d+$/.test(k) && parseProp(v, "host").mapping);
     const local = Object.entries(effective(vm)).filter(([k, v]) => /^hostpci\d+$/.test(k) && !parseProp(v, "host").mapping);
@@ -499,10 +498,10 @@ export function migrate({ c, params, user }: Ctx, node: string, vmid: string) {
       if (missing.length) die(`can't migrate to '${target}': missing mapped devices ${missing.map(([k]) => k).join(", ")}\n`);
       if (vm.status === "running" && mapped.length) die(`can't live migrate running VM which uses following mapped devices: ${mapped.map(([k, v]) => `${k}:${parseProp(v, "host").mapping}`).join(", ")}\n`);
     } catch (e: any) {
+      delete vm.lock;
       log(`ERROR: ${e.message.trim()}`);
       die("migration aborted\n");
     }
-    vm.lock = "migrate";
     vm.node = target;
     delete vm.lock;
   });

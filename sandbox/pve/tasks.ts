@@ -19,9 +19,9 @@ function upidOf(node: string, type: string, id: string, user: string, starttime:
 /**
  * Starts a task: `work` runs after the task has been `running` for `timing.taskMs` (so a client
  * polling at once sees it running, as with PVE), and may throw a PveError/Error to fail the task.
- * `before` runs synchronously at dispatch (locks taken when the worker forks).
+ * What PVE checks before it forks the worker, the caller checks before calling this.
  */
-export function startTask(c: SimCluster, node: string, type: string, id: string, user: string, work: (log: (l: string) => void) => void | Promise<void>, opts: { delayMs?: number } = {}): string {
+export function startTask(c: SimCluster, node: string, type: string, id: string, user: string, work: (log: (l: string) => void) => void | Promise<void>): string {
   const starttime = Math.floor(Date.now() / 1000);
   const task: SimTask = { upid: upidOf(node, type, id, user, starttime), node, type, id, user, starttime, status: "running", log: [] };
   c.tasks.push(task);
@@ -37,7 +37,7 @@ export function startTask(c: SimCluster, node: string, type: string, id: string,
     }
     task.status = "stopped";
     task.endtime = Math.floor(Date.now() / 1000);
-  }, opts.delayMs ?? c.timing.taskMs);
+  }, c.timing.taskMs);
   return task.upid;
 }
 
