@@ -1,5 +1,5 @@
 /**
- * proxmox-nixos-fleet: cdktf constructs for private clouds of Proxmox VE virtual machines that
+ * proxmox-nixos-fleet: CDK Terrain (cdktn) constructs for private clouds of Proxmox VE virtual machines that
  * run NixOS (bpg/proxmox 0.112.0 provider). The public API; everything not exported here is
  * internal.
  *

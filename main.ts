@@ -3,7 +3,7 @@
  * synthesizes one stack per host group plus the cluster stack. A broken inventory prints one
  * line per problem and exits 1 before anything is written.
  */
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";

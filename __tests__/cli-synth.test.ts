@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, exampleData } from "./helpers";
 
-// Runs the real `cdktf synth` (cdktf-cli) the way a user does.
-const cdktf = join(ROOT, "node_modules", ".bin", "cdktf");
+// Runs `npx cdktf synth` the way a user does: the project's shim (scripts/cdktf.mjs) runs the real
+// CDK Terrain CLI (cdktn-cli) on Node >= 22.19.
 const SECRET_TOKEN = "root@pam!ci=3f1c9a6e-0b7d-4b8e-9a51-7d2f1e0c9b44";
 const SECRET_PASSWORD = "pw-Zq9x-never-in-json";
 
 function synth(out: string, env: Record<string, string> = {}) {
-  return spawnSync(cdktf, ["synth", "--output", out], {
+  return spawnSync("npx", ["cdktf", "synth", "--output", out], {
     cwd: ROOT,
     env: { ...process.env, CI: "1", FORCE_COLOR: "0", ...env },
     encoding: "utf8",

@@ -1,4 +1,4 @@
-import { Testing, TerraformStack } from "cdktf";
+import { Testing, TerraformStack } from "cdktn";
 import { NixosVm } from "../constructs/nixos-vm";
 import { NixosTemplate } from "../constructs/nixos-template";
 import { PciMapping, gpuHostpci } from "../constructs/gpu";
@@ -170,12 +170,6 @@ describe("NixosDeployStep", () => {
     expect(step.triggers_replace.address).toBe("${vm.ip}");
   });
 
-  it("uses null_resource from @cdktf/provider-null when asked", () => {
-    const json = synthStep({ spec: { ...spec, finalAddress: "10.0.0.5" }, engine: "null_resource" });
-    expect(Object.keys(json.resource)).toEqual(["null_resource"]);
-    const step: any = Object.values(json.resource.null_resource)[0];
-    expect(step.triggers).toEqual({ vmid: "300", address: "10.0.0.5", config_hash: "abc" });
-  });
 });
 
 describe("NixosDeployStep migration", () => {

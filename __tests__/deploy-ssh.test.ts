@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { buildFleet } from "../stacks/fleet";
 import { parseInventory } from "../constructs/inventory";
 import { exampleData, ROOT, runAsync } from "./helpers";

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { buildFleet } from "../stacks/fleet";
 import { exampleData, ROOT } from "./helpers";
 import { parseInventory } from "../constructs/inventory";

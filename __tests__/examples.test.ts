@@ -1,4 +1,4 @@
-import { Testing } from "cdktf";
+import { Testing } from "cdktn";
 import { CustomStack } from "../examples/custom-stack";
 
 describe("examples/custom-stack.ts (constructs without an inventory)", () => {

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Testing } from "cdktf";
+import { Testing } from "cdktn";
 import { Inventory, parseInventory } from "../constructs/inventory";
 import { buildFleet, FleetOptions } from "../stacks/fleet";
 

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { InventoryError, parseInventory, stackOf } from "../constructs/inventory";
 import { buildFleet } from "../stacks/fleet";
 import { exampleData, ROOT } from "./helpers";

@@ -137,7 +137,7 @@ maybe("one role table for both languages", () => {
     writeFileSync(table, JSON.stringify(roles, null, 2));
 
     // TypeScript: synthesize the copy's stacks
-    writeFileSync(join(copy, "synth.ts"), 'import { App } from "cdktf"; import { buildFleet } from "./stacks/fleet"; import { loadInventory } from "./constructs/inventory";\nconst app = new App({ outdir: process.argv[2], skipValidation: true }); buildFleet(app, loadInventory("fleet.json"), { root: process.cwd() }); app.synth();\n');
+    writeFileSync(join(copy, "synth.ts"), 'import { App } from "cdktn"; import { buildFleet } from "./stacks/fleet"; import { loadInventory } from "./constructs/inventory";\nconst app = new App({ outdir: process.argv[2], skipValidation: true }); buildFleet(app, loadInventory("fleet.json"), { root: process.cwd() }); app.synth();\n');
     execFileSync("node", ["--import", "tsx", "synth.ts", join(copy, "out")], { cwd: copy, stdio: "pipe", env: { ...process.env, FLEET_FILE: "" } });
     const platform = JSON.parse(readFileSync(join(copy, "out", "stacks", "platform", "cdk.tf.json"), "utf8"));
     const specs = Object.values<any>(platform.resource.terraform_data).filter((r) => r.provisioner).map((r) => JSON.parse(r.provisioner[0]["local-exec"].environment.FLEET_DEPLOY_SPEC.replace(/"agentAddress":"\$\{.*\}"/, '"agentAddress":""')));

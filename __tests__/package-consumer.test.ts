@@ -1,6 +1,6 @@
 /**
  * The package as a consumer gets it: `npm pack` (which builds dist/ with tsc), the tarball
- * installed into a new cdktf project in a temp directory outside the repository (npm install
+ * installed into a new CDK Terrain (cdktn) project in a temp directory outside the repository (npm install
  * --prefer-offline: from the npm cache that `npm ci` filled, the registry for what is not there), a stack written against the package name
  * and type-checked against its .d.ts, synthesized, then real OpenTofu init/validate/apply/plan
  * with the real bpg/proxmox provider against the Proxmox VE API simulator (sandbox/pve, a
@@ -16,7 +16,7 @@ import { RECORD, simEnv, startSim, tools, TOKEN } from "./sim-harness";
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
 
-const CONSUMER = `import { App, TerraformStack } from "cdktf";
+const CONSUMER = `import { App, TerraformStack } from "cdktn";
 import { NixosDeployStep, NixosVm, PciMapping, ProxmoxProvider, gpuHostpci, validateInventory, ROLES } from "${pkg.name}";
 
 const app = new App({ outdir: "cdktf.out" });
@@ -48,7 +48,7 @@ if (validateInventory({}).length === 0) throw new Error("validateInventory accep
 app.synth();
 `;
 
-describe("the package, installed from its tarball into a cdktf project outside the repository", () => {
+describe("the package, installed from its tarball into a cdktn project outside the repository", () => {
   it("synthesizes a VM, a GPU mapping and a deploy step by package name, and real Terraform validates, applies and re-plans it empty", async () => {
     // npm pack runs prepack: the bindings and tsc's dist/
     const dest = mkdtempSync(join(tmpdir(), "pack-"));
@@ -63,7 +63,7 @@ describe("the package, installed from its tarball into a cdktf project outside t
     expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith(".d.ts"))).toEqual([]);
 
     const proj = mkdtempSync(join(tmpdir(), "consumer-"));
-    writeFileSync(join(proj, "package.json"), JSON.stringify({ name: "consumer", private: true, dependencies: { cdktf: pkg.devDependencies.cdktf, constructs: pkg.devDependencies.constructs, [pkg.name]: `file:${tarball}` } }));
+    writeFileSync(join(proj, "package.json"), JSON.stringify({ name: "consumer", private: true, dependencies: { cdktn: pkg.devDependencies.cdktn, constructs: pkg.devDependencies.constructs, [pkg.name]: `file:${tarball}` } }));
     const install = spawnSync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"], { cwd: proj, encoding: "utf8" });
     expect({ status: install.status, err: install.status === 0 ? "" : install.stderr }).toEqual({ status: 0, err: "" });
     expect(statSync(join(proj, "node_modules", pkg.name)).isSymbolicLink()).toBe(false);

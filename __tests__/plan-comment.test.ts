@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { buildFleet } from "../stacks/fleet";
 import { parseInventory } from "../constructs/inventory";
 import { renderPlans, asPlan, EXIT_STATEFUL_DESTROY } from "../scripts/lib/plan-comment";

@@ -27,26 +27,35 @@ describe("npm run sandbox", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it("up, then `source DIR/env && npx cdktf deploy '*' --auto-approve` creates every VM with the real provider and deploys every host; a second up says it runs; down stops everything", async () => {
+  const hosts = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8")).hosts.map((h: any) => h.name);
+  const deploy = (cli: string) => runAsync("bash", ["-c", `source ${dir}/env && npx ${cli} deploy '*' --auto-approve`], { cwd: ROOT, env: { ...process.env, CI: "1" } });
+
+  it("up, then `source DIR/env && npx cdktf deploy '*' --auto-approve` creates every VM with the real provider and deploys every host; a second up says it runs", async () => {
     const up = await sandbox("up", "--inventory", join(ROOT, "fleet.json"), "--dir", dir);
     expect({ status: up.status, err: up.stderr }).toEqual({ status: 0, err: "" });
     const again = await sandbox("up", "--inventory", join(ROOT, "fleet.json"), "--dir", dir);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/a sandbox is already running in .* \(pid \d+\)/);
-
     // In the project, as a user runs it (the deploy steps run scripts/deploy.ts from the project root).
-    const deploy = await runAsync("bash", ["-c", `source ${dir}/env && npx cdktf deploy '*' --auto-approve`], { cwd: ROOT, env: { ...process.env, CI: "1" } });
-    expect({ status: deploy.status, tail: deploy.status === 0 ? "" : deploy.out.slice(-4000) }).toEqual({ status: 0, tail: "" });
-    const hosts = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8")).hosts.map((h: any) => h.name);
-    for (const h of hosts) expect(deploy.out).toMatch(new RegExp(`\\[${h}\\] nixos-rebuild switch ${h} done`));
+    const r = await deploy("cdktf");
+    expect({ status: r.status, tail: r.status === 0 ? "" : r.out.slice(-4000) }).toEqual({ status: 0, tail: "" });
+    for (const h of hosts) expect(r.out).toMatch(new RegExp(`\\[${h}\\] nixos-rebuild switch ${h} done`));
     expect(readdirSync(join(dir, "state")).sort()).toEqual(["terraform.ai.tfstate", "terraform.cluster.tfstate", "terraform.ops.tfstate", "terraform.platform.tfstate"]);
+  }, 300_000);
 
+  it("on a new sandbox, the maintained CLI itself (`npx cdktn deploy '*'`) deploys fleet.json too", async () => {
+    expect((await sandbox("down", "--dir", dir)).status).toBe(0);
+    expect((await sandbox("up", "--inventory", join(ROOT, "fleet.json"), "--dir", dir)).status).toBe(0);
+    const r = await deploy("cdktn");
+    expect({ status: r.status, tail: r.status === 0 ? "" : r.out.slice(-4000) }).toEqual({ status: 0, tail: "" });
+    for (const h of hosts) expect(r.out).toMatch(new RegExp(`\\[${h}\\] nixos-rebuild switch ${h} done`));
+  }, 300_000);
+
+  it("down stops every process and removes the addresses; down on a stopped sandbox exits 0", async () => {
     const down = await sandbox("down", "--dir", dir);
     expect(down.status).toBe(0);
-    const left = spawnSync("pgrep", ["-f", `sandbox.ts serve --dir ${dir}`]);
-    expect(left.status).toBe(1); // nothing matches
+    expect(spawnSync("pgrep", ["-f", `sandbox.ts serve --dir ${dir}`]).status).toBe(1); // nothing matches
     expect(spawnSync("ip", ["addr", "show", "lo"], { encoding: "utf8" }).stdout).not.toContain("198.18.0.");
-    const downAgain = await sandbox("down", "--dir", dir);
-    expect(downAgain.status).toBe(0);
+    expect((await sandbox("down", "--dir", dir)).status).toBe(0);
   });
 });

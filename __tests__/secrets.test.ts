@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { buildFleet } from "../stacks/fleet";
 import { parseInventory } from "../constructs/inventory";
 import { secretHolders, SECRETS } from "../constructs/secrets";

@@ -13,5 +13,6 @@ const r = spawnSync(process.execPath, [join(ROOT, "scripts", "tools.mjs"), "--js
 if (r.status !== 0) throw new Error(`scripts/tools.mjs failed (run npm run tools): ${r.stderr.trim()}`);
 const manifest = JSON.parse(r.stdout);
 process.env.FLEET_TOOLS_MANIFEST = r.stdout.trim();
-const dirs = [...new Set(Object.values<{ path: string }>(manifest.tools).map((t) => dirname(t.path)))];
+// Not `node`: the tests run on the machine's Node (the cdktf shim finds Node 22 itself).
+const dirs = [...new Set(Object.entries<{ path: string }>(manifest.tools).filter(([n]) => n !== "node").map(([, t]) => dirname(t.path)))];
 process.env.PATH = [...dirs, process.env.PATH].join(delimiter);

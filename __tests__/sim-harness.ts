@@ -3,7 +3,7 @@
  * scripts/tools.mjs, against the Proxmox VE API simulator (sandbox/pve: a STAND-IN for a
  * Proxmox VE cluster), running in this test process so a test can read and bend its state.
  */
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

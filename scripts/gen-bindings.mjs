@@ -25,7 +25,7 @@ if (!process.argv.includes("--force") && existsSync(marker) && statSync(marker).
   process.exit(0);
 }
 
-// Loading @cdktf/commons runs `terraform version` at once; where the environment names a missing
+// Loading @cdktn/commons runs `terraform version` at once; where the environment names a missing
 // CLI config, Terraform prints an error block for it. Use the project's config instead.
 if (process.env.TF_CLI_CONFIG_FILE && !existsSync(process.env.TF_CLI_CONFIG_FILE)) process.env.TF_CLI_CONFIG_FILE = join(root, "config", "terraformrc");
 process.env.CHECKPOINT_DISABLE ??= "1";
@@ -33,11 +33,11 @@ process.env.CHECKPOINT_DISABLE ??= "1";
 let generatorModule, codemaker, commons;
 try {
   // The package index requires jsii-pacmak at load time; the generator module alone does not.
-  generatorModule = require("@cdktf/provider-generator/lib/get/generator/provider-generator");
+  generatorModule = require("@cdktn/provider-generator/build/get/generator/provider-generator");
   codemaker = require("codemaker");
-  commons = require("@cdktf/commons");
+  commons = require("@cdktn/commons");
 } catch (e) {
-  console.error("gen-bindings: @cdktf/provider-generator is not installed; run `npm ci` (dev dependencies included) first.");
+  console.error("gen-bindings: @cdktn/provider-generator is not installed; run `npm ci` (dev dependencies included) first.");
   process.exit(1);
 }
 
@@ -83,5 +83,5 @@ mkdirSync(dirname(finalDir), { recursive: true });
 renameSync(join(tmp, "providers", "proxmox"), finalDir);
 rmSync(tmp, { recursive: true, force: true });
 writeFileSync(join(outDir, "versions.json"), JSON.stringify({ [fqpn]: version }, null, 2) + "\n");
-writeFileSync(join(outDir, "constraints.json"), JSON.stringify({ cdktf: "0.21.0", providers: { [constraint.split("@")[0]]: version } }, null, 2) + "\n");
+writeFileSync(join(outDir, "constraints.json"), JSON.stringify({ cdktn: "0.24.0", providers: { [constraint.split("@")[0]]: version } }, null, 2) + "\n");
 console.log(`gen-bindings: generated .gen/providers/proxmox from bpg/proxmox ${version} in ${((Date.now() - started) / 1000).toFixed(1)} s (${fixedTypes} doubled attribute types cut)`);

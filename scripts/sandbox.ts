@@ -82,8 +82,9 @@ async function up(inventory: string, dir: string) {
   if (pid) fail(`a sandbox is already running in ${dir} (pid ${pid}); stop it with: npm run sandbox -- down --dir ${dir}`);
   if (process.getuid?.() !== 0) fail("the sandbox's SSH targets need root (a system user and a sudoers drop-in, as the deploy tests); run it as root");
   if (inv.hosts.length > 250) fail(`${inventory}: ${inv.hosts.length} hosts; the sandbox gives each an address 198.18.0.1-250`);
-  // A new simulated cluster holds none of an earlier run's resources: its state goes with it.
-  rmSync(join(dir, "state"), { recursive: true, force: true });
+  // A new simulated cluster holds none of an earlier run's resources, and its hosts have new host
+  // keys: the state, the pinned keys and the secrets (encrypted to the old keys) go with it.
+  for (const old of ["state", "known_hosts", "secrets"]) rmSync(join(dir, old), { recursive: true, force: true });
   mkdirSync(join(dir, "state"), { recursive: true });
   const key = existsSync(join(dir, "client_ed25519")) ? join(dir, "client_ed25519") : clientKey(dir);
   // The sandbox's inventory: every host on its own loopback address, deployed as the test user.
@@ -140,7 +141,9 @@ async function up(inventory: string, dir: string) {
     FLEET_AGE_IDENTITY: secrets.FLEET_AGE_IDENTITY!,
     SSH_AUTH_SOCK: "",
   };
-  const path = [dirname(tools.tofu.path), join(STAND_INS, "bin")].map(shq).join(":");
+  // The built OpenTofu, the nixos-rebuild stand-in, and a Node >= 22.19 for `npx cdktn` (its CLI's
+  // engines) where this machine's Node is older.
+  const path = [dirname(tools.tofu.path), join(STAND_INS, "bin"), ...(tools.node && tools.node.path !== process.execPath ? [dirname(tools.node.path)] : [])].map(shq).join(":");
   writeFileSync(join(dir, "env"), Object.entries(env).map(([k, v]) => `export ${k}=${shq(v)}`).join("\n") + `\nexport PATH=${path}:"$PATH"\n`);
   console.log(`sandbox: up in ${dir}: PVE simulator ${ready.url}, ${ready.hosts} SSH targets`);
   console.log(`sandbox: next: source ${join(dir, "env")} && npx cdktf deploy '*' --auto-approve`);

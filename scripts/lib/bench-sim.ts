@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { App } from "cdktf";
+import { App } from "cdktn";
 import { buildFleet } from "../../stacks/fleet";
 import { Inventory } from "../../constructs/inventory";
 import { seedFromInventory, simulatorCert, startSimulator } from "../../sandbox/pve";
