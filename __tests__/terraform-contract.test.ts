@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseInventory } from "../constructs/inventory";
 import { ROOT } from "./helpers";
-import { load, one, SimFleet, TOKEN, vmsOf } from "./sim-harness";
+import { load, one, SimFleet, TOKEN, tools, vmsOf } from "./sim-harness";
 
 const INVENTORIES = ["fleet.json", ...readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".json")).map((f) => `examples/${f}`)];
 
@@ -22,7 +22,7 @@ describe.each(INVENTORIES)("%s: real OpenTofu + the real bpg provider against th
   });
   afterAll(() => fleet.close());
 
-  it("every stack validates, applies, and plans empty afterwards; no request is unknown to PVE's schema", async () => {
+  it("every stack validates, applies, and plans empty afterwards; no request is unknown to PVE's schema, no answer strays from it", async () => {
     const check = async (stack: string) => {
       const r = await fleet.lifecycle(stack);
       expect(r.failed ?? "").toBe("");
@@ -35,6 +35,8 @@ describe.each(INVENTORIES)("%s: real OpenTofu + the real bpg provider against th
     await check(first);
     await Promise.all(rest.map(check));
     expect(refused(fleet)).toEqual([]);
+    // and every answer of the simulator has the shape of the schema's `returns`
+    expect(fleet.sim.requests.filter((r) => r.returns).map((r) => `${r.method} ${r.path}: ${r.returns!.join("; ")}`)).toEqual([]);
     const inv = load(rel);
     for (const h of inv.hosts) {
       const vm = fleet.cluster.vms[String(h.vmid)];
@@ -75,6 +77,18 @@ describe.each(INVENTORIES)("%s: real OpenTofu + the real bpg provider against th
     const before = fleet.cluster.tasks.length;
     for (const stack of fleet.stacks) expect((await fleet.run(stack, "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
     expect(fleet.cluster.tasks.slice(before).map((t) => `${t.type}:${t.id}`)).toEqual([]);
+  });
+});
+
+describe("fleet.json through real Terraform too (where present) with the real provider", () => {
+  const tf = tools().tools.terraform;
+  (tf ? it : it.skip)(`every stack applies and plans empty with Terraform ${tf?.version ?? "(absent)"}`, async () => {
+    const fleet = await SimFleet.create(load("fleet.json"), { binary: "terraform" });
+    for (const stack of fleet.stacks) {
+      const r = await fleet.lifecycle(stack);
+      expect({ stack, failed: r.failed ?? "", replan: r.replan!.status }).toEqual({ stack, failed: "", replan: 0 });
+    }
+    expect(refused(fleet)).toEqual([]);
   });
 });
 

@@ -188,3 +188,31 @@ export function verifyParams(info: MethodInfo, params: Record<string, unknown>):
   const errors = checkObject(info.parameters?.properties ?? {}, params, info.parameters?.additionalProperties);
   return Object.keys(errors).length ? errors : undefined;
 }
+
+/**
+ * The `returns` schema against an answer, as PVE's RESTHandler verifies results in its debug mode
+ * (pve-common src/PVE/RESTHandler.pm handle, $result_verification -> PVE::JSONSchema::validate):
+ * types, required properties, nested objects and list items. Paths of the problems, or [].
+ */
+export function verifyReturns(schema: any, value: unknown, path = "data"): string[] {
+  if (!schema || value === undefined) return [];
+  if (value === null) return schema.type === "null" || schema.optional ? [] : schema.type ? [`${path}: null for ${schema.type}`] : [];
+  // Strict JSON types: clients decode integers and booleans from JSON numbers (bpg's Go structs
+  // fail on a quoted number), so a string where the schema says integer is an error here.
+  if ((schema.type === "integer" || schema.type === "number" || schema.type === "boolean") && typeof value !== "number" && typeof value !== "boolean") return [`${path}: ${JSON.stringify(value)} is not a JSON ${schema.type === "boolean" ? "0/1" : "number"}`];
+  const typeError = schema.type && schema.type !== "null" ? checkType(schema.type, value) : undefined;
+  if (typeError) return [`${path}: ${typeError}`];
+  if (schema.type === "array" && Array.isArray(value)) return value.flatMap((v, i) => verifyReturns(schema.items, v, `${path}[${i}]`));
+  if (schema.type === "object" && schema.properties && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    const out: string[] = [];
+    for (const [k, p] of Object.entries<any>(schema.properties)) {
+      if (k.endsWith("[n]")) continue;
+      if (obj[k] === undefined) {
+        if (!p.optional && !("default" in p)) out.push(`${path}.${k}: missing`);
+      } else out.push(...verifyReturns(p, obj[k], `${path}.${k}`));
+    }
+    return out;
+  }
+  return [];
+}

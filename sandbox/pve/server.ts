@@ -15,7 +15,7 @@ import { IncomingMessage, ServerResponse } from "node:http";
 import { AddressInfo } from "node:net";
 import * as cl from "./cluster";
 import * as q from "./qemu";
-import { route, verifyParams, MethodInfo } from "./schema";
+import { route, verifyParams, verifyReturns, MethodInfo } from "./schema";
 import { PveError, SimCluster } from "./state";
 import * as st from "./storage";
 
@@ -83,6 +83,8 @@ export interface RequestRecord {
   status: number;
   /** The body parameters of a POST/PUT (tests look at what the provider sent). */
   body?: string;
+  /** Where the simulator's own answer strays from the schema's `returns` (a simulator bug). */
+  returns?: string[];
 }
 
 export interface SimServer {
@@ -160,7 +162,7 @@ export function startSimulator(c: SimCluster, opts: { cert: string; key: string;
     const body = Buffer.concat(chunks).toString("utf8");
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "https://pve");
-    const record = (status: number) => requests.push({ method, path: url.pathname + url.search, status, ...(body ? { body } : {}) });
+    const record = (status: number, returns?: string[]) => requests.push({ method, path: url.pathname + url.search, status, ...(body ? { body } : {}), ...(returns?.length ? { returns } : {}) });
     c.requests++;
     const fail = (status: number, message: string, errors?: Record<string, string>) => {
       record(status);
@@ -202,7 +204,7 @@ export function startSimulator(c: SimCluster, opts: { cert: string; key: string;
     const strParams = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, Array.isArray(v) ? v : typeof v === "boolean" ? (v ? "1" : "0") : String(v)])) as Record<string, string>;
     try {
       const data = await handler({ c, params: strParams, user: c.token.id.split("!")[0], info: r.info as MethodInfo }, ...templateNames.map((n) => r.uriParams[n]));
-      record(200);
+      record(200, verifyReturns(r.info.returns, data ?? null));
       send(res, 200, { data: data ?? null });
     } catch (e: any) {
       if (e instanceof PveError) return fail(e.status, e.message, e.errors);
