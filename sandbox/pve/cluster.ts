@@ -3,7 +3,7 @@
  * task endpoints. Sources: proxmox/pve-manager at 14a22df (PVE/API2/Cluster.pm, Pool.pm,
  * Cluster/Mapping/PCI.pm, Tasks.pm), proxmox/pve-access-control at 5ccd07d (RPCEnvironment.pm).
  */
-import { Ctx } from "./qemu";
+import { Ctx } from "./vm";
 import { die, paramError, parseProp, PveError } from "./state";
 import { clusterTasks, findTask, taskStatus } from "./tasks";
 

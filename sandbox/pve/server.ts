@@ -14,12 +14,15 @@ import { createServer, Server } from "node:https";
 import { IncomingMessage, ServerResponse } from "node:http";
 import { AddressInfo } from "node:net";
 import * as cl from "./cluster";
+import * as cfg from "./config";
+import * as pw from "./power";
 import * as q from "./qemu";
 import { route, verifyParams, verifyReturns, MethodInfo } from "./schema";
 import { PveError, SimCluster } from "./state";
+import { Ctx } from "./vm";
 import * as st from "./storage";
 
-type Handler = (ctx: q.Ctx, ...uri: string[]) => unknown;
+type Handler = (ctx: Ctx, ...uri: string[]) => unknown;
 
 /** Method + schema path template -> handler; the URI parameters are passed in template order. */
 const HANDLERS: Record<string, Handler> = {
@@ -54,26 +57,26 @@ const HANDLERS: Record<string, Handler> = {
   "DELETE /nodes/{node}/storage/{storage}/content/{volume}": st.contentDelete,
   "POST /nodes/{node}/storage/{storage}/download-url": st.downloadUrl,
   "GET /nodes/{node}/query-url-metadata": st.urlMetadata,
-  "GET /nodes/{node}/qemu": q.listVms,
+  "GET /nodes/{node}/qemu": pw.listVms,
   "POST /nodes/{node}/qemu": q.create,
-  "GET /nodes/{node}/qemu/{vmid}/config": q.getConfig,
-  "PUT /nodes/{node}/qemu/{vmid}/config": q.putConfig,
-  "POST /nodes/{node}/qemu/{vmid}/config": q.postConfig,
-  "GET /nodes/{node}/qemu/{vmid}/pending": q.getPending,
+  "GET /nodes/{node}/qemu/{vmid}/config": cfg.getConfig,
+  "PUT /nodes/{node}/qemu/{vmid}/config": cfg.putConfig,
+  "POST /nodes/{node}/qemu/{vmid}/config": cfg.postConfig,
+  "GET /nodes/{node}/qemu/{vmid}/pending": cfg.getPending,
   "POST /nodes/{node}/qemu/{vmid}/clone": q.clone,
-  "PUT /nodes/{node}/qemu/{vmid}/resize": q.resize,
-  "POST /nodes/{node}/qemu/{vmid}/move_disk": q.moveDisk,
+  "PUT /nodes/{node}/qemu/{vmid}/resize": cfg.resize,
+  "POST /nodes/{node}/qemu/{vmid}/move_disk": cfg.moveDisk,
   "POST /nodes/{node}/qemu/{vmid}/template": q.template,
   "DELETE /nodes/{node}/qemu/{vmid}": q.destroy,
   "POST /nodes/{node}/qemu/{vmid}/migrate": q.migrate,
-  "PUT /nodes/{node}/qemu/{vmid}/cloudinit": q.cloudinitUpdate,
-  "GET /nodes/{node}/qemu/{vmid}/status/current": q.statusCurrent,
-  "POST /nodes/{node}/qemu/{vmid}/status/start": (ctx, n, v) => q.powerAction(ctx, n, v, "start"),
-  "POST /nodes/{node}/qemu/{vmid}/status/stop": (ctx, n, v) => q.powerAction(ctx, n, v, "stop"),
-  "POST /nodes/{node}/qemu/{vmid}/status/shutdown": (ctx, n, v) => q.powerAction(ctx, n, v, "shutdown"),
-  "POST /nodes/{node}/qemu/{vmid}/status/reboot": (ctx, n, v) => q.powerAction(ctx, n, v, "reboot"),
-  "POST /nodes/{node}/qemu/{vmid}/agent/ping": q.agentPing,
-  "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces": q.networkInterfaces,
+  "PUT /nodes/{node}/qemu/{vmid}/cloudinit": cfg.cloudinitUpdate,
+  "GET /nodes/{node}/qemu/{vmid}/status/current": pw.statusCurrent,
+  "POST /nodes/{node}/qemu/{vmid}/status/start": (ctx, n, v) => pw.powerAction(ctx, n, v, "start"),
+  "POST /nodes/{node}/qemu/{vmid}/status/stop": (ctx, n, v) => pw.powerAction(ctx, n, v, "stop"),
+  "POST /nodes/{node}/qemu/{vmid}/status/shutdown": (ctx, n, v) => pw.powerAction(ctx, n, v, "shutdown"),
+  "POST /nodes/{node}/qemu/{vmid}/status/reboot": (ctx, n, v) => pw.powerAction(ctx, n, v, "reboot"),
+  "POST /nodes/{node}/qemu/{vmid}/agent/ping": pw.agentPing,
+  "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces": pw.networkInterfaces,
 };
 
 /** One request as the simulator saw it (tests and the bench read these). */

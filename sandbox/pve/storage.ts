@@ -3,7 +3,7 @@
  * proxmox/pve-storage at 0c56bad (src/PVE/API2/Storage/Status.pm 737-913 download_url,
  * Content.pm), proxmox/pve-manager at 14a22df (PVE/API2/Nodes.pm query_url_metadata).
  */
-import { Ctx } from "./qemu";
+import { Ctx } from "./vm";
 import { die, paramError, PveError } from "./state";
 import { startTask } from "./tasks";
 
