@@ -93,7 +93,9 @@ describe("the package, installed from its tarball into a cdktn project outside t
     expect({ status: replan.status, out: replan.status === 0 ? "" : replan.out }).toEqual({ status: 0, out: "" });
     expect(readFileSync(join(proj, "steps.log"), "utf8")).toContain('"host":"ml-box"');
     expect(readdirSync(proj)).not.toContain("constructs");
-    // the package's `cdktf` bin (scripts/cdktf.mjs: the project's cdktf-cli with two defaults) finds its config
+    // the package takes over neither CLI in its consumer: no `cdktf` or `cdktn` bin comes with it
+    expect(JSON.parse(readFileSync(join(proj, "node_modules", pkg.name, "package.json"), "utf8")).bin).toBeUndefined();
+    for (const bin of ["cdktf", "cdktn"]) expect(existsSync(join(proj, "node_modules", ".bin", bin))).toBe(false);
     expect(existsSync(join(proj, "node_modules", pkg.name, "config", "terraformrc"))).toBe(true);
   });
 });
