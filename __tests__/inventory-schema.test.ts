@@ -67,6 +67,8 @@ describe("what a new user gets wrong, refused with one line each", () => {
     ["stateful as a string", (d) => (host(d, "tappaas-iam").stateful = "yes"), 'host "tappaas-iam": stateful: "yes" must be true or false (without quotes)'],
     ["vmid as a string", (d) => (host(d, "tappaas-iam").vmid = "101"), 'host "tappaas-iam": vmid: "101" must be a whole number (without quotes)'],
     ["dhcp as a string", (d) => (host(d, "tappaas-litellm").network = { dhcp: "true" }), 'host "tappaas-litellm": network.dhcp: "true" must be true or false (without quotes)'],
+    ["a vLLM model name with a shell substitution (it reaches the unit and its script)", (d) => (host(d, "tappaas-vllm").services = { vllm: { model: "Qwen/x$(touch /tmp/pwned)" } }), 'host "tappaas-vllm": services.vllm.model: "Qwen/x$(touch /tmp/pwned)" is not a Hugging Face model id (name or owner/name: letters, digits, \'.\', \'_\' and \'-\')'],
+    ["a vLLM model name with a newline", (d) => (host(d, "tappaas-vllm").services = { vllm: { model: "Qwen/x\nExecStartPre=/bin/sh" } }), 'host "tappaas-vllm": services.vllm.model: "Qwen/x\\nExecStartPre=/bin/sh" is not a Hugging Face model id (name or owner/name: letters, digits, \'.\', \'_\' and \'-\')'],
     ["an unknown deploy engine", (d) => (d.deploy = { engine: "local_exec" }), 'deploy: engine: "local_exec" is not one of "terraform_data"'],
     ["the null_resource engine (gone with cdktf 0.21)", (d) => (d.deploy = { engine: "null_resource" }), 'deploy: engine: "null_resource" is not one of "terraform_data"'],
     ["a host name of digits", (d) => (host(d, "tappaas-iam").name = "1234"), /^host "1234": name: "1234" is not a host name: .*starting with a letter/],

@@ -131,7 +131,8 @@ const ServicesSchema = Type.Unsafe<Partial<Record<RoleName, ServiceSettings>>>(T
       Obj(
         {
           ports: Opt(portsOf("vllm")),
-          model: Opt(Type.String({ minLength: 1, maxLength: 256, description: 'The model to serve and the name LiteLLM routes to. Default "Qwen/Qwen2.5-7B-Instruct".' })),
+          // It reaches vLLM's unit and its readiness script: a Hugging Face id and nothing else.
+          model: Opt(Pattern("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$", "is not a Hugging Face model id (name or owner/name: letters, digits, '.', '_' and '-')", 'The model to serve and the name LiteLLM routes to. Default "Qwen/Qwen2.5-7B-Instruct".', { maxLength: 256 })),
           modelPath: Opt(Pattern("^/\\S*$", "must be an absolute path on the host", "Directory on the host with pre-seeded weights of `model` (no internet needed).")),
           startTimeout: Opt(Pattern("^[0-9]+(s|min|h)?$", 'must be a time span such as "45min"', 'How long the first start (download and load) may take. Default "30min".')),
         },

@@ -7,10 +7,11 @@ let
   source = if cfg.modelPath != null then toString cfg.modelPath else cfg.model;
   # The unit is active only once the model answers: vLLM has no sd_notify, so ExecStartPost
   # polls its /health endpoint (200 once the engine is up) within TimeoutStartSec.
+  # Every inventory value is escaped where it enters the script.
   waitReady = pkgs.writeShellScript "vllm-wait-ready" ''
-    echo "vllm: waiting for ${cfg.model} to load (GET http://127.0.0.1:${toString cfg.port}/health, up to ${cfg.startTimeout})"
-    until ${lib.getExe pkgs.curl} -fsS -o /dev/null "http://127.0.0.1:${toString cfg.port}/health"; do sleep 5; done
-    echo "vllm: ${cfg.model} is ready"
+    echo ${lib.escapeShellArg "vllm: waiting for ${cfg.model} to load (GET http://127.0.0.1:${toString cfg.port}/health, up to ${cfg.startTimeout})"}
+    until ${lib.getExe pkgs.curl} -fsS -o /dev/null ${lib.escapeShellArg "http://127.0.0.1:${toString cfg.port}/health"}; do sleep 5; done
+    echo ${lib.escapeShellArg "vllm: ${cfg.model} is ready"}
   '';
 in
 {
@@ -23,7 +24,8 @@ in
       description = "The vLLM package; its `vllm` executable runs the server.";
     };
     model = lib.mkOption {
-      type = lib.types.str;
+      # A Hugging Face id (it reaches a unit's Description and a shell script): the inventory's pattern.
+      type = lib.types.strMatching "[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?";
       default = defaults.vllmModel;
       description = "Model to serve: its Hugging Face id, and the name vLLM serves it under (--served-model-name), which LiteLLM routes to.";
     };
