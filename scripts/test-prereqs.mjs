@@ -6,9 +6,8 @@
 // is found or built once per user by scripts/tools.mjs. See docs/adr-0007-test-prerequisites.md
 // and docs/adr-0017-real-toolchain.md.
 import { spawnSync } from "node:child_process";
-import { ensureTools } from "./tools.mjs";
-import { accessSync, constants, existsSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { ensureTools, which } from "./tools.mjs";
+import { existsSync } from "node:fs";
 
 /** Each component: how to find it, its Debian package, and how to install it elsewhere. */
 const COMPONENTS = [
@@ -31,18 +30,6 @@ const COMPONENTS = [
   { name: "useradd, setsid", find: ["useradd"], also: ["setsid"], debian: "passwd", how: "Debian/Ubuntu: apt-get install passwd util-linux; Fedora: dnf install shadow-utils util-linux" },
   { name: "su (util-linux)", find: ["su"], debian: "util-linux", how: "Debian/Ubuntu: apt-get install util-linux; Fedora: dnf install util-linux; macOS: built in" },
 ];
-
-function which(cmd) {
-  if (cmd.includes("/")) return existsSync(cmd) ? cmd : null;
-  for (const dir of (process.env.PATH ?? "").split(delimiter).concat(["/usr/sbin", "/sbin", "/usr/local/sbin"])) {
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return null;
-}
 
 const present = (c) => c.find.some((f) => which(f)) && (c.also ?? []).every((f) => which(f));
 let missing = COMPONENTS.filter((c) => !present(c));

@@ -16,7 +16,7 @@
 // Exit 0 ok, 1 a tool could not be found or built (one line saying which and why).
 // Versions and reasons: docs/adr-0017-real-toolchain.md.
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, constants, copyFileSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { homedir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
@@ -40,10 +40,15 @@ export const toolsDir = () => process.env.FLEET_TOOLS_DIR || join(process.env.XD
 
 class ToolError extends Error {}
 
-function which(cmd) {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+/** The executable `cmd` on PATH (or in the sbin folders), or null; a path is taken as it is. */
+export function which(cmd) {
+  if (cmd.includes("/")) return existsSync(cmd) ? cmd : null;
+  for (const dir of (process.env.PATH ?? "").split(delimiter).concat(["/usr/sbin", "/sbin", "/usr/local/sbin"])) {
     const p = join(dir, cmd);
-    if (dir && existsSync(p)) return p;
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {}
   }
   return null;
 }
@@ -73,7 +78,7 @@ function makeDir(dir, fn) {
 }
 
 function goEnv() {
-  if (!which("go")) throw new ToolError("go is not on PATH: install Go >= 1.26 (https://go.dev/doc/install; Debian: apt-get install golang) and run again");
+  if (!which("go")) throw new ToolError("go is not on PATH: install Go >= 1.26 (https://go.dev/doc/install; Debian's golang package is too old) and run again");
   // GOFLAGS=-mod=mod would let a build rewrite go.sum; the pinned module's own go.sum is the truth.
   return { ...process.env, GOFLAGS: "-buildvcs=false -mod=readonly", CGO_ENABLED: "0", GOTOOLCHAIN: process.env.GOTOOLCHAIN || "local" };
 }

@@ -18,6 +18,7 @@ export function nodeStatus({ c }: Ctx, node: string) {
 
 /** /cluster/resources (Cluster.pm 390-560): one entry per guest, node and storage; `type` filters. */
 export function resources({ c, params }: Ctx) {
+  const poolOf = new Map(Object.entries(c.pools).flatMap(([pool, p]) => p.members.map((m) => [m, pool] as const)));
   const vms = Object.values(c.vms).map((vm) => ({
     id: `qemu/${vm.vmid}`,
     type: "qemu",
@@ -29,7 +30,7 @@ export function resources({ c, params }: Ctx) {
     maxcpu: Number(vm.config.cores ?? 1),
     maxmem: Number(parseProp(vm.config.memory ?? "512", "current").current) * 1024 ** 2,
     uptime: vm.startedAt ? Math.floor((Date.now() - vm.startedAt) / 1000) : 0,
-    ...(Object.entries(c.pools).find(([, p]) => p.members.includes(`qemu/${vm.vmid}`)) ? { pool: Object.entries(c.pools).find(([, p]) => p.members.includes(`qemu/${vm.vmid}`))![0] } : {}),
+    ...(poolOf.has(`qemu/${vm.vmid}`) ? { pool: poolOf.get(`qemu/${vm.vmid}`) } : {}),
     ...(vm.lock ? { lock: vm.lock } : {}),
   }));
   const nodeEntries = c.nodes.map((n) => ({ id: `node/${n}`, type: "node", node: n, status: "online", maxcpu: 32, maxmem: 256 * 1024 ** 3 }));

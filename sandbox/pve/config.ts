@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { MethodInfo } from "./schema";
 import { allocVolume, die, formatProp, formatSize, newMac, paramError, parseProp, parseSize, SimCluster, SimVm } from "./state";
 import { startTask } from "./tasks";
-import { checkLock, Ctx, DRIVE_RE, effective, vmOn, volumeOf } from "./vm";
+import { checkLock, Ctx, DRIVE_RE, effective, parseNet, vmOn, volumeOf } from "./vm";
 
 const CLOUDINIT_OPTS = ["ciuser", "cipassword", "citype", "ciupgrade", "cicustom", "searchdomain", "nameserver", "sshkeys"];
 // QemuServer.pm 4593-4611: applied at once even while the VM runs.
@@ -78,21 +78,13 @@ function materializeDrive(c: SimCluster, vm: SimVm, key: string, value: string):
   return formatProp(p, "file");
 }
 
-/** A NIC as qemu-server prints it: `<model>=<MAC>,bridge=...`, a MAC generated when none is given (QemuServer.pm parse_net/print_net). */
-export function normalizeNet(c: SimCluster, value: string): string {
-  const p = parseProp(value, "model");
-  const models = ["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"];
-  let model = p.model;
-  let mac = p.macaddr;
-  for (const m of models)
-    if (p[m] !== undefined) {
-      model = m;
-      mac = p[m];
-      delete p[m];
-    }
-  delete p.model;
-  delete p.macaddr;
-  return [`${model}=${(mac ?? newMac(c)).toUpperCase()}`, ...Object.entries(p).map(([k, v]) => `${k}=${v}`)].join(",");
+/**
+ * A NIC as qemu-server prints it: `<model>=<MAC>,bridge=...`, a MAC generated when none is given
+ * (QemuServer.pm parse_net/print_net), or always (`freshMac`: a clone's NICs get new addresses).
+ */
+export function normalizeNet(c: SimCluster, value: string, opts: { freshMac?: boolean } = {}): string {
+  const { model, mac, rest } = parseNet(value);
+  return [`${model}=${(opts.freshMac || !mac ? newMac(c) : mac).toUpperCase()}`, ...Object.entries(rest).map(([k, v]) => `${k}=${v}`)].join(",");
 }
 
 /** Moves a removed drive's volume to the lowest free unusedN (QemuServer.pm 4969-4983, vmconfig_delete_or_detach_drive). */

@@ -29,6 +29,17 @@ export function seedFromInventory(inv: Inventory, extra: Partial<SeedOptions> = 
   return c;
 }
 
+/** What OpenTofu/Terraform and the bpg provider need to reach a simulator: the built mirror's CLI config and the API credentials. */
+export function providerEnv(o: { url: string; token: { id: string; secret: string }; cliConfig: string }): Record<string, string> {
+  return {
+    TF_CLI_CONFIG_FILE: o.cliConfig,
+    CHECKPOINT_DISABLE: "1",
+    PROXMOX_VE_ENDPOINT: o.url,
+    PROXMOX_VE_API_TOKEN: `${o.token.id}=${o.token.secret}`,
+    PROXMOX_VE_INSECURE: "true",
+  };
+}
+
 let cert: Promise<{ cert: string; key: string }> | undefined;
 /** A self-signed certificate for 127.0.0.1/localhost, made once per process (selfsigned, on node-forge). */
 export function simulatorCert(): Promise<{ cert: string; key: string }> {

@@ -5,7 +5,7 @@
 import { detach } from "./config";
 import { die, parseProp, SimCluster, SimVm } from "./state";
 import { startTask } from "./tasks";
-import { Ctx, DRIVE_RE, effective, vmOn, volumeOf } from "./vm";
+import { Ctx, DRIVE_RE, effective, parseNet, vmOn, volumeOf } from "./vm";
 
 function applyPending(c: SimCluster, vm: SimVm) {
   for (const k of vm.pendingDelete) {
@@ -128,8 +128,7 @@ function guestIfaces(c: SimCluster, vm: SimVm) {
     .filter((k) => /^net\d+$/.test(k))
     .sort()
     .map((k, i) => {
-      const mac = parseProp(conf[k], "model");
-      const macAddr = Object.entries(mac).find(([x]) => ["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"].includes(x))?.[1] ?? "";
+      const macAddr = parseNet(conf[k]).mac ?? "";
       const ip = parseProp(conf[`ipconfig${k.slice(3)}`] ?? "ip=dhcp", "").ip;
       const addr = !ip || ip === "dhcp" ? c.dhcp(vm, i) : ip.split("/")[0];
       return { name: `ens${18 + i}`, mac: macAddr.toLowerCase(), ipv4: [addr] };

@@ -70,11 +70,8 @@ export function clone({ c, params, user }: Ctx, node: string, vmid: string) {
         if (!srcVol) die(`volume '${p.file}' does not exist\n`);
         const vol = allocVolume(c, params.storage ?? srcVol.storage, Number(newid), srcVol.size, { format: params.format ?? srcVol.format });
         conf[k] = formatProp({ ...p, file: vol, size: formatSize(srcVol.size) }, "file");
-      } else if (/^net\d+$/.test(k)) {
-        const p = parseProp(v, "model");
-        const model = Object.keys(p).find((x) => ["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"].includes(x))!;
-        conf[k] = normalizeNet(c, formatProp(Object.fromEntries(Object.entries(p).filter(([x]) => x !== model).concat([["model", model]]))));
-      } else conf[k] = v;
+      } else if (/^net\d+$/.test(k)) conf[k] = normalizeNet(c, v, { freshMac: true });
+      else conf[k] = v;
     }
     if (params.name) conf.name = params.name;
     if (params.description) conf.description = params.description;

@@ -4,7 +4,7 @@
  * Content.pm), proxmox/pve-manager at 14a22df (PVE/API2/Nodes.pm query_url_metadata).
  */
 import { Ctx } from "./vm";
-import { die, paramError, PveError } from "./state";
+import { die, paramError } from "./state";
 import { startTask } from "./tasks";
 
 function storageOn(c: Ctx["c"], node: string, storage: string) {
@@ -87,4 +87,3 @@ export function downloadUrl({ c, params, user }: Ctx, node: string, storage: str
   });
 }
 
-export { PveError };

@@ -39,3 +39,21 @@ export const DRIVE_RE = /^(ide|sata|scsi|virtio)\d+$/;
 export function volumeOf(value: string): string {
   return parseProp(value, "file").file;
 }
+
+const NIC_MODELS = ["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"];
+
+/** A NIC's property string (`<model>=<MAC>,...` as PVE prints it, or `model=`/`macaddr=`): its model, MAC and other keys. */
+export function parseNet(value: string): { model?: string; mac?: string; rest: Record<string, string> } {
+  const rest = parseProp(value, "model");
+  let model = rest.model;
+  let mac = rest.macaddr;
+  for (const m of NIC_MODELS)
+    if (rest[m] !== undefined) {
+      model = m;
+      mac = rest[m];
+      delete rest[m];
+    }
+  delete rest.model;
+  delete rest.macaddr;
+  return { model, mac, rest };
+}

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { App } from "cdktn";
 import { buildFleet } from "../../stacks/fleet";
 import { Inventory } from "../../constructs/inventory";
-import { seedFromInventory, simulatorCert, startSimulator } from "../../sandbox/pve";
+import { providerEnv, seedFromInventory, simulatorCert, startSimulator } from "../../sandbox/pve";
 
 const TOKEN = { id: "bench@pve!fleet", secret: "0b3c1a2d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" };
 
@@ -42,7 +42,7 @@ export async function simApply(work: string, name: string, inv: Inventory, paral
   app.synth();
   const cluster = seedFromInventory(inv, { token: TOKEN });
   const sim = await startSimulator(cluster, await simulatorCert());
-  const env = { ...process.env, TF_CLI_CONFIG_FILE: manifest.cliConfig, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1", PROXMOX_VE_ENDPOINT: sim.url, PROXMOX_VE_API_TOKEN: `${TOKEN.id}=${TOKEN.secret}`, PROXMOX_VE_INSECURE: "true" };
+  const env = { ...process.env, ...providerEnv({ url: sim.url, token: TOKEN, cliConfig: manifest.cliConfig }), TF_IN_AUTOMATION: "1" };
   const tofu = manifest.tools.tofu.path;
   const stackDir = (s: string) => join(dir, "out", "stacks", s);
   const names = [...(stacks.cluster ? ["cluster"] : []), ...Object.keys(stacks.hosts)];
