@@ -62,7 +62,8 @@ describe("NixosVm", () => {
     expect(vm.pool_id).toBe("p");
     expect(vm.tags).toEqual(["a", "b", "stateful"]); // the mark plan-comment reads from Proxmox
     expect(vm.protection).toBe(true);
-    expect(vm.lifecycle).toEqual({ prevent_destroy: true });
+    expect(vm.lifecycle).toEqual({ prevent_destroy: true, ignore_changes: ["clone", "initialization", "started"] });
+    expect(vm.reboot_after_update).toBe(false);
   });
 
   it("picks the agent's IPv4 by interface name, skipping lo and loopback/link-local addresses", () => {
@@ -161,13 +162,13 @@ describe("NixosDeployStep", () => {
     expect(step.triggers_replace).toEqual({ vmid: "300", address: "10.0.0.5", config_hash: "abc" });
   });
 
-  it("escapes template sequences in static values and splices the agent address expression in", () => {
+  it("escapes template sequences in static values and splices the agent address expression in; the agent's address is no trigger", () => {
     const json = synthStep({ spec: { ...spec, flake: "./nixos?x=${y}" }, agentAddress: "${vm.ip}" });
     const step: any = Object.values(json.resource.terraform_data)[0];
     const env = step.provisioner[0]["local-exec"].environment[DEPLOY_SPEC_ENV];
     expect(env).toContain('"flake":"./nixos?x=$${y}"');
     expect(env).toContain('"agentAddress":"${vm.ip}"');
-    expect(step.triggers_replace.address).toBe("${vm.ip}");
+    expect(step.triggers_replace).toEqual({ vmid: "300", config_hash: "abc" });
   });
 
 });

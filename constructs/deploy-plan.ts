@@ -168,6 +168,7 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
           flake: inv.deploy?.flake ?? "./nixos",
           user,
           sshPort: inv.deploy?.sshPort ?? 22,
+          ...(opts.manageVms === false ? {} : { managedVm: true }),
           buildHost: inv.deploy?.buildHost,
           ...(inv.nix?.substituters?.length ? { substituters: inv.nix.substituters, trustedPublicKeys: inv.nix.trustedPublicKeys ?? [] } : {}),
           health: h.roles.flatMap((role) =>

@@ -21,6 +21,11 @@ export interface DeploySpecDocument {
   readonly flake: string;
   readonly user: string;
   readonly sshPort: number;
+  /**
+   * The host is a VM this fleet manages: before its switch the deploy applies what the apply left
+   * pending in Proxmox with a reboot through the API (scripts/lib/pending-reboot.ts). @default false
+   */
+  readonly managedVm?: boolean;
   readonly buildHost?: string;
   /** Binary caches (inventory `nix`), passed to nixos-rebuild as extra-substituters / extra-trusted-public-keys. */
   readonly substituters?: readonly string[];
@@ -93,8 +98,12 @@ export class NixosDeployStep extends Construct {
       .replace(/\$\{/g, () => "$${")
       .replace(/%\{/g, () => "%%{")
       .replace(`"${AGENT}"`, () => `"${props.agentAddress ?? ""}"`);
-    // Static hosts trigger on their inventory address, DHCP hosts on the agent's.
-    const triggers = { vmid: String(s.vmid), address, config_hash: props.configHash };
+    // Static hosts trigger on their inventory address. A DHCP host's agent address is no trigger
+    // (docs/adr-0019-provider-hands-off.md): the provider re-reads it on every refresh and empties
+    // it when the agent does not answer within agent.timeout (bpg v0.112.0
+    // proxmoxtf/resource/vm/network/network.go ReadNetworkValues 185-256), and
+    // a new lease is no new configuration; the script tries the agent's address, then the DNS name.
+    const triggers = { vmid: String(s.vmid), ...(s.finalAddress ? { address: s.finalAddress } : {}), config_hash: props.configHash };
     // An address string, not the resource object: cdktf renders objects as "${type.name}", which Terraform rejects here.
     const lifecycle = props.vmAddress ? { replaceTriggeredBy: [`${props.vmAddress}.id`] } : undefined;
     const provisioner = {

@@ -198,6 +198,14 @@ export const HostSchema = Obj(
   "A VM of the fleet.",
 );
 
+export const RetiredSchema = Obj(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, description: "The host's name as it was in hosts." }),
+    vmid: Int(100, 999999999, "Its VMID."),
+  },
+  "A stateful host taken out of the fleet whose VM is kept: Terraform forgets it (a `removed` block with destroy = false), Proxmox keeps it running and protected. Keep the entry while the VM exists (docs/adr-0019-provider-hands-off.md).",
+);
+
 export const InventorySchema = Type.Object(
   {
     $schema: Opt(Type.String({ description: 'The schema of this file: "./fleet.schema.json".' })),
@@ -220,6 +228,7 @@ export const InventorySchema = Type.Object(
       ),
     ),
     hosts: Type.Array(HostSchema, { minItems: 1, maxItems: 100000, description: "The fleet's VMs." }),
+    retired: Opt(Type.Array(RetiredSchema, { maxItems: 100000, description: "Hosts removed from the fleet whose VMs are kept as they are, unmanaged." })),
   },
   { additionalProperties: false, title: "proxmox-nixos-fleet inventory", description: "One inventory for the cdktf stacks and the NixOS flake (fleet.json)." },
 );
@@ -233,6 +242,7 @@ export type DeploySpec = Static<typeof DeploySchema>;
 export type NetworkSpec = Static<typeof NetworkSchema>;
 export type GpuSpec = Static<typeof GpuSchema>;
 export type HostSpec = Static<typeof HostSchema>;
+export type RetiredSpec = Static<typeof RetiredSchema>;
 
 /** The JSON Schema document published as fleet.schema.json. */
 export function jsonSchema(): object {

@@ -253,7 +253,7 @@ function locate(data: any, path: string[]): { where: string; field: string } {
   const item = Array.isArray(data?.[top]) && i !== undefined && /^\d+$/.test(i) ? data[top][Number(i)] : undefined;
   const named = typeof item?.name === "string" && item.name ? item.name : undefined;
   if (top === "hosts" && i !== undefined && /^\d+$/.test(i)) return { where: named ? `host "${named}"` : `hosts[${i}]`, field: join(rest) || "host" };
-  if ((top === "users" || top === "pciMappings") && i !== undefined && /^\d+$/.test(i)) return { where: `${top}[${named ?? i}]`, field: join(rest) || "entry" };
+  if ((top === "users" || top === "pciMappings" || top === "retired") && i !== undefined && /^\d+$/.test(i)) return { where: `${top}[${named ?? i}]`, field: join(rest) || "entry" };
   if (i === undefined) return { where: top === "$schema" ? "file" : key(top), field: key(top) };
   return { where: key(top), field: join([i, ...rest]) };
 }
@@ -588,6 +588,18 @@ function ruleProblems(data: unknown): Problem[] {
         if (other) add(where, field, `port ${port} is also wanted by ${other} on this host; give one of them another port`);
         else seen.set(port, `${role}.${pname}`);
       }
+    }
+  }
+
+  // retired hosts (docs/adr-0019-provider-hands-off.md): kept VMs, no longer in the fleet
+  for (const [i, r] of (Array.isArray(data.retired) ? data.retired : []).entries()) {
+    if (!isObj(r)) continue;
+    const where = `retired[${isStr(r.name) ? r.name : i}]`;
+    if (isStr(r.name) && names.has(r.name)) add(where, "name", `"${r.name}" is also in hosts: a host is either in the fleet or retired; remove one of the two entries`);
+    else if (isStr(r.name) && !HOSTNAME.test(r.name)) add(where, "name", `${json(r.name)} is not a host name (lower-case letters, digits and '-', starting with a letter)`);
+    if (isInt(r.vmid)) {
+      if (vmids.has(r.vmid)) add(where, "vmid", `${r.vmid} is already used by ${vmids.get(r.vmid)}`);
+      else vmids.set(r.vmid, where);
     }
   }
 

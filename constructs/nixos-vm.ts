@@ -101,8 +101,28 @@ export interface NixosVmProps {
   readonly cloneTimeoutSeconds?: number;
 }
 
-/** Attributes an adopted VM keeps as it is (docs/adr-0005-import.md). */
-export const ADOPTED_IGNORED = ["clone", "disk", "efi_disk", "initialization", "description", "boot_order", "network_device", "bios", "machine", "agent", "vga", "cpu", "memory", "scsi_hardware", "serial_device", "operating_system", "hostpci"] as const;
+/**
+ * What a clone reads only when it is made (docs/adr-0019-provider-hands-off.md). Every `clone.*`
+ * attribute is ForceNew (bpg v0.112.0 proxmoxtf/resource/vm/vm.go clone schema): a rebuilt or moved
+ * template would re-clone every host. `initialization` is the first boot's cloud-init; after it
+ * NixOS owns users, keys, names and addresses (docs/adr-0010), and a change to it is a reboot
+ * (vm.go vmUpdate, rebootRequired for every initialization change). `started`: a VM an operator
+ * stopped stays stopped (the provider's default `started = true` would boot it on any apply).
+ */
+export const CLONE_IGNORED = ["clone", "initialization", "started"] as const;
+
+/**
+ * Attributes an adopted VM keeps as it is (docs/adr-0005-import.md, docs/adr-0019): how it was
+ * made, how it boots, its disks, NICs and firmware, and every device or option the provider would
+ * reset to its own default or remove when the configuration does not name it (USB, audio,
+ * watchdog, TPM state, NUMA, RNG, virtiofs, SMBIOS, SEV, a CD-ROM, `args`, a hook script, the
+ * tablet, the keyboard layout, ACPI, the startup order). Name, tags, pool and on-boot stay managed.
+ */
+export const ADOPTED_IGNORED = [
+  ...CLONE_IGNORED,
+  "disk", "efi_disk", "description", "boot_order", "network_device", "bios", "machine", "agent", "vga", "cpu", "memory", "scsi_hardware", "serial_device", "operating_system", "hostpci",
+  "usb", "audio_device", "watchdog", "tpm_state", "numa", "rng", "virtiofs", "smbios", "amd_sev", "cdrom", "kvm_arguments", "hook_script_file_id", "tablet_device", "keyboard_layout", "acpi", "startup",
+] as const;
 
 /**
  * Terraform expression for the first IPv4 address the guest agent reports on an interface other
@@ -143,8 +163,9 @@ export class NixosVm extends Construct {
       vmId: props.vmid,
       description: `NixOS host ${props.name}, managed by cdktf (proxmox-nixos-fleet)`,
       tags: [...new Set([...(props.tags ?? []), ...(props.preventDestroy ? [STATEFUL_TAG] : [])])].sort(),
-      // Proxmox refuses to delete a protected VM or its disks (qemu-server destroy_vm: "VM is
-      // protected"): a second wall behind prevent_destroy, which goes away with the resource.
+      // Proxmox refuses to delete a protected VM or to remove its drives ("can't remove VM N -
+      // protection mode enabled", qemu-server e6352be src/PVE/API2/Qemu.pm 2827-2829; "can't remove
+      // drive ..." 2340-2341): a second wall behind prevent_destroy, which goes away with the resource.
       protection: props.preventDestroy ? true : undefined,
       poolId: props.pool,
       onBoot: props.onBoot ?? true,
@@ -187,28 +208,23 @@ export class NixosVm extends Construct {
         ipConfig: [{ ipv4: net.dhcp ? { address: "dhcp" } : { address: net.address, gateway: net.gateway } }],
         userAccount: { username: props.user.name, keys: [...props.user.sshKeys] },
       },
-      lifecycle:
-        props.preventDestroy || props.importExisting
-          ? {
-              preventDestroy: props.preventDestroy || undefined,
-              // Adopted VMs (docs/adr-0005-import.md): these describe how a VM was made or
-              // where its data lives, not what it should be. Reconciling them would re-clone,
-              // move or reformat disks, or rewrite a cloud-init drive the VM may not have.
-              // Sizes, CPU, memory, name, tags and on-boot stay managed.
-              // The first apply must not reboot the VM or touch how it boots: boot order, disks,
-              // NICs (the provider deletes NICs it was not told about), firmware, machine type,
-              // agent, display and CPU type stay as they are.
-              ignoreChanges: props.importExisting ? [...ADOPTED_IGNORED] : undefined,
-            }
-          : undefined,
+      // Never a reboot as a side effect of an apply (docs/adr-0019-provider-hands-off.md): a change
+      // that needs one stays pending in Proxmox, and the host's deploy step reboots it through the
+      // API, one member of a quorum role at a time (scripts/lib/pve-reboot.ts). The provider's
+      // default (true) restarts every VM of a stack at once (vm.go vmFinalizePowerState).
+      rebootAfterUpdate: false,
+      lifecycle: {
+        preventDestroy: props.preventDestroy || undefined,
+        // Adopted VMs (docs/adr-0005-import.md): what describes how a VM was made, where its data
+        // lives or which devices it has is left as it is; a protection flag too, unless the
+        // inventory says the host is stateful (then it is set).
+        ignoreChanges: props.importExisting
+          ? [...ADOPTED_IGNORED.filter((a) => !(a === "startup" && props.startupOrder !== undefined)), ...(props.preventDestroy ? [] : ["protection"])]
+          : [...CLONE_IGNORED],
+      },
     });
     this.vm.addOverride("network_device", networkDeviceJson([{ bridge: net.bridge ?? props.bridge ?? "vmbr0", vlanId: net.vlan, firewall: false }]));
-    if (props.importExisting) {
-      this.vm.importFrom(`${props.node}/${props.vmid}`);
-      // reboot_after_update defaults to true (bpg vm.go dvRebootAfterUpdate): an update that
-      // needs a reboot would restart an adopted VM unannounced. Never for adopted VMs.
-      this.vm.rebootAfterUpdate = false;
-    }
+    if (props.importExisting) this.vm.importFrom(`${props.node}/${props.vmid}`);
   }
 
   /** Terraform address of the VM resource, e.g. proxmox_virtual_environment_vm.x_vm_1234. */

@@ -11,6 +11,7 @@ import { NixosDeployStep } from "../constructs/deploy-step";
 import { ConfigHasher } from "../constructs/config-hash";
 import { planDeploys } from "../constructs/deploy-plan";
 import { VirtualEnvironmentPool } from "../.gen/providers/proxmox/virtual-environment-pool";
+import { forgetRetired, StatefulGuard } from "../constructs/retirement";
 
 export interface FleetOptions {
   /** Project root (holds nixos/). @default the repository root */
@@ -110,6 +111,12 @@ export class HostsStack extends TerraformStack {
     if (manageVm) proxmoxProvider(this);
     configureBackend(this, id, opts.backend);
     for (const h of hosts) this.hosts.push(new FleetHost(this, h.name, { inventory: inv, host: h, manageVm }));
+    if (manageVm) {
+      // A stateful VM is never lost by leaving the inventory (constructs/retirement.ts). The id is
+      // no host name (those are lower-case).
+      new StatefulGuard(this, "StatefulGuard", inv);
+      forgetRetired(this, inv);
+    }
 
     const byName = new Map(this.hosts.map((x) => [x.spec.name, x]));
     // LiteLLM is wired to the vLLM hosts, OpenWebUI to LiteLLM (the flake does the same from the

@@ -18,28 +18,9 @@ import { fleetFilePath, loadInventory } from "../../constructs/inventory";
 
 export type DeploySpec = DeploySpecDocument;
 
-/** Exit codes of scripts/deploy.ts (documented in the README). */
-export const EXIT = {
-  ok: 0,
-  failed: 1,
-  usage: 2,
-  unreachable: 3,
-  hostKey: 4,
-  healthRolledBack: 5,
-  rollbackFailed: 6,
-  secrets: 7,
-} as const;
-
-export class DeployError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-    /** What to do next. */
-    readonly hint: string,
-  ) {
-    super(message);
-  }
-}
+import { DeployError, EXIT } from "./deploy-errors";
+import { rebootForPending } from "./pending-reboot";
+export { DeployError, EXIT };
 
 export interface DeployOptions {
   /** Project root: flake references and the pin files are relative to it. */
@@ -318,6 +299,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     say(`would wait for SSH on ${candidates.join(" or ")} port ${port} (up to ${spec.timeouts.sshSeconds}s)`);
     say(`would pin the host key in ${opts.knownHostsFile}: ssh-keyscan -p ${port} -t ed25519 <address>`);
     if (build) say(`would pin the build host's key as build-host:${build.host}`);
+    if (spec.managedVm && !opts.rollback) say("would reboot the VM through the Proxmox API if the apply left changes pending there (after the host and its cluster are seen healthy)");
     if (spec.secrets?.length && !opts.rollback) say(`would put the secrets of ${spec.secrets.map((f) => f.file).join(", ")} in place (encrypted to the pinned host key, decrypted on the host into ${HOST_SECRET_RUN})`);
     say(`would run: NIX_SSHOPTS=${JSON.stringify(nixSshOpts)} nixos-rebuild ${(opts.rollback ? rebuildArgs("<address>", ["--rollback", ...detected.noReexec]) : rebuildArgs("<address>")).join(" ")}`);
     if (!opts.rollback) {
@@ -384,6 +366,17 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       return { host: spec.host, ok: true, seconds: (Date.now() - started) / 1000, address, exitCode: EXIT.ok, message: "rolled back" };
     }
 
+    // A change the apply left pending in Proxmox (the VMs never reboot on an apply): reboot here,
+    // in the deploy order, after the cluster is seen whole (docs/adr-0019-provider-hands-off.md).
+    if (spec.managedVm) {
+      const rebooted = await phase("pending Proxmox changes", () => rebootForPending(spec, say, () => healthCheck(spec, address!, ssh, say)));
+      if (rebooted) {
+        const back = await reach(address, spec.timeouts.sshSeconds);
+        if (!back) throw new DeployError(`VM ${spec.vmid} was rebooted and SSH did not answer again within ${spec.timeouts.sshSeconds}s`, EXIT.unreachable, `check the VM's console in Proxmox (qm status ${spec.vmid}), then deploy again`);
+        address = back.addr;
+        say(`back after the reboot at ${address}`);
+      }
+    }
     const login = await ssh(address, "true");
     if (login.exitCode !== 0)
       throw new DeployError(`SSH login as ${spec.user} at ${address} failed: ${login.stderr.trim().split("\n").pop()}`, EXIT.unreachable, `deploy.user must be an admin user of the inventory whose key is in ssh-agent or FLEET_SSH_KEY_FILE`);
