@@ -54,7 +54,7 @@ export const EXIT_STATEFUL_DESTROY = 3;
 export const EXIT_PLAN_FAILED = 4;
 export const EXIT_BAD_INPUT = 2;
 
-type Kind = "create" | "update" | "replace" | "destroy" | "import" | "no-op" | "read";
+type Kind = "create" | "update" | "replace" | "destroy" | "import" | "forget" | "no-op" | "read";
 const VM_TYPES = new Set(["proxmox_virtual_environment_vm", "proxmox_vm"]);
 const STEP_TYPES = new Set(["terraform_data", "null_resource"]);
 const ACTIONS = new Set(["no-op", "create", "read", "update", "delete", "forget"]);
@@ -83,6 +83,8 @@ export function kindOf(c: PlanChange): Kind {
   if (a.includes("delete")) return "destroy";
   if (a.includes("update")) return "update";
   if (a.includes("read")) return "read";
+  // a `removed` block with destroy = false (a retired host): the object stays, unmanaged
+  if (a.includes("forget")) return "forget";
   return "no-op";
 }
 
@@ -211,6 +213,16 @@ export function hostsInError(text: string): string[] {
   return [...new Set([...text.matchAll(/(?:proxmox_virtual_environment_vm|terraform_data|null_resource)\.([A-Za-z0-9-]+?)_(?:nixos_vm|deploy_step)_[0-9A-F]{8}/g)].map((m) => m[1]))].sort();
 }
 
+/**
+ * Stateful VMs the stack's guard found in Proxmox but not in the inventory (constructs/retirement.ts):
+ * "<name> (VMID <n> on <node>)" from its error, across OpenTofu's and Terraform's line wrapping.
+ */
+export function statefulKept(text: string): string[] {
+  const flat = text.replace(/\x1b\[[0-9;]*m/g, "").replace(/[│╷╵]/g, " ").replace(/\s+/g, " ");
+  const m = /stateful VM\(s\) (.+?) are in Proxmox but not in the inventory/.exec(flat);
+  return m ? [...m[1].matchAll(/([a-z][a-z0-9-]*) \(VMID (\d+) on ([^)]+)\)/g)].map((x) => `${x[1]} (VMID ${x[2]} on ${x[3]})`) : [];
+}
+
 /** A fenced block no text can close early: a fence longer than any backtick run inside. */
 function fenced(text: string, max = 4000): string {
   let t = text.replace(/\x1b\[[0-9;]*m/g, "");
@@ -220,7 +232,8 @@ function fenced(text: string, max = 4000): string {
 }
 
 export function renderPlans(plans: { label: string; plan: Plan }[], opts: RenderOptions = {}, failed: FailedPlan[] = []): Rendered {
-  const counts: Record<Kind, number> = { create: 0, update: 0, replace: 0, destroy: 0, import: 0, "no-op": 0, read: 0 };
+  const counts: Record<Kind, number> = { create: 0, update: 0, replace: 0, destroy: 0, import: 0, forget: 0, "no-op": 0, read: 0 };
+  const forgotten: string[] = [];
   const dangerous: { host: string; stateful: boolean; kind: Kind; address: string; label: string }[] = [];
   const redeploys: { host: string; triggers: string[]; label: string; kind: Kind }[] = [];
   const imports: string[] = [];
@@ -241,6 +254,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
         imports.push(`- ${hostPrefix}${code(rc.address)} ← ${code(String(rc.change.importing.id ?? "?"))} (${code(label)})`);
       }
       const host = hostOf(rc) ?? rc.address;
+      if (VM_TYPES.has(rc.type) && kind === "forget") forgotten.push(`- host ${code(host)}: ${code(rc.address)} (${code(label)}) — the VM keeps running as it is; Terraform no longer manages it (retired)`);
       if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace")) dangerous.push({ host, stateful: statefulBefore(rc), kind, address: rc.address, label });
       if (STEP_TYPES.has(rc.type) && (kind === "replace" || kind === "create")) redeploys.push({ host, triggers: kind === "create" ? ["new host"] : triggersChanged(rc.change), label, kind });
       if (kind !== "no-op" && kind !== "read") {
@@ -275,12 +289,14 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     head.push(
       "> [!WARNING]",
       `> **The plan of stack ${code(f.label)} failed**${hosts.length ? `; hosts involved: ${hosts.map((h) => code(h)).join(", ")}` : ""}. Nothing below is complete for this stack.`,
+      ...statefulKept(f.error).map((v) => `> - stateful VM ${code(v)} is no longer in the inventory: **it is kept as it is (running, protected); nothing was changed.** Add it to \`retired\` to stop managing it, or set \`"stateful": false\` first to destroy it later.`),
       "",
       fenced(f.error),
       "",
     );
   }
-  head.push(`**${counts.create} to create · ${counts.update} to update · ${counts.replace} to replace · ${counts.destroy} to destroy · ${counts.import} to import · ${counts["no-op"]} unchanged**`, "");
+  head.push(`**${counts.create} to create · ${counts.update} to update · ${counts.replace} to replace · ${counts.destroy} to destroy · ${counts.import} to import${counts.forget ? ` · ${counts.forget} to forget` : ""} · ${counts["no-op"]} unchanged**`, "");
+  if (forgotten.length) head.push("#### Retired (kept, no longer managed)", "", ...forgotten.sort(), "");
   const cap = <T,>(list: T[], n: number) => ({ shown: list.slice(0, n), more: Math.max(0, list.length - n) });
   if (dangerous.length) {
     dangerous.sort((a, b) => Number(b.stateful) - Number(a.stateful) || a.host.localeCompare(b.host));

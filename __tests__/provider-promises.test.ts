@@ -1,0 +1,138 @@
+/**
+ * The promises of docs/adr-0019-provider-hands-off.md under the real provider's behaviour: real
+ * OpenTofu with the real bpg/proxmox provider against the Proxmox VE API simulator (sandbox/pve, a
+ * STAND-IN for a Proxmox VE cluster), read back from the simulator's tasks (PVE's /cluster/tasks).
+ * What the provider does without them (reboots every VM of a stack at once, re-clones every
+ * host, shuts a stateful VM down before Proxmox refuses to delete it) is shown where it matters
+ * by the same edit with the lifecycle taken out of the synthesized JSON.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Inventory, parseInventory } from "../constructs/inventory";
+import { asPlan, EXIT_PLAN_FAILED, renderPlans } from "../scripts/lib/plan-comment";
+import { ROOT } from "./helpers";
+import { SimFleet, vmsOf } from "./sim-harness";
+
+const RAFT = "examples/raft-platform.json";
+const raw = () => JSON.parse(readFileSync(join(ROOT, RAFT), "utf8"));
+const inv = (data: unknown): Inventory => parseInventory(JSON.stringify(data), RAFT);
+const POWER = /^qm(shutdown|stop|start|reboot|destroy)$/;
+/** Power and destroy tasks since `from`, as "type:vmid". */
+const powerSince = (f: SimFleet, from: number) => f.cluster.tasks.slice(from).filter((t) => POWER.test(t.type)).map((t) => `${t.type}:${t.id}`);
+
+async function applied(data = raw()): Promise<SimFleet> {
+  const fleet = await SimFleet.create(inv(data));
+  for (const s of ["cluster", "platform"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+  return fleet;
+}
+
+describe("no reboot, re-clone or lost stateful host as a side effect of an apply (examples/raft-platform.json)", () => {
+  let fleet: SimFleet;
+  beforeAll(async () => {
+    fleet = await applied();
+  });
+  afterAll(() => fleet.close());
+
+  it("rotating the admin key changes no VM: no task on any VM, no pending change, and the plan is empty afterwards", async () => {
+    const data = raw();
+    const key = join(fleet.dir, "new_admin");
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "admin@new", "-f", key]);
+    data.users[0].sshKeys = [readFileSync(`${key}.pub`, "utf8").trim()];
+    fleet.resynth(inv(data));
+    const configs = JSON.stringify(Object.values(fleet.cluster.vms).map((v) => [v.config, v.pending]));
+    const from = fleet.cluster.tasks.length;
+    const r = await fleet.run("platform", "apply", "-auto-approve", "-input=false");
+    expect(r.status).toBe(0);
+    expect(powerSince(fleet, from)).toEqual([]);
+    expect(fleet.cluster.tasks.slice(from).filter((t) => t.type !== "vncproxy").map((t) => t.type)).toEqual([]);
+    expect(JSON.stringify(Object.values(fleet.cluster.vms).map((v) => [v.config, v.pending]))).toBe(configs);
+    // NixOS takes the new key: every host's deploy step ran again
+    expect(r.out).toMatch(/raft-cf1_deploy_step_\w+: Creation complete/);
+    expect((await fleet.run("platform", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+
+  it("a new template VMID, or the template on another node: the plan changes no VM (nothing replaced, nothing deleted)", async () => {
+    for (const edit of [(d: any) => (d.template.vmid = 9001), (d: any) => (d.template.node = "pve2")]) {
+      const data = raw();
+      edit(data);
+      fleet.resynth(inv(data));
+      const plan = await fleet.run("platform", "plan", "-detailed-exitcode", "-input=false");
+      expect({ status: plan.status, replaced: plan.out.match(/must be replaced|will be destroyed/g) ?? [] }).toEqual({ status: 0, replaced: [] });
+    }
+    fleet.resynth(inv(raw()));
+  });
+
+  it("without the lifecycle the provider does (the same edit): every VM is replaced, or shut down and started again", async () => {
+    const json = fleet.json("platform");
+    for (const vm of vmsOf(json)) {
+      delete vm.lifecycle.ignore_changes;
+      delete vm.reboot_after_update;
+      vm.clone.vm_id = 9001;
+    }
+    fleet.writeJson("platform", json);
+    const plan = await fleet.run("platform", "plan", "-input=false");
+    expect(plan.out.match(/_nixos_vm_\w+ must be replaced/g)?.length).toBe(12);
+    // a new admin key in the cloud-init drive: every running VM is shut down and started again
+    for (const vm of vmsOf(json)) {
+      vm.clone.vm_id = 9000;
+      vm.initialization.user_account.keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGu9hU1Y3a6RNKLo2WbcAVuUj8m4g3Qwk0xGJtHPv2yK admin@new"];
+    }
+    fleet.writeJson("platform", json);
+    const from = fleet.cluster.tasks.length;
+    expect((await fleet.run("platform", "apply", "-auto-approve", "-input=false")).status).toBe(0);
+    const power = powerSince(fleet, from);
+    for (const vmid of Object.keys(fleet.cluster.vms).filter((v) => v !== "9000")) expect(power.filter((p) => p.endsWith(`:${vmid}`)).length).toBeGreaterThan(0);
+    fleet.resynth(inv(raw()));
+  });
+});
+
+describe("removing a stateful host from the inventory (examples/raft-platform.json)", () => {
+  it("the plan stops before any change: the VM keeps running, no task touches it, and the comment says it is kept", async () => {
+    const fleet = await applied();
+    const data = raw();
+    const gone = data.hosts.find((h: any) => h.name === "raft-db3");
+    data.hosts = data.hosts.filter((h: any) => h !== gone);
+    fleet.resynth(inv(data));
+    const from = fleet.cluster.tasks.length;
+    const r = await fleet.run("platform", "apply", "-auto-approve", "-input=false");
+    expect(r.status).not.toBe(0);
+    expect(r.out.replace(/[│\s]+/g, " ")).toContain("stateful VM(s) raft-db3 (VMID 9305 on pve3) are in Proxmox but not in the inventory: nothing was changed.");
+    expect(fleet.cluster.vms["9305"].status).toBe("running");
+    expect(fleet.cluster.tasks.slice(from).map((t) => `${t.type}:${t.id}`)).toEqual([]);
+    // what the pull request shows: the failed plan, and that the VM is kept
+    const errorFile = join(fleet.dir, "platform.error");
+    writeFileSync(errorFile, (await fleet.run("platform", "plan", "-input=false")).out);
+    const c = spawnSync("node", ["--import", "tsx", join(ROOT, "scripts", "plan-comment.ts"), errorFile], { cwd: ROOT, encoding: "utf8" });
+    expect(c.status).toBe(EXIT_PLAN_FAILED);
+    expect(c.stdout).toContain("stateful VM `raft-db3 (VMID 9305 on pve3)` is no longer in the inventory: **it is kept as it is (running, protected); nothing was changed.**");
+
+    // retired: Terraform forgets it, the VM stays as it is, running and protected
+    data.retired = [{ name: "raft-db3", vmid: 9305 }];
+    fleet.resynth(inv(data));
+    expect((await fleet.run("platform", "plan", "-input=false", "-out=tfplan")).status).toBe(0);
+    const md = renderPlans([{ label: "platform", plan: asPlan(JSON.parse((await fleet.run("platform", "show", "-json", "tfplan")).out)) }]).markdown;
+    expect(md).toMatch(/#### Retired \(kept, no longer managed\)\s+- host `raft-db3`: `proxmox_virtual_environment_vm\.raft-db3_nixos_vm_[0-9A-F]{8}` \(`platform`\) — the VM keeps running/);
+    expect(md).not.toMatch(/would be destroyed or replaced/);
+    const apply = await fleet.run("platform", "apply", "-auto-approve", "-input=false", "tfplan");
+    expect(apply.status).toBe(0);
+    expect(fleet.cluster.tasks.slice(from).filter((t) => t.id === "9305").map((t) => t.type)).toEqual([]);
+    expect(fleet.cluster.vms["9305"]).toMatchObject({ status: "running", config: expect.objectContaining({ protection: "1" }) });
+    expect((await fleet.run("platform", "state", "list")).out).not.toContain("raft-db3");
+    expect((await fleet.run("platform", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+
+  it("without the guard the provider shuts the VM down first, then Proxmox refuses: it is left stopped", async () => {
+    const fleet = await applied();
+    const data = raw();
+    data.hosts = data.hosts.filter((h: any) => h.name !== "raft-db3");
+    fleet.resynth(inv(data));
+    const json = fleet.json("platform");
+    delete json.data;
+    fleet.writeJson("platform", json);
+    const r = await fleet.run("platform", "apply", "-auto-approve", "-input=false");
+    expect(r.status).not.toBe(0);
+    expect(r.out.replace(/\s+/g, " ")).toContain("can't remove VM 9305 - protection mode enabled");
+    expect(fleet.cluster.vms["9305"].status).toBe("stopped");
+  });
+});
