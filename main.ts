@@ -35,8 +35,8 @@ function checkTerraformVersion(): Promise<string | undefined> {
       }
       const [major, minor] = version.split(".").map(Number);
       // OpenTofu reports its own version (1.6+), which has import blocks and terraform_data.
-      if (!bin.includes("tofu") && (major < 1 || (major === 1 && minor < 5)))
-        return done(`${bin} ${version} is too old: import blocks and moved blocks need Terraform >= 1.5 (or OpenTofu). Upgrade, or set TERRAFORM_BINARY_NAME=tofu.`);
+      if (!bin.includes("tofu") && (major < 1 || (major === 1 && minor < 7)))
+        return done(`${bin} ${version} is too old: import, moved and removed blocks need Terraform >= 1.7 (or OpenTofu). Upgrade, or set TERRAFORM_BINARY_NAME=tofu.`);
       done(undefined);
     }),
   );
@@ -96,6 +96,10 @@ async function main(): Promise<void> {
  */
 function removeStaleStacks(app: App): void {
   const dir = join(app.outdir, "stacks");
+  // Under the cdktf/cdktn CLI (it sets this for the app it runs) the CLI owns its output
+  // directory: it looks at the stacks it found there before the synth afterwards, and crashed
+  // ("ENOENT ... lstat 'cdktf.out/stacks/<gone>'") when a stack that left the inventory was removed here.
+  if (process.env.CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS) return;
   if (!existsSync(dir)) return;
   const current = new Set(app.node.children.map((c) => c.node.id));
   for (const name of readdirSync(dir)) if (!current.has(name)) rmSync(join(dir, name), { recursive: true, force: true });

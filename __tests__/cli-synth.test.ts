@@ -52,14 +52,14 @@ describe("npx cdktf synth", () => {
 });
 
 describe("Terraform version check", () => {
-  it("refuses a Terraform older than 1.5 once, before writing anything", () => {
+  it("refuses a Terraform older than 1.7 once, before writing anything", () => {
     const dir = mkdtempSync(join(tmpdir(), "oldtf-"));
     // A STAND-IN terraform that reports an old version.
     writeFileSync(join(dir, "terraform"), '#!/bin/sh\necho \'{"terraform_version":"1.3.9"}\'\n', { mode: 0o755 });
     const out = join(dir, "cdktf.out");
     const r = spawnSync("node", [join(ROOT, "scripts", "app.mjs")], { cwd: ROOT, encoding: "utf8", env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, CDKTF_OUTDIR: out } });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("terraform 1.3.9 is too old: import blocks and moved blocks need Terraform >= 1.5 (or OpenTofu)");
+    expect(r.stderr).toContain("terraform 1.3.9 is too old: import, moved and removed blocks need Terraform >= 1.7 (or OpenTofu)");
     expect(existsSync(out)).toBe(false);
   });
 });

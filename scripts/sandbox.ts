@@ -6,8 +6,9 @@
  *  - one SSH target per host (real sshd on a loopback address, the deploy user with real sudo,
  *    the nixos-rebuild and Nix/systemd STAND-INS of __tests__/stand-ins), the address the
  *    simulated guest agent reports for that VM;
- *  - per host, STAND-INS of its roles' services on their ports (health paths answer 200, a Raft
- *    role's membership endpoint answers every member healthy);
+ *  - per host, STAND-INS of its roles' services on their ports, up while its simulated VM runs
+ *    (health paths answer 200, a Raft role's membership endpoint counts the members whose VMs
+ *    run); every power change of a VM is a line of DIR/power.log;
  * then writes DIR/env (`export NAME=value` lines) so that
  *   source DIR/env && npx cdktf deploy '*' --auto-approve
  * creates the VMs with the real provider and runs every deploy step to its target. The sandbox's
@@ -18,7 +19,7 @@
  * already running, or a part that did not start.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { randomUUID } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
@@ -84,7 +85,7 @@ async function up(inventory: string, dir: string) {
   if (inv.hosts.length > 250) fail(`${inventory}: ${inv.hosts.length} hosts; the sandbox gives each an address 198.18.0.1-250`);
   // A new simulated cluster holds none of an earlier run's resources, and its hosts have new host
   // keys: the state, the pinned keys and the secrets (encrypted to the old keys) go with it.
-  for (const old of ["state", "known_hosts", "secrets"]) rmSync(join(dir, old), { recursive: true, force: true });
+  for (const old of ["state", "known_hosts", "secrets", "power.log"]) rmSync(join(dir, old), { recursive: true, force: true });
   mkdirSync(join(dir, "state"), { recursive: true });
   const key = existsSync(join(dir, "client_ed25519")) ? join(dir, "client_ed25519") : clientKey(dir);
   // The sandbox's inventory: every host on its own loopback address, deployed as the test user.
@@ -153,6 +154,9 @@ async function serve(dir: string) {
   writeFileSync(join(dir, "tools.json"), JSON.stringify(await ensureTools()));
   const address = new Map(inv.hosts.map((h) => [h.vmid, h.network!.address!.split("/")[0]]));
   const cluster = seedFromInventory(inv, { token, dhcp: (vm) => address.get(vm.vmid) ?? `${SUBNET}.253` });
+  // Every power change, one JSON line each in the order they happen (DIR/power.log): what was
+  // down when, for the rolling-reboot checks.
+  cluster.onPower = (vm, status) => appendFileSync(join(dir, "power.log"), `${JSON.stringify({ vmid: vm.vmid, status })}\n`);
   const sim = await startSimulator(cluster, await simulatorCert());
   const stops: (() => void)[] = [() => sim.server.close()];
   for (const h of inv.hosts) {
@@ -163,13 +167,16 @@ async function serve(dir: string) {
     stops.push(() => target.stop());
     for (const role of h.roles) {
       const spec = ROLES[role as keyof typeof ROLES];
-      const members = inv.hosts.filter((x) => x.roles.includes(role)).length;
+      const members = inv.hosts.filter((x) => x.roles.includes(role));
+      const running = (vmid: number) => cluster.vms[String(vmid)]?.status === "running";
       for (const port of Object.values<number>(spec.ports ?? {})) {
-        // STAND-IN for the role's service: health paths answer 200; the membership endpoint
-        // (docs/adr-0013) answers that every expected member is healthy.
+        // STAND-IN for the role's service, tied to its simulated VM: while the VM is not running
+        // the connection is dropped; health paths answer 200; the membership endpoint
+        // (docs/adr-0013) counts the members whose VMs run as healthy.
         const srv = createServer((req, res) => {
+          if (!running(h.vmid)) return req.socket.destroy();
           res.setHeader("Content-Type", "application/json");
-          res.end(req.url === "/cluster/health" ? JSON.stringify({ members, healthy: members }) : "{}");
+          res.end(req.url === "/cluster/health" ? JSON.stringify({ members: members.length, healthy: members.filter((m) => running(m.vmid)).length }) : "{}");
         });
         await new Promise<void>((ok, ko) => srv.once("error", ko).listen(port, ip, () => ok()));
         stops.push(() => srv.close());

@@ -53,11 +53,13 @@ export function start(c: SimCluster, vm: SimVm) {
   applyPending(c, vm);
   vm.status = "running";
   vm.startedAt = Date.now();
+  c.onPower?.(vm, "running");
 }
 
-function stop(vm: SimVm) {
+function stop(c: SimCluster, vm: SimVm) {
   vm.status = "stopped";
   vm.startedAt = undefined;
+  c.onPower?.(vm, "stopped");
 }
 
 export function powerAction({ c, params, user }: Ctx, node: string, vmid: string, action: string) {
@@ -71,7 +73,7 @@ export function powerAction({ c, params, user }: Ctx, node: string, vmid: string
         start(c, vm);
       });
     case "stop":
-      return startTask(c, node, "qmstop", vmid, user, () => stop(vm));
+      return startTask(c, node, "qmstop", vmid, user, () => stop(c, vm));
     case "shutdown":
       // QemuServer.pm 6261-6295: ACPI shutdown, "VM quit/powerdown failed - got timeout" unless forceStop.
       return startTask(c, node, "qmshutdown", vmid, user, async () => {
@@ -80,13 +82,13 @@ export function powerAction({ c, params, user }: Ctx, node: string, vmid: string
           await new Promise((r) => setTimeout(r, c.timing.shutdownTimeoutMs));
           if (params.forceStop !== "1") die("VM quit/powerdown failed - got timeout\n");
         }
-        stop(vm);
+        stop(c, vm);
       });
     case "reboot":
       // QemuServer.pm 4013: "VM $vmid not running" before the fork.
       if (vm.status !== "running") die(`VM ${vmid} not running\n`);
       return startTask(c, node, "qmreboot", vmid, user, () => {
-        stop(vm);
+        stop(c, vm);
         start(c, vm);
       });
   }

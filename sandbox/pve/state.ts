@@ -103,6 +103,8 @@ export interface SimCluster {
   version: { version: string; release: string; repoid: string };
   nextMac: number;
   requests: number;
+  /** Called on every power change of a VM (the sandbox logs them and ties its service stand-ins to them). */
+  onPower?: (vm: SimVm, status: "running" | "stopped") => void;
 }
 
 export const ALL_PRIVILEGES = [
