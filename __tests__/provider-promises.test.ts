@@ -29,6 +29,8 @@ async function applied(data = raw()): Promise<SimFleet> {
 
 describe("no reboot, re-clone or lost stateful host as a side effect of an apply (examples/raft-platform.json)", () => {
   let fleet: SimFleet;
+  /** The inventory last applied to this fleet. */
+  let current = raw();
   beforeAll(async () => {
     fleet = await applied();
   });
@@ -40,6 +42,7 @@ describe("no reboot, re-clone or lost stateful host as a side effect of an apply
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "admin@new", "-f", key]);
     data.users[0].sshKeys = [readFileSync(`${key}.pub`, "utf8").trim()];
     fleet.resynth(inv(data));
+    current = data;
     const configs = JSON.stringify(Object.values(fleet.cluster.vms).map((v) => [v.config, v.pending]));
     const from = fleet.cluster.tasks.length;
     const r = await fleet.run("platform", "apply", "-auto-approve", "-input=false");
@@ -54,13 +57,13 @@ describe("no reboot, re-clone or lost stateful host as a side effect of an apply
 
   it("a new template VMID, or the template on another node: the plan changes no VM (nothing replaced, nothing deleted)", async () => {
     for (const edit of [(d: any) => (d.template.vmid = 9001), (d: any) => (d.template.node = "pve2")]) {
-      const data = raw();
+      const data = structuredClone(current);
       edit(data);
       fleet.resynth(inv(data));
       const plan = await fleet.run("platform", "plan", "-detailed-exitcode", "-input=false");
       expect({ status: plan.status, replaced: plan.out.match(/must be replaced|will be destroyed/g) ?? [] }).toEqual({ status: 0, replaced: [] });
     }
-    fleet.resynth(inv(raw()));
+    fleet.resynth(inv(current));
   });
 
   it("without the lifecycle the provider does (the same edit): every VM is replaced, or shut down and started again", async () => {
@@ -84,6 +87,29 @@ describe("no reboot, re-clone or lost stateful host as a side effect of an apply
     const power = powerSince(fleet, from);
     for (const vmid of Object.keys(fleet.cluster.vms).filter((v) => v !== "9000")) expect(power.filter((p) => p.endsWith(`:${vmid}`)).length).toBeGreaterThan(0);
     fleet.resynth(inv(raw()));
+  });
+});
+
+describe("the comment's impact per host, against what the real provider leaves in Proxmox", () => {
+  it("cores +2 on the Raft members: the comment says reboot (cpu) for each member and nothing for the rest; the apply leaves the new value pending on each and stops none", async () => {
+    const fleet = await applied();
+    const data = raw();
+    const members = data.hosts.filter((h: any) => h.stateful);
+    for (const h of members) h.cores += 2;
+    data.hosts.find((h: any) => h.name === "raft-iam").tags = ["edge"];
+    fleet.resynth(inv(data));
+    expect((await fleet.run("platform", "plan", "-input=false", "-out=tfplan")).status).toBe(0);
+    const md = renderPlans([{ label: "platform", plan: asPlan(JSON.parse((await fleet.run("platform", "show", "-json", "tfplan")).out)) }]).markdown;
+    const rows = md.split("\n").filter((l) => /^\| `raft-[a-z0-9-]+ \(platform\)`/.test(l));
+    expect(rows.sort()).toEqual([
+      ...members.map((h: any) => `| \`${h.name} (platform)\` | \`reboot by its deploy step, in the rolling order (cpu)\` |`),
+      "| `raft-iam (platform)` | `changed in place, no reboot (tags)` |",
+    ].sort());
+    const from = fleet.cluster.tasks.length;
+    expect((await fleet.run("platform", "apply", "-auto-approve", "-input=false", "tfplan")).status).toBe(0);
+    expect(powerSince(fleet, from)).toEqual([]);
+    for (const h of members) expect(fleet.cluster.vms[String(h.vmid)].pending).toEqual({ cores: String(h.cores) });
+    expect(fleet.cluster.vms["9306"]).toMatchObject({ pending: {}, config: expect.objectContaining({ tags: "edge;iam;nixos" }) });
   });
 });
 

@@ -57,16 +57,21 @@ describe("PVE API simulator", () => {
   });
 
   it("runs a clone as a qmclone task with the target locked, refuses a template start, and lists every task", async () => {
+    // the clone task stays running until released: the lock is seen whatever the machine's load
+    let release!: () => void;
+    c.taskGate = new Promise((r) => (release = r));
     const upid = (await call("POST", "/nodes/pve1/qemu/9000/clone", { newid: "101", full: "1", name: "a" })).body.data;
     expect(upid).toMatch(/^UPID:pve1:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:qmclone:9000:root@pam:$/);
     expect((await call("GET", "/nodes/pve1/qemu/101/status/current")).body.data.lock).toBe("clone");
     const locked = await call("PUT", "/nodes/pve1/qemu/101/config", { cores: "2" });
     expect([locked.status, locked.line]).toEqual([500, "VM is locked (clone)"]);
-    for (let i = 0; i < 100 && (await call("GET", `/nodes/pve1/tasks/${encodeURIComponent(upid)}/status`)).body.data.status === "running"; i++) await new Promise((r) => setTimeout(r, 10));
+    release();
+    c.taskGate = undefined;
+    for (let i = 0; i < 1000 && (await call("GET", `/nodes/pve1/tasks/${encodeURIComponent(upid)}/status`)).body.data.status === "running"; i++) await new Promise((r) => setTimeout(r, 10));
     expect((await call("GET", `/nodes/pve1/tasks/${encodeURIComponent(upid)}/status`)).body.data.exitstatus).toBe("OK");
     expect((await call("GET", "/nodes/pve1/qemu/101/config")).body.data.virtio0).toMatch(/^local-lvm:vm-101-disk-\d,/);
     const start = (await call("POST", "/nodes/pve1/qemu/9000/status/start")).body.data;
-    for (let i = 0; i < 100 && c.tasks.find((t) => t.upid === start)!.status === "running"; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1000 && c.tasks.find((t) => t.upid === start)!.status === "running"; i++) await new Promise((r) => setTimeout(r, 10));
     expect((await call("GET", `/nodes/pve1/tasks/${encodeURIComponent(start)}/log`)).body.data.pop()).toEqual({ n: 1, t: "TASK ERROR: you can't start a vm if it's a template" });
     expect((await call("GET", "/cluster/tasks")).body.data.map((t: any) => t.type)).toEqual(["qmclone", "qmstart"]);
   });

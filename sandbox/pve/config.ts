@@ -143,6 +143,12 @@ export function applyConfig(c: SimCluster, vm: SimVm, params: Record<string, str
     }
     conf[k] = v;
   }
+  // Pending values equal to the current ones, and pending deletes of unset options, are dropped
+  // (vmconfig_hotplug_pending calls cleanup_pending first: pve-guest-common
+  // src/PVE/AbstractConfig.pm cleanup_pending at 4a8f6cb, "remove pending changes when nothing
+  // changed"): the provider re-sends cpu, sockets and numa with every cores change.
+  for (const [k, v] of Object.entries(vm.pending)) if (conf[k] !== undefined && conf[k] === v) delete vm.pending[k];
+  vm.pendingDelete = vm.pendingDelete.filter((k) => conf[k] !== undefined);
 }
 
 export function putConfig({ c, params }: Ctx, node: string, vmid: string) {

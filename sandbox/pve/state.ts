@@ -105,6 +105,8 @@ export interface SimCluster {
   requests: number;
   /** Called on every power change of a VM (the sandbox logs them and ties its service stand-ins to them). */
   onPower?: (vm: SimVm, status: "running" | "stopped") => void;
+  /** While set, tasks stay `running` until it resolves (a test's barrier instead of a race with taskMs). */
+  taskGate?: Promise<void>;
 }
 
 export const ALL_PRIVILEGES = [

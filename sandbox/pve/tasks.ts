@@ -27,6 +27,7 @@ export function startTask(c: SimCluster, node: string, type: string, id: string,
   c.tasks.push(task);
   setTimeout(async () => {
     try {
+      await c.taskGate;
       await work((l) => task.log.push(l));
       task.exitstatus = "OK";
       task.log.push("TASK OK");

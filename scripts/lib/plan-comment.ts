@@ -5,6 +5,7 @@
  * details with sensitive values masked. Output is sorted, so the comment updates cleanly.
  */
 import { STATEFUL_TAG } from "../../constructs/markers";
+import { vmImpact } from "./plan-impact";
 export { STATEFUL_TAG };
 
 export interface PlanChange {
@@ -234,6 +235,7 @@ function fenced(text: string, max = 4000): string {
 export function renderPlans(plans: { label: string; plan: Plan }[], opts: RenderOptions = {}, failed: FailedPlan[] = []): Rendered {
   const counts: Record<Kind, number> = { create: 0, update: 0, replace: 0, destroy: 0, import: 0, forget: 0, "no-op": 0, read: 0 };
   const forgotten: string[] = [];
+  const impacts: { host: string; impact: string }[] = [];
   const dangerous: { host: string; stateful: boolean; kind: Kind; address: string; label: string }[] = [];
   const redeploys: { host: string; triggers: string[]; label: string; kind: Kind }[] = [];
   const imports: string[] = [];
@@ -254,6 +256,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
         imports.push(`- ${hostPrefix}${code(rc.address)} ← ${code(String(rc.change.importing.id ?? "?"))} (${code(label)})`);
       }
       const host = hostOf(rc) ?? rc.address;
+      if (VM_TYPES.has(rc.type) && kind !== "no-op" && kind !== "read") impacts.push({ host: `${hostOf(rc) ?? rc.address} (${label})`, impact: vmImpact(rc.change) });
       if (VM_TYPES.has(rc.type) && kind === "forget") forgotten.push(`- host ${code(host)}: ${code(rc.address)} (${code(label)}) — the VM keeps running as it is; Terraform no longer manages it (retired)`);
       if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace")) dangerous.push({ host, stateful: statefulBefore(rc), kind, address: rc.address, label });
       if (STEP_TYPES.has(rc.type) && (kind === "replace" || kind === "create")) redeploys.push({ host, triggers: kind === "create" ? ["new host"] : triggersChanged(rc.change), label, kind });
@@ -296,8 +299,15 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     );
   }
   head.push(`**${counts.create} to create · ${counts.update} to update · ${counts.replace} to replace · ${counts.destroy} to destroy · ${counts.import} to import${counts.forget ? ` · ${counts.forget} to forget` : ""} · ${counts["no-op"]} unchanged**`, "");
-  if (forgotten.length) head.push("#### Retired (kept, no longer managed)", "", ...forgotten.sort(), "");
   const cap = <T,>(list: T[], n: number) => ({ shown: list.slice(0, n), more: Math.max(0, list.length - n) });
+  if (forgotten.length) head.push("#### Retired (kept, no longer managed)", "", ...forgotten.sort(), "");
+  if (impacts.length) {
+    head.push("#### Impact per host", "", "| host | what happens to its VM |", "| --- | --- |");
+    const { shown, more } = cap(impacts.sort((a, b) => a.host.localeCompare(b.host)), 300);
+    for (const i of shown) head.push(`| ${cellCode(i.host)} | ${cellCode(i.impact, 400)} |`);
+    if (more) head.push(`| … ${more} more | |`);
+    head.push("");
+  }
   if (dangerous.length) {
     dangerous.sort((a, b) => Number(b.stateful) - Number(a.stateful) || a.host.localeCompare(b.host));
     const stateful = dangerous.filter((d) => d.stateful).length;
