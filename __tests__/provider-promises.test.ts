@@ -162,3 +162,26 @@ describe("removing a stateful host from the inventory (examples/raft-platform.js
     expect(fleet.cluster.vms["9305"].status).toBe("stopped");
   });
 });
+
+describe("a VM that HA or an operator moved to another node (fleet.json)", () => {
+  it("a host with a mapped GPU is left where it is (an online migrate back is refused by Proxmox); a host without one is migrated back online", async () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    const fleet = await SimFleet.create(parseInventory(JSON.stringify(data), "fleet.json"), {
+      // the GPU's mapping has an entry on pve2 too, as a cluster with the same card in two nodes
+      seed: (c) => (c.pci.pve2 = { ...(c.pci.pve2 ?? {}), "0000:01:00.0": { ...c.pci.pve1["0000:01:00.0"] } }),
+    });
+    data.pciMappings[0].map.push({ ...data.pciMappings[0].map[0], node: "pve2" });
+    fleet.resynth(parseInventory(JSON.stringify(data), "fleet.json"));
+    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+    const vllm = data.hosts.find((h: any) => h.name === "tappaas-vllm");
+    const litellm = data.hosts.find((h: any) => h.name === "tappaas-litellm");
+    fleet.cluster.vms[String(vllm.vmid)].node = "pve2";
+    fleet.cluster.vms[String(litellm.vmid)].node = "pve2";
+    const from = fleet.cluster.tasks.length;
+    const r = await fleet.run("ai", "apply", "-auto-approve", "-input=false");
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-2000) }).toEqual({ status: 0, out: "" });
+    expect(fleet.cluster.tasks.slice(from).filter((t) => t.type === "qmigrate").map((t) => `${t.id}:${t.exitstatus}`)).toEqual([`${litellm.vmid}:OK`]);
+    expect([fleet.cluster.vms[String(vllm.vmid)].node, fleet.cluster.vms[String(litellm.vmid)].node]).toEqual(["pve2", "pve1"]);
+    expect((await fleet.run("ai", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+});

@@ -220,7 +220,12 @@ export class NixosVm extends Construct {
         // inventory says the host is stateful (then it is set).
         ignoreChanges: props.importExisting
           ? [...ADOPTED_IGNORED.filter((a) => !(a === "startup" && props.startupOrder !== undefined)), ...(props.preventDestroy ? [] : ["protection"])]
-          : [...CLONE_IGNORED],
+          : // A VM with a passthrough device stays on the node HA or an operator moved it to:
+            // Proxmox refuses to live-migrate it back ("can't live migrate running VM which uses
+            // following mapped devices", qemu-server src/PVE/QemuMigrate.pm 270-300), and every
+            // apply would fail on it. Move such a host by hand (shut down, qm migrate), then edit
+            // its node (docs/adr-0019-provider-hands-off.md).
+            [...CLONE_IGNORED, ...(props.hostpci?.length ? ["node_name"] : [])],
       },
     });
     this.vm.addOverride("network_device", networkDeviceJson([{ bridge: net.bridge ?? props.bridge ?? "vmbr0", vlanId: net.vlan, firewall: false }]));

@@ -41,6 +41,20 @@ export function resources({ c, params }: Ctx) {
   return all.filter((r) => (params.type === "vm" ? r.type === "qemu" || r.type === "lxc" : r.type === params.type));
 }
 
+/**
+ * HA resources: this cluster has none (pve-ha-manager src/PVE/API2/HA/Resources.pm: the index
+ * lists the configured ones; `read` dies "no such resource '<sid>'" through api_copy_config for
+ * any other, a 500). The provider asks before it migrates a VM (bpg vm.go migrateVM 7674-7695).
+ */
+export function haResources() {
+  return [];
+}
+
+export function haResource(_ctx: Ctx, sid: string) {
+  const m = /^(?:(vm|ct):)?(\d+)$/.exec(sid);
+  return die(`no such resource '${m ? `${m[1] ?? "vm"}:${m[2]}` : sid}'\n`);
+}
+
 /** /cluster/nextid (Cluster.pm nextid): the lowest free id >= 100; a taken one is 400 "VM N already exists". */
 export function nextid({ c, params }: Ctx) {
   if (params.vmid) {

@@ -32,6 +32,8 @@ const HANDLERS: Record<string, Handler> = {
   "GET /cluster/resources": cl.resources,
   "GET /cluster/nextid": cl.nextid,
   "GET /cluster/tasks": cl.tasks,
+  "GET /cluster/ha/resources": cl.haResources,
+  "GET /cluster/ha/resources/{sid}": cl.haResource,
   "GET /nodes/{node}/tasks": cl.nodeTasks,
   "GET /nodes/{node}/tasks/{upid}": cl.taskGet,
   "GET /nodes/{node}/tasks/{upid}/status": cl.taskGet,

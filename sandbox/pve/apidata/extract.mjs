@@ -90,6 +90,8 @@ const exact = [
   '/cluster/nextid',
   '/cluster/mapping/pci',
   '/cluster/mapping/pci/{id}',
+  '/cluster/ha/resources',
+  '/cluster/ha/resources/{sid}',
   '/nodes',
   '/nodes/{node}/status',
   '/nodes/{node}/qemu',
