@@ -185,3 +185,44 @@ describe("a VM that HA or an operator moved to another node (fleet.json)", () =>
     expect((await fleet.run("ai", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
   });
 });
+
+describe("renaming a PCI mapping (fleet.json: gpu0 -> gpu-a)", () => {
+  it("the cluster stack makes the new mapping and deletes the old one, the GPU host's change waits for its deploy's reboot, and nothing fails", async () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    const fleet = await SimFleet.create(parseInventory(JSON.stringify(data), "fleet.json"));
+    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+    data.pciMappings[0].name = "gpu-a";
+    data.hosts.find((h: any) => h.name === "tappaas-vllm").gpu.mapping = "gpu-a";
+    fleet.resynth(parseInventory(JSON.stringify(data), "fleet.json"));
+    const from = fleet.cluster.tasks.length;
+    for (const s of ["cluster", "ai"]) {
+      const r = await fleet.run(s, "apply", "-auto-approve", "-input=false");
+      expect({ s, status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ s, status: 0, out: "" });
+    }
+    expect(Object.keys(fleet.cluster.mappings)).toEqual(["gpu-a"]);
+    expect(powerSince(fleet, from)).toEqual([]);
+    expect(fleet.cluster.vms["8201"].pending.hostpci0).toMatch(/^mapping=gpu-a,/);
+    for (const s of ["cluster", "ai"]) expect((await fleet.run(s, "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+});
+
+describe("removing a data disk of a stateful host (examples/raft-platform.json + a data disk on raft-db1)", () => {
+  it("the comment names the disk as detached and exits 3; applied anyway, Proxmox refuses on the protected VM and the disk stays", async () => {
+    const data = raw();
+    const db1 = data.hosts.find((h: any) => h.name === "raft-db1");
+    db1.dataDisks = [{ sizeGiB: 50 }];
+    const fleet = await applied(data);
+    expect(fleet.cluster.vms["9303"].config.scsi1).toMatch(/^local-lvm:vm-9303-disk-\d+,/);
+    delete db1.dataDisks;
+    fleet.resynth(inv(data));
+    expect((await fleet.run("platform", "plan", "-input=false", "-out=tfplan")).status).toBe(0);
+    const r = renderPlans([{ label: "platform", plan: asPlan(JSON.parse((await fleet.run("platform", "show", "-json", "tfplan")).out)) }]);
+    expect(r.exitCode).toBe(3);
+    expect(r.markdown).toContain("> - **`raft-db1`** (stateful): `scsi1` (`platform`)");
+    expect(r.markdown).toMatch(/\| `raft-db1 \(platform\)` \| `data disk scsi1 DETACHED/);
+    const apply = await fleet.run("platform", "apply", "-auto-approve", "-input=false", "tfplan");
+    expect(apply.status).not.toBe(0);
+    expect(apply.out.replace(/[│\s]+/g, " ")).toContain("can't remove drive 'scsi1' - protection mode enabled");
+    expect(fleet.cluster.vms["9303"].config.scsi1).toMatch(/^local-lvm:vm-9303-disk-\d+,/);
+  });
+});

@@ -5,7 +5,7 @@
  * details with sensitive values masked. Output is sorted, so the comment updates cleanly.
  */
 import { STATEFUL_TAG } from "../../constructs/markers";
-import { vmImpact } from "./plan-impact";
+import { detachedDisks, vmImpact } from "./plan-impact";
 export { STATEFUL_TAG };
 
 export interface PlanChange {
@@ -236,6 +236,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
   const counts: Record<Kind, number> = { create: 0, update: 0, replace: 0, destroy: 0, import: 0, forget: 0, "no-op": 0, read: 0 };
   const forgotten: string[] = [];
   const impacts: { host: string; impact: string }[] = [];
+  const detaching: { host: string; disks: string[]; label: string }[] = [];
   const dangerous: { host: string; stateful: boolean; kind: Kind; address: string; label: string }[] = [];
   const redeploys: { host: string; triggers: string[]; label: string; kind: Kind }[] = [];
   const imports: string[] = [];
@@ -257,6 +258,8 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
       }
       const host = hostOf(rc) ?? rc.address;
       if (VM_TYPES.has(rc.type) && kind !== "no-op" && kind !== "read") impacts.push({ host: `${hostOf(rc) ?? rc.address} (${label})`, impact: vmImpact(rc.change) });
+      if (VM_TYPES.has(rc.type) && kind === "update" && statefulBefore(rc) && detachedDisks(rc.change).length)
+        detaching.push({ host: hostOf(rc) ?? rc.address, disks: detachedDisks(rc.change), label });
       if (VM_TYPES.has(rc.type) && kind === "forget") forgotten.push(`- host ${code(host)}: ${code(rc.address)} (${code(label)}) — the VM keeps running as it is; Terraform no longer manages it (retired)`);
       if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace")) dangerous.push({ host, stateful: statefulBefore(rc), kind, address: rc.address, label });
       if (STEP_TYPES.has(rc.type) && (kind === "replace" || kind === "create")) redeploys.push({ host, triggers: kind === "create" ? ["new host"] : triggersChanged(rc.change), label, kind });
@@ -327,12 +330,17 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     if (more) head.push(`| … and ${more} more | |`);
     head.push("");
   }
-  const blocked = dangerous.some((d) => d.stateful) && !opts.allowDestroy;
+  if (detaching.length) {
+    head.push("> [!CAUTION]", "> **Data disks of stateful VMs would be detached** (Proxmox keeps the volume as `unusedN`, and refuses on a protected VM):");
+    for (const d of detaching.sort((a, b) => a.host.localeCompare(b.host))) head.push(`> - **${code(d.host)}** (stateful): ${d.disks.map((x) => code(x)).join(", ")} (${code(d.label)})`);
+    head.push("");
+  }
+  const blocked = (dangerous.some((d) => d.stateful) || detaching.length > 0) && !opts.allowDestroy;
   const tail: string[] = [];
   if (!details.length && !drift.length && !failed.length) tail.push("_No changes._", "");
   if (blocked)
     tail.push(
-      "**This plan would destroy or replace a VM that Proxmox marks stateful** (tag `stateful` or protection). To do it on purpose, first merge a change that sets `\"stateful\": false` on the host (that removes the tag and the protection), then remove or replace it; or add the `allow-destroy` label (`--allow-destroy`).",
+      "**This plan would destroy or replace a VM that Proxmox marks stateful, or detach one of its data disks** (tag `stateful` or protection). To do it on purpose, first merge a change that sets `\"stateful\": false` on the host (that removes the tag and the protection), then remove or replace it; or add the `allow-destroy` label (`--allow-destroy`).",
       "",
     );
 

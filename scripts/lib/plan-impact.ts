@@ -50,8 +50,12 @@ export interface VmChange {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
-/** Data disks (not the OS disk virtio0) the change removes: the provider detaches them to unusedN. */
-function detachedDisks(c: VmChange): string[] {
+/**
+ * Data disks (not the OS disk virtio0) an update removes: the provider deletes the drive from the
+ * config, which Proxmox turns into `unusedN` (the volume is kept), and refuses on a protected VM
+ * ("can't remove drive 'scsiN' - protection mode enabled", qemu-server Qemu.pm 2340-2341).
+ */
+export function detachedDisks(c: VmChange): string[] {
   const ifaces = (v: any) => new Set<string>((Array.isArray(v?.disk) ? v.disk : []).map((d: any) => String(d?.interface)));
   const after = ifaces(c.after);
   return [...ifaces(c.before)].filter((i) => i !== "virtio0" && !after.has(i)).sort();
