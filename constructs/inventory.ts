@@ -440,7 +440,9 @@ function ruleProblems(data: unknown): Problem[] {
       if (!knownNode(e.node)) add(where, "map.node", `"${e.node}" is not one of cluster.nodes (${nodes.join(", ")})`);
       const path = isStr(e.path) ? e.path : "<path>";
       // Proxmox refuses to start a VM with an incomplete mapping (pve-guest-common
-      // src/PVE/Mapping/PCI.pm assert_valid: "no 'iommugroup' for device"); the provider calls
+      // src/PVE/Mapping/PCI.pm 150-200 assert_valid: "missing expected property 'iommugroup' for device
+      // '<path>'", wrapped by qemu-server as "PCI device mapping invalid (hardware probably
+      // changed): ..."); the provider calls
       // such mappings incomplete (bpg docs/resources/hardware_mapping_pci.md).
       if (e.iommuGroup === undefined) add(where, "map.iommuGroup", `missing; Proxmox will not start a VM with this mapping. Read it on the node: ls /sys/bus/pci/devices/${path.split(":").length === 3 ? path : "0000:" + path}/iommu_group -l (the number at the end)`);
       if (e.subsystemId === undefined || (typeof e.subsystemId === "string" && !/^[0-9a-f]{4}:[0-9a-f]{4}$/i.test(e.subsystemId)))

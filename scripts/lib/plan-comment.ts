@@ -103,7 +103,8 @@ const fleetHostOf = (rc: ResourceChange) => (VM_TYPES.has(rc.type) || STEP_TYPES
 /**
  * Whether a VM holds data, from what Proxmox has now (the plan's `before`): the fleet's
  * `stateful` tag or Proxmox's own `protection` flag (which also makes Proxmox refuse the
- * deletion: qemu-server destroy_vm "VM is protected"). Neither can be removed in the same pull
+ * deletion: "can't remove VM N - protection mode enabled", qemu-server src/PVE/API2/Qemu.pm
+ * 2827-2829). Neither can be removed in the same pull
  * request that removes the host: the VM resource is gone from the configuration, its prior
  * state is not.
  */
