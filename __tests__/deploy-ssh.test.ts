@@ -73,9 +73,9 @@ describe("deploy over real SSH", () => {
     const kh = knownHosts();
     const r = await deploy(spec("web-a", { finalAddress: "127.0.0.31" }), kh);
     expect(r.status).toBe(0);
-    expect(r.calls).toHaveLength(2); // --help (flag detection), then the switch
-    expect(r.calls[1]).toContain(`switch --flake ${ROOT}/nixos#web-a --target-host ${DEPLOY_USER}@fleet--web-a--127.0.0.31 --sudo`);
-    expect(r.calls[1]).toMatch(/NIX_SSHOPTS=-F \/\S+\/config$/);
+    expect(r.calls).toHaveLength(1); // the switch (no flag detection: issue #26 item 11)
+    expect(r.calls[0]).toContain(`switch --flake ${ROOT}/nixos#web-a --target-host ${DEPLOY_USER}@fleet--web-a--127.0.0.31 --sudo --no-reexec`);
+    expect(r.calls[0]).toMatch(/NIX_SSHOPTS=-F \/\S+\/config$/);
     expect(r.out).not.toContain("deprecated");
     expect(generationOf(h)).toBe("system-2-link");
     expect(runningOf(h)).toBe("v1");
@@ -144,7 +144,7 @@ describe("deploy over real SSH", () => {
     servers.push(await startHttp("127.0.0.42", 8000, "/health"));
     const r = await deploy(spec("web-c", { agentAddress: "127.0.0.41", finalAddress: "127.0.0.42" }), knownHosts());
     expect(r.status).toBe(0);
-    expect(r.calls[1]).toContain(`--target-host ${DEPLOY_USER}@fleet--web-c--127.0.0.41`);
+    expect(r.calls[0]).toContain(`--target-host ${DEPLOY_USER}@fleet--web-c--127.0.0.41`);
     expect(r.out).toContain("[web-c] address moved 127.0.0.41 -> 127.0.0.42");
     expect(r.out).toMatch(/\[web-c\] healthy for 0.5s: vllm.service not failed; vllm:8000 answer/);
   });
@@ -249,7 +249,7 @@ describe("deploy over real SSH", () => {
     const kh = knownHosts();
     const r = await deploy(spec("web-p", { finalAddress: "127.0.0.63", sshPort: 2223, buildHost: `${DEPLOY_USER}@127.0.0.64:2224` }), kh);
     expect(r.status).toBe(0);
-    expect(r.calls[1]).toContain(`--build-host ${DEPLOY_USER}@fleet-build--127.0.0.64`);
+    expect(r.calls[0]).toContain(`--build-host ${DEPLOY_USER}@fleet-build--127.0.0.64`);
     const pins = readFileSync(kh, "utf8");
     expect(pins).toContain(`build-host:127.0.0.64 ${readFileSync(`${builder.hostKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}`);
     expect(pins).toContain(`web-p ${readFileSync(`${h.hostKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}`);
@@ -274,7 +274,7 @@ describe("deploy over real SSH", () => {
     expect(generationOf(h)).toBe("system-3-link");
     const r = await deploy(spec("web-g", { finalAddress: "127.0.0.54" }), kh, ["--rollback"], { FLEET_STANDIN_REEXEC_FAIL: "1" });
     expect(r.status).toBe(0);
-    expect(r.calls[1]).toContain("switch --rollback --no-reexec");
+    expect(r.calls[0]).toContain("switch --rollback --no-reexec");
     expect(generationOf(h)).toBe("system-2-link");
     expect(runningOf(h)).toBe("v1");
     expect(r.out).toContain("now at system-2-link");
@@ -321,5 +321,25 @@ describe("deploy over real SSH", () => {
     expect(readFileSync(log, "utf8")).toContain(`--target-host ${DEPLOY_USER}@fleet--git1--127.0.0.61 --sudo`);
     expect(readFileSync(kh, "utf8")).toContain("# vmid git1 610");
     expect(generationOf(h)).toBe("system-2-link");
+  });
+});
+
+describe("deploy recovery as the real tools behave (#26)", () => {
+  it("item 10: a long TMPDIR (macOS's is ~50 bytes) does not push the SSH control socket past the Unix socket path limit", async () => {
+    await healthyHost("l", "127.0.2.10");
+    const long = join(mkdtempSync(join(work, "t-")), "a".repeat(60), "b".repeat(30));
+    require("node:fs").mkdirSync(long, { recursive: true });
+    const r = await deploy(spec("web-l", { finalAddress: "127.0.2.10" }), knownHosts(), [], { TMPDIR: long });
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+  });
+});
+
+describe("deploy recovery as the real tools behave (#26), continued", () => {
+  it("items 11, 13: fixed flags --sudo --no-reexec (no --help probe, which runs man); nixos-rebuild-ng's switches in the operator's environment (NIXOS_REBUILD_*) do not reach it", async () => {
+    await healthyHost("m", "127.0.2.13");
+    const r = await deploy(spec("web-m", { finalAddress: "127.0.2.13" }), knownHosts(), [], { NIXOS_REBUILD_NO_SYSTEMD_RUN: "1", NIXOS_REBUILD_SSH_DEFAULT_OPTS: "-o ControlMaster=no" });
+    expect(r.status).toBe(0);
+    expect(r.calls.filter((c) => c.includes("NIXOS_REBUILD_"))).toEqual([]);
+    expect(r.calls.map((c) => c.split(" ")[0])).toEqual(["switch"]);
   });
 });

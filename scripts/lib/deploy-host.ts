@@ -6,7 +6,7 @@
 import { $ } from "zx";
 import { connect } from "node:net";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
@@ -57,6 +57,16 @@ export interface HostResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** True when a TCP connection to host:port opens within timeoutMs. */
+/** A directory for sockets: /tmp where it is writable, else the system's temporary directory. */
+export function shortTmp(): string {
+  try {
+    accessSync("/tmp", constants.W_OK);
+    return "/tmp";
+  } catch {
+    return tmpdir();
+  }
+}
+
 export function tcpOpen(host: string, port: number, timeoutMs = 3000): Promise<boolean> {
   return new Promise((done) => {
     const s = connect({ host, port });
@@ -139,17 +149,14 @@ export function parseBuildHost(v: string): { user?: string; host: string; port?:
 }
 
 /** Flags of the installed nixos-rebuild, read once from its --help (nixos-rebuild-ng has --sudo and --no-reexec). */
-let rebuildFlags: Promise<{ sudo: string; noReexec: string[] }> | undefined;
-function detectRebuildFlags(): Promise<{ sudo: string; noReexec: string[] }> {
-  rebuildFlags ??= $({ nothrow: true, quiet: true, timeout: "20s", env: { ...process.env, MANPAGER: "cat", PAGER: "cat" } })`nixos-rebuild --help`.then((r) => {
-    const help = `${r.stdout}\n${r.stderr}`;
-    return {
-      sudo: /(^|\s)--sudo\b/m.test(help) ? "--sudo" : "--use-remote-sudo",
-      noReexec: /--no-reexec\b/.test(help) ? ["--no-reexec"] : /--fast\b/.test(help) ? ["--fast"] : [],
-    };
-  });
-  return rebuildFlags;
-}
+/**
+ * nixos-rebuild's flags, fixed (issue #26 item 11): nixos-rebuild-ng (the only one in NixOS
+ * 26.05) has `--sudo` and `--no-reexec`; its `--help` runs `man`, and a re-exec'd nixos-rebuild
+ * (the flake's own) would parse the arguments anyway, so asking the local one proves nothing.
+ * `--no-reexec`: the rollback must work when the flake does not, and a switch should not build a
+ * second nixos-rebuild first. FLEET_REMOTE_SUDO_FLAG still overrides the sudo flag.
+ */
+const REBUILD_FLAGS = { sudo: "--sudo", noReexec: ["--no-reexec"] } as const;
 
 /** What the target runs: the profile's generation and store path, and /run/current-system. */
 interface HostState {
@@ -195,7 +202,9 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   // that differ per host can only live here. Nothing secret is in it.
   const alias = (addr: string) => `fleet--${spec.host}--${addr}`;
   const buildAlias = build ? `fleet-build--${build.host}` : undefined;
-  const sshDir = mkdtempSync(join(tmpdir(), "fleet-ssh-"));
+  // Under /tmp, not os.tmpdir(): the control socket's path must stay under the 104 bytes macOS
+  // allows a Unix socket (108 on Linux), and macOS's $TMPDIR alone is ~50 (issue #26 item 10).
+  const sshDir = mkdtempSync(join(shortTmp(), "fleet-ssh-"));
   const common = (knownAlias: string) => [
     `  HostKeyAlias ${knownAlias}`,
     `  UserKnownHostsFile "${opts.knownHostsFile}"`,
@@ -232,11 +241,15 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   const userSshOpts = process.env.NIX_SSHOPTS?.trim();
   const nixSshOpts = [shellQuote(["-F", sshConfig]), userSshOpts].filter(Boolean).join(" ");
 
-  const detected = opts.dryRun ? { sudo: opts.sudoFlag ?? "--sudo", noReexec: ["--no-reexec"] } : await detectRebuildFlags();
+  const detected = REBUILD_FLAGS;
   const sudoFlag = opts.sudoFlag ?? detected.sudo;
   const flakeRef = `${isAbsolute(spec.flake) || /^[a-z+]+:/.test(spec.flake) ? spec.flake : resolve(opts.root, spec.flake)}#${spec.host}`;
   // The flake reads FLEET_FILE with --impure and needs it absolute (relative to the project root, as everywhere else).
-  const rebuildEnv = { ...process.env, NIX_SSHOPTS: nixSshOpts, ...(process.env.FLEET_FILE ? { FLEET_FILE: resolve(opts.root, process.env.FLEET_FILE) } : {}) };
+  // nixos-rebuild-ng's own switches from the operator's shell (NIXOS_REBUILD_NO_SYSTEMD_RUN would
+  // activate inside the SSH session, NIXOS_REBUILD_SSH_DEFAULT_OPTS replace the SSH options this
+  // deploy relies on) do not reach it (issue #26 item 13).
+  const operatorEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NIXOS_REBUILD_")));
+  const rebuildEnv = { ...operatorEnv, NIX_SSHOPTS: nixSshOpts, ...(process.env.FLEET_FILE ? { FLEET_FILE: resolve(opts.root, process.env.FLEET_FILE) } : {}) };
   const impure = process.env.FLEET_FILE ? ["--impure"] : [];
   // The inventory's binary caches (a CUDA cache for vLLM hosts) for the machine that builds. Nix
   // uses extra substituters only for trusted users (nix.conf trusted-users) or caches it already trusts.
@@ -247,6 +260,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   const rebuildArgs = (addr: string, extra: string[] = []) => [
     "switch", ...extra, "--flake", flakeRef, "--target-host", target(addr), sudoFlag,
     ...(build ? ["--build-host", `${build.user ? `${build.user}@` : ""}${buildAlias}`] : []), ...impure, ...caches,
+    ...(extra.includes("--rollback") ? [] : detected.noReexec),
   ];
 
   /** `cmd` on the target; `input` goes to its stdin (file contents never go into an argument list). */
