@@ -201,7 +201,9 @@ describe("deploy over real SSH", () => {
     expect((await deploy(spec("web-n", { finalAddress: "127.0.0.58" }), kh, [], {}, "v1")).status).toBe(0);
     expect(generationOf(h)).toBe("system-2-link"); // N
     control(h, "exit-nixos-system-web-n-v2", "4");
+    writeFileSync(join(h.dir, "failed-units"), "vllm.service loaded failed failed vLLM\n"); // a role unit: the switch fails
     const first = await deploy(spec("web-n", { finalAddress: "127.0.0.58" }), kh, [], {}, "v2"); // N+1 = 3
+    writeFileSync(join(h.dir, "failed-units"), "");
     expect(first.status).toBe(1);
     expect(first.out).toContain("nixos-rebuild switch exited 4 (units failed to start); rolled back to system-2-link");
     control(h, "exit-nixos-system-web-n-v3", "2");
@@ -235,7 +237,7 @@ describe("deploy over real SSH", () => {
 
   it("does not roll back when the generation before the deploy is unknown, and says so", async () => {
     const h = await healthyHost("u", "127.0.0.62", SSH_PORT, { fresh: true });
-    control(h, "exit-nixos-system-web-u-v1", "4");
+    control(h, "exit-nixos-system-web-u-v1", "2");
     const r = await deploy(spec("web-u", { finalAddress: "127.0.0.62" }), knownHosts());
     expect(r.status).toBe(1);
     expect(r.out).toContain("could not read the current generation");
@@ -341,5 +343,28 @@ describe("deploy recovery as the real tools behave (#26), continued", () => {
     expect(r.status).toBe(0);
     expect(r.calls.filter((c) => c.includes("NIXOS_REBUILD_"))).toEqual([]);
     expect(r.calls.map((c) => c.split(" ")[0])).toEqual(["switch"]);
+  });
+});
+
+describe("deploy recovery: one policy for failed units (#26 items 6, 7)", () => {
+  it("item 6: switch-to-configuration exits 4 for a unit outside the host's roles (nix-gc): the switch stands, with a warning naming it", async () => {
+    const h = await healthyHost("u6", "127.0.2.6");
+    control(h, "exit-nixos-system-web-u6-v1", "4");
+    writeFileSync(join(h.dir, "failed-units"), "nix-gc.service loaded failed failed Nix Garbage Collector\n");
+    const r = await deploy(spec("web-u6", { finalAddress: "127.0.2.6" }), knownHosts());
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    expect(r.out).toContain("warning: switch-to-configuration exited 4 (units failed to start: nix-gc.service); none of them is a unit of this host's roles, so the switch stands");
+    expect(runningOf(h)).toBe("v1");
+  });
+
+  it("item 7: a role unit that is activating, inactive or not found is not healthy: rolled back", async () => {
+    for (const [i, state] of ["activating", "inactive"].entries()) {
+      const h = await healthyHost(`u7${i}`, `127.0.2.${70 + i}`);
+      writeFileSync(join(h.dir, "unit-states"), `vllm.service ${state}\n`);
+      const r = await deploy(spec(`web-u7${i}`, { finalAddress: `127.0.2.${70 + i}`, timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 1, healthStableSeconds: 0.5 } }), knownHosts());
+      expect(r.status).toBe(5);
+      expect(r.out).toContain(`units not active: vllm.service (${state})`);
+      expect(runningOf(h)).toBe("v0");
+    }
   });
 });
