@@ -368,3 +368,22 @@ describe("deploy recovery: one policy for failed units (#26 items 6, 7)", () => 
     }
   });
 });
+
+describe("deploy recovery: never back onto a known-bad generation (#26 item 5)", () => {
+  it("N ok, N+1 fails and is rolled back (and deleted), N+2 ok, then --rollback: the host is on N", async () => {
+    const h = await healthyHost("g5", "127.0.2.5");
+    const kh = knownHosts();
+    const s = spec("web-g5", { finalAddress: "127.0.2.5" });
+    expect((await deploy(s, kh, [], {}, "v1")).status).toBe(0); // N = system-2
+    control(h, "exit-nixos-system-web-g5-v2", "2");
+    const bad = await deploy(s, kh, [], {}, "v2"); // N+1 fails
+    expect(bad.status).toBe(1);
+    expect(bad.out).toContain("rolled back to system-2-link; the failed generation 3 was deleted");
+    expect((await deploy(s, kh, [], {}, "v3")).status).toBe(0); // N+2
+    expect(runningOf(h)).toBe("v3");
+    const back = await deploy(s, kh, ["--rollback"]);
+    expect(back.status).toBe(0);
+    expect(runningOf(h)).toBe("v1");
+    expect(generationOf(h)).toBe("system-2-link");
+  });
+});

@@ -487,6 +487,13 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
         if (r.ok) {
           message += `; rolled back to ${before.generation}`;
           if (exitCode === EXIT.unreachable) exitCode = EXIT.failed;
+          // The failed generation goes, as deploy-rs deletes it: a later `--rollback` (the
+          // highest generation below the current one, Nix profiles.cc) must never land on it
+          // (issue #26 item 5). Nix numbers the next one after the highest that remains.
+          if (now.number !== before.number) {
+            const del = await ssh(address, `sudo nix-env -p ${P} --delete-generations ${now.number}`);
+            message += del.exitCode === 0 ? `; the failed generation ${now.number} was deleted` : `; the failed generation ${now.number} could not be deleted (${del.stderr.trim().split("\n").pop()})`;
+          }
         } else {
           message += `; the rollback to ${before.generation} failed too (exit ${r.exitCode}; the host runs ${r.now?.current ?? "unknown"})`;
           exitCode = EXIT.rollbackFailed;
