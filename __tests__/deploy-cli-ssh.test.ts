@@ -64,8 +64,8 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
    * ports answer) but never rejoin the cluster after their switch. The largest number of members
    * down at once is recorded: more than one of three is a lost quorum.
    */
-  async function raftStandIn(members: { ip: string; host: TestHost }[], opts: { rejoinMs: number; broken?: string[] }) {
-    const state = members.map((m) => ({ ...m, label: runningOf(m.host), downUntil: 0, broken: false }));
+  async function raftStandIn(members: { ip: string; host: TestHost }[], opts: { rejoinMs: number; broken?: string[]; brokenFromStart?: boolean }) {
+    const state = members.map((m) => ({ ...m, label: runningOf(m.host), downUntil: 0, broken: !!opts.brokenFromStart && !!opts.broken?.includes(m.ip) }));
     const watch = { maxDown: 0 };
     const poll = setInterval(() => {
       const now = Date.now();
@@ -107,13 +107,29 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
     const r = await cli(["--all", "--concurrency", "3", "--health-timeout", "4", "--health-stable", "0.5"], file, kh);
     expect(r.status).toBe(5);
     // cf1's gate waited until it had rejoined: the whole cluster healthy
-    expect(r.out).toMatch(/\[cf1\] healthy for 0\.5s: chainfire\.service not failed; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster 3\/3 healthy/);
+    expect(r.out).toMatch(/\[cf1\] healthy for 0\.5s: chainfire\.service active; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster 3\/3 healthy \(all 3 members agree\)/);
     // one at a time: cf2 starts only after cf1 is done
     expect(r.out.indexOf("[cf2] wait for ssh")).toBeGreaterThan(r.out.indexOf("[cf1] deployed"));
-    expect(r.out).toMatch(/\[cf2\] FAILED: health check failed after 4s: .*chainfire: the cluster has 2 of 3 members healthy; all 3 must be healthy before the next member is updated/);
+    expect(r.out).toMatch(/\[cf2\] FAILED: health check failed after 4s: .*chainfire: the cluster has 2 of 3 members healthy; all 3 must be healthy/);
     expect(r.out).toMatch(/^ {2}FAILED {2}cf3 +0\.0s {2}skipped: waits for cf2, which failed$/m);
     expect(r.out).not.toContain("[cf3] wait for ssh");
     // never more than one member down at a time (cf2 stays down: it failed and was rolled back)
+    expect(watch.maxDown).toBe(1);
+  });
+
+  it("#26 item 8: with one member down, deploying another member refuses before touching it (all members are asked, not the member's own view)", async () => {
+    const ips = ["127.0.2.81", "127.0.2.82", "127.0.2.83"];
+    const members = [];
+    for (const [i, ip] of ips.entries()) members.push({ ip, host: await startHost(`q${i + 1}`, [ip], key) });
+    hosts.push(...members.map((m) => m.host));
+    const watch = await raftStandIn(members, { rejoinMs: 300, broken: [ips[2]], brokenFromStart: true });
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const file = fleetFile(ips.map((ip, i) => host(`qf${i + 1}`, ["chainfire"], 751 + i, ip)));
+    const r = await cli(["qf1", "--health-timeout", "2", "--health-stable", "0.5"], file, kh);
+    expect(r.status).not.toBe(0);
+    expect(r.out).toContain("[qf1] FAILED: not touching qf1: chainfire: the cluster has 2 of 3 members healthy; all 3 must be healthy");
+    expect(r.out).not.toContain("[qf1] nixos-rebuild switch qf1 ...");
+    expect(runningOf(members[0].host)).toBe("v0");
     expect(watch.maxDown).toBe(1);
   });
 
@@ -127,9 +143,9 @@ describe("npm run deploy over real SSH (from the inventory)", () => {
     const file = fleetFile(ips.map((ip, i) => host(`nf${i + 1}`, ["chainfire"], 721 + i, ip)));
     const r = await cli(["--all", "--concurrency", "3", "--health-timeout", "5", "--health-stable", "0.5"], file, kh);
     expect(r.status).toBe(0);
-    expect(r.out).toContain("[nf1] healthy for 0.5s: chainfire.service not failed; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster forming: 1 of 3 members, all healthy");
+    expect(r.out).toContain("[nf1] healthy for 0.5s: chainfire.service active; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster forming: 1 of 3 members, all healthy");
     expect(r.out).toContain("chainfire cluster forming: 2 of 3 members, all healthy");
-    expect(r.out).toContain("[nf3] healthy for 0.5s: chainfire.service not failed; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster 3/3 healthy");
+    expect(r.out).toContain("[nf3] healthy for 0.5s: chainfire.service active; chainfire:2379, chainfire:2380, chainfire:2381 answer; chainfire cluster 3/3 healthy (all 3 members agree)");
     expect(r.out.indexOf("[nf2] wait for ssh")).toBeGreaterThan(r.out.indexOf("[nf1] deployed"));
     expect(r.out.indexOf("[nf3] wait for ssh")).toBeGreaterThan(r.out.indexOf("[nf2] deployed"));
     expect(watch.maxDown).toBe(1);

@@ -84,7 +84,7 @@ describe("deploy over real SSH", () => {
     expect(pinned).toContain(`web-a ${readFileSync(`${h.hostKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}`);
     expect(r.out).toMatch(/^\[web-a\] wait for ssh done \(\d+\.\ds\)$/m);
     expect(r.out).toMatch(/^\[web-a\] first contact: pinned ssh-ed25519 key/m);
-    expect(r.out).toMatch(/^\[web-a\] healthy for 0.5s: vllm.service not failed; vllm:8000 answer$/m);
+    expect(r.out).toMatch(/^\[web-a\] healthy for 0.5s: vllm.service active; vllm:8000 answer$/m);
     expect(r.out).not.toContain("PRIVATE KEY");
 
     // The same configuration again: Nix makes no new generation for the same store path.
@@ -146,7 +146,7 @@ describe("deploy over real SSH", () => {
     expect(r.status).toBe(0);
     expect(r.calls[0]).toContain(`--target-host ${DEPLOY_USER}@fleet--web-c--127.0.0.41`);
     expect(r.out).toContain("[web-c] address moved 127.0.0.41 -> 127.0.0.42");
-    expect(r.out).toMatch(/\[web-c\] healthy for 0.5s: vllm.service not failed; vllm:8000 answer/);
+    expect(r.out).toMatch(/\[web-c\] healthy for 0.5s: vllm.service active; vllm:8000 answer/);
   });
 
   it("rolls back to the generation it ran before and exits 5 when a role unit fails", async () => {

@@ -135,7 +135,9 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
       const quorum = h.roles.flatMap((role) => {
         const m = ROLES[role].quorum ? ROLES[role].membership : undefined;
         // every member in the inventory, whichever stack is planned
-        return m ? [{ role, port: ports[role][m.port], path: m.path, expected: (fleetHolders.get(role) ?? []).length }] : [];
+        const all = fleetHolders.get(role) ?? [];
+        // every member's address (static, else its DNS name): the gates ask them all (scripts/lib/quorum.ts)
+        return m ? [{ role, port: ports[role][m.port], path: m.path, expected: all.length, members: all.map((x) => staticAddressOf(x) ?? fqdnOf(inv, x)) }] : [];
       });
       const waitFor = new Set<string>();
       const waitForRoles: RoleName[] = [];

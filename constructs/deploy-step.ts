@@ -36,7 +36,7 @@ export interface DeploySpecDocument {
    * membership and passes only when all `expected` members are healthy (while fewer members exist
    * the cluster is forming: its present members must be healthy). docs/adr-0013-rolling-updates.md.
    */
-  readonly quorum?: readonly { readonly role: string; readonly port: number; readonly path: string; readonly expected: number }[];
+  readonly quorum?: readonly { readonly role: string; readonly port: number; readonly path: string; readonly expected: number; readonly members?: readonly string[] }[];
   /** systemd units of the host's roles: the health check fails only on these (constructs/roles.ts). */
   readonly units?: readonly string[];
   /** Environment files of secrets the host's roles read (constructs/secrets.ts); names, never values. */

@@ -20,6 +20,7 @@ export type DeploySpec = DeploySpecDocument;
 
 import { DeployError, EXIT } from "./deploy-errors";
 import { rebootForPending } from "./pending-reboot";
+import { clusterState } from "./quorum";
 export { DeployError, EXIT };
 
 export interface DeployOptions {
@@ -318,7 +319,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     say(`would run: NIX_SSHOPTS=${JSON.stringify(nixSshOpts)} nixos-rebuild ${(opts.rollback ? rebuildArgs("<address>", ["--rollback", ...detected.noReexec]) : rebuildArgs("<address>")).join(" ")}`);
     if (!opts.rollback) {
       if (spec.finalAddress) say(`would follow the host to ${spec.finalAddress} if it moves`);
-      say(`would check: ${spec.units?.length ? `units ${spec.units.join(", ")} not failed; ` : ""}${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}${(spec.quorum ?? []).map((q) => `; ${q.role} cluster: all ${q.expected} members healthy (GET :${q.port}${q.path})`).join("")}; stable for ${spec.timeouts.healthStableSeconds ?? 10}s`);
+      say(`would check: ${spec.units?.length ? `units ${spec.units.join(", ")} active; ` : ""}${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}${(spec.quorum ?? []).map((q) => `; ${q.role} cluster: all ${q.expected} members healthy (GET :${q.port}${q.path})`).join("")}; stable for ${spec.timeouts.healthStableSeconds ?? 10}s`);
       say("would roll back to the generation it ran before if the switch or a check fails");
     }
     cleanup();
@@ -380,6 +381,15 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       return { host: spec.host, ok: true, seconds: (Date.now() - started) / 1000, address, exitCode: EXIT.ok, message: "rolled back" };
     }
 
+    // Before this member is touched: its cluster must be whole, as all members see it (issue #26
+    // item 8). Taking a member down while another is down loses the quorum. Nothing answering
+    // at all is a cluster not made yet.
+    for (const q of spec.quorum ?? []) {
+      const st = await clusterState(q, address);
+      if (st.none) say(`${q.role}: no member answers yet: a new cluster, members join one at a time`);
+      else if (!st.ok) throw new DeployError(`not touching ${spec.host}: ${st.text}`, EXIT.failed, `bring the ${q.role} cluster back to health first (every member answering GET :${q.port}${q.path}), then deploy again`);
+      else say(`before: ${st.text}`);
+    }
     // A change the apply left pending in Proxmox (the VMs never reboot on an apply): reboot here,
     // in the deploy order, after the cluster is seen whole (docs/adr-0019-provider-hands-off.md).
     if (spec.managedVm) {
@@ -602,28 +612,18 @@ async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string
         }
       } else if (!(await tcpOpen(address, h.port))) failures.push(`${h.role}: nothing listens on ${address}:${h.port}`);
     }
-    // Quorum roles (docs/adr-0013-rolling-updates.md): the member's view of its cluster. All
-    // expected members healthy, so that updating the next member still leaves a quorum; while
-    // fewer members exist (a new cluster forming, one member at a time) its present members.
-    clusterState = [];
+    // Quorum roles (docs/adr-0013-rolling-updates.md): the cluster as all its members see it
+    // (scripts/lib/quorum.ts). All expected members healthy, so that updating the next member
+    // still leaves a quorum; while fewer members exist (a new cluster forming) the present ones.
+    clusterLines = [];
     for (const q of spec.quorum ?? []) {
-      const url = `http://${address}:${q.port}${q.path}`;
-      try {
-        const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
-        const body: any = r.ok ? await r.json().catch(() => undefined) : undefined;
-        const members = Number(body?.members);
-        const healthy = Number(body?.healthy);
-        if (!Number.isInteger(members) || !Number.isInteger(healthy)) failures.push(`${q.role}: GET ${url} answered ${r.status}${r.ok ? " without members/healthy counts" : ""}`);
-        else if (members >= q.expected && healthy < q.expected) failures.push(`${q.role}: the cluster has ${healthy} of ${members} members healthy; all ${q.expected} must be healthy before the next member is updated`);
-        else if (members < q.expected && healthy < members) failures.push(`${q.role}: the forming cluster has ${healthy} of ${members} members healthy`);
-        else clusterState.push(members >= q.expected ? `${q.role} cluster ${healthy}/${members} healthy` : `${q.role} cluster forming: ${members} of ${q.expected} members, all healthy`);
-      } catch (e) {
-        failures.push(`${q.role}: GET ${url} failed (${(e as any)?.cause?.code ?? (e as Error).message})`);
-      }
+      const st = await clusterState(q, address);
+      if (st.ok) clusterLines.push(st.text);
+      else failures.push(st.text);
     }
     return failures;
   };
-  let clusterState: string[] = [];
+  let clusterLines: string[] = [];
   let failures: string[] = [];
   let healthySince: number | undefined;
   const deadline = Date.now() + (spec.timeouts.healthSeconds + stable) * 1000;
@@ -643,7 +643,7 @@ async function healthCheck(spec: DeploySpec, address: string, ssh: (addr: string
       EXIT.healthRolledBack,
       `see \`journalctl -u <unit>\` on ${spec.host}; fix and deploy again`,
     );
-  say(`healthy for ${stable}s: ${units.length ? `${units.join(", ")} not failed` : "no role units"}${spec.health.length ? `; ${spec.health.map((h) => `${h.role}:${h.port}`).join(", ")} answer` : ""}${clusterState.length ? `; ${clusterState.join("; ")}` : ""}`);
+  say(`healthy for ${stable}s: ${units.length ? `${units.join(", ")} active` : "no role units"}${spec.health.length ? `; ${spec.health.map((h) => `${h.role}:${h.port}`).join(", ")} answer` : ""}${clusterLines.length ? `; ${clusterLines.join("; ")}` : ""}`);
 }
 
 // ------------------------------------------------------------------ secrets
