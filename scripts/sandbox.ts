@@ -156,7 +156,12 @@ async function serve(dir: string) {
   const cluster = seedFromInventory(inv, { token, dhcp: (vm) => address.get(vm.vmid) ?? `${SUBNET}.253` });
   // Every power change, one JSON line each in the order they happen (DIR/power.log): what was
   // down when, for the rolling-reboot checks.
-  cluster.onPower = (vm, status) => appendFileSync(join(dir, "power.log"), `${JSON.stringify({ vmid: vm.vmid, status })}\n`);
+  // A member joins its cluster when its VM first runs (a new cluster forms as its VMs come up).
+  const joined = new Set<number>();
+  cluster.onPower = (vm, status) => {
+    if (status === "running") joined.add(vm.vmid);
+    appendFileSync(join(dir, "power.log"), `${JSON.stringify({ vmid: vm.vmid, status })}\n`);
+  };
   const sim = await startSimulator(cluster, await simulatorCert());
   const stops: (() => void)[] = [() => sim.server.close()];
   for (const h of inv.hosts) {
@@ -172,11 +177,11 @@ async function serve(dir: string) {
       for (const port of Object.values<number>(spec.ports ?? {})) {
         // STAND-IN for the role's service, tied to its simulated VM: while the VM is not running
         // the connection is dropped; health paths answer 200; the membership endpoint
-        // (docs/adr-0013) counts the members whose VMs run as healthy.
+        // (docs/adr-0013) counts as members the VMs that have run, as healthy those that run.
         const srv = createServer((req, res) => {
           if (!running(h.vmid)) return req.socket.destroy();
           res.setHeader("Content-Type", "application/json");
-          res.end(req.url === "/cluster/health" ? JSON.stringify({ members: members.length, healthy: members.filter((m) => running(m.vmid)).length }) : "{}");
+          res.end(req.url === "/cluster/health" ? JSON.stringify({ members: members.filter((m) => joined.has(m.vmid)).length, healthy: members.filter((m) => running(m.vmid)).length }) : "{}");
         });
         await new Promise<void>((ok, ko) => srv.once("error", ko).listen(port, ip, () => ok()));
         stops.push(() => srv.close());
