@@ -57,7 +57,6 @@ export interface HostResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** True when a TCP connection to host:port opens within timeoutMs. */
 /** A directory for sockets: /tmp where it is writable, else the system's temporary directory. */
 export function shortTmp(): string {
   try {
@@ -68,6 +67,7 @@ export function shortTmp(): string {
   }
 }
 
+/** True when a TCP connection to host:port opens within timeoutMs. */
 export function tcpOpen(host: string, port: number, timeoutMs = 3000): Promise<boolean> {
   return new Promise((done) => {
     const s = connect({ host, port });
@@ -149,7 +149,6 @@ export function parseBuildHost(v: string): { user?: string; host: string; port?:
   return { user: m[1], host: m[2], port: m[3] ? Number(m[3]) : undefined };
 }
 
-/** Flags of the installed nixos-rebuild, read once from its --help (nixos-rebuild-ng has --sudo and --no-reexec). */
 /**
  * nixos-rebuild's flags, fixed (issue #26 item 11): nixos-rebuild-ng (the only one in NixOS
  * 26.05) has `--sudo` and `--no-reexec`; its `--help` runs `man`, and a re-exec'd nixos-rebuild

@@ -259,8 +259,8 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
       }
       const host = hostOf(rc) ?? rc.address;
       if (VM_TYPES.has(rc.type) && kind !== "no-op" && kind !== "read") impacts.push({ host: `${hostOf(rc) ?? rc.address} (${label})`, impact: vmImpact(rc.change) });
-      if (VM_TYPES.has(rc.type) && kind === "update" && statefulBefore(rc) && detachedDisks(rc.change).length)
-        detaching.push({ host: hostOf(rc) ?? rc.address, disks: detachedDisks(rc.change), label });
+      const detached = VM_TYPES.has(rc.type) && kind === "update" && statefulBefore(rc) ? detachedDisks(rc.change) : [];
+      if (detached.length) detaching.push({ host: hostOf(rc) ?? rc.address, disks: detached, label });
       if (VM_TYPES.has(rc.type) && kind === "forget") forgotten.push(`- host ${code(host)}: ${code(rc.address)} (${code(label)}) — the VM keeps running as it is; Terraform no longer manages it (retired)`);
       if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace")) dangerous.push({ host, stateful: statefulBefore(rc), kind, address: rc.address, label });
       if (STEP_TYPES.has(rc.type) && (kind === "replace" || kind === "create")) redeploys.push({ host, triggers: kind === "create" ? ["new host"] : triggersChanged(rc.change), label, kind });
