@@ -16,7 +16,7 @@ import { secretHolders, SECRETS } from "../constructs/secrets";
 import { exampleData, ROOT, runAsync } from "./helpers";
 import { DEPLOY_USER, generationOf, secretsFor, sshTestBed, startHost, startHttp, STAND_INS, SSH_PORT } from "./ssh-harness";
 import { SimFleet } from "./sim-harness";
-import { writePins } from "../scripts/lib/deploy-host";
+import { writePins } from "../scripts/lib/host-keys";
 
 const work = mkdtempSync(join(tmpdir(), "secrets-"));
 const keygen = (file: string) => {

@@ -10,7 +10,7 @@ import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { tcpOpen } from "../scripts/lib/deploy-host";
+import { tcpOpen } from "../scripts/lib/ssh-transport";
 
 export const STAND_INS = join(__dirname, "..", "__tests__", "stand-ins");
 export const SSH_PORT = 2222;

@@ -12,7 +12,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { loadInventory, InventoryError, RESERVED_HOST_NAMES } from "../constructs/inventory";
-import { shellQuote } from "./lib/deploy-host";
+import { shellQuote } from "./lib/ssh-transport";
 import { entryProblems, hostEntry, ImportFlags } from "./lib/import-entry";
 
 interface ApiVm {

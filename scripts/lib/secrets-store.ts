@@ -18,7 +18,7 @@ import { join, relative } from "node:path";
 import { sshKeyProblem } from "../../constructs/inventory";
 import type { Inventory } from "../../constructs/inventory";
 import { SECRETS, SECRET_NAMES, secretHolders } from "../../constructs/secrets";
-import { readPins } from "./deploy-host";
+import { readPins } from "./host-keys";
 import { withDirLock } from "./dir-lock";
 
 export class SecretsError extends Error {

@@ -1,0 +1,81 @@
+/**
+ * Secrets delivery (docs/adr-0014-secrets.md): the host's encrypted secrets copied to its store
+ * and decrypted there with its own host key, before the switch.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DeploySpecDocument } from "../../constructs/deploy-step";
+import { fleetFilePath, loadInventory } from "../../constructs/inventory";
+import { secretSpecArg, SecretEnvFile } from "../../constructs/secrets";
+import { DeployError, EXIT } from "./deploy-errors";
+import { readPins } from "./host-keys";
+import { encryptedTo, lockedStore, operatorIdentity, reencrypt } from "./secrets-store";
+import { shellQuote, SshResult } from "./ssh-transport";
+
+
+/** Where the host keeps them; FLEET_VAR_LIB / FLEET_RUN_DIR / FLEET_HOST_KEY move them on test targets only. */
+const HOST_STORE = '"${FLEET_VAR_LIB:-/var/lib}/fleet-secrets"';
+const HOST_RUN = '"${FLEET_RUN_DIR:-/run}/fleet-secrets"';
+const HOST_KEY = '"${FLEET_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key}"';
+
+/**
+ * Puts the host's secrets in place before the switch (docs/adr-0014-secrets.md): checks here
+ * that each exists and is encrypted to the host's pinned key, copies the encrypted files to
+ * /var/lib/fleet-secrets (root, 0600) and runs nixos/scripts/fleet-secrets.sh there as root,
+ * which decrypts them with the host's own SSH host key into /run/fleet-secrets/<role>.env
+ * (root, 0400). Values are never sent in clear, put in an argument list or written to a log.
+ * Returns the environment files whose content changed.
+ */
+export async function deliverSecrets(
+  spec: DeploySpecDocument,
+  opts: { root: string; knownHostsFile: string; secretsDir?: string },
+  address: string,
+  sshIn: (addr: string, cmd: string, input: string | Buffer) => Promise<SshResult>,
+  say: (m: string) => void,
+): Promise<SecretEnvFile[]> {
+  const dir = opts.secretsDir ?? join(opts.root, "secrets");
+  const pinned = readPins(opts.knownHostsFile).get(spec.host)?.key;
+  if (!pinned) throw new DeployError(`no pinned host key for ${spec.host}`, EXIT.hostKey, "deploy again: the key is pinned on first contact");
+  const needed = [...new Set(spec.secrets!.flatMap((f) => f.entries.map((e) => e.secret)))].sort();
+  const optional = (name: string) => spec.secrets!.every((f) => f.entries.every((e) => e.secret !== name || e.optional));
+  const pathOf = (name: string) => join(dir, `${name}.age`);
+  const missing = needed.find((n) => !existsSync(pathOf(n)) && !optional(n));
+  if (missing) throw new DeployError(`secret ${missing} for ${spec.host} does not exist (${pathOf(missing)}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- generate`, then deploy again");
+  const present = needed.filter((n) => existsSync(pathOf(n)));
+  let notTo = present.filter((n) => !encryptedTo(pathOf(n), pinned));
+  if (notTo.length) {
+    // A host deployed for the first time (or a replaced VM): its key was pinned just now. With
+    // an operator identity here, add the host to those secrets' recipients, as `rekey` would.
+    const store = { root: opts.root, dir, knownHostsFile: opts.knownHostsFile };
+    try {
+      const identity = operatorIdentity();
+      await lockedStore(store, () => reencrypt(store, loadInventory(fleetFilePath(process.env, opts.root)), notTo, identity));
+      say(`encrypted ${notTo.join(", ")} to ${spec.host}'s pinned host key (secrets/ changed: commit it)`);
+    } catch (e) {
+      say(`cannot re-encrypt here: ${(e as Error).message}`);
+    }
+    notTo = present.filter((n) => !encryptedTo(pathOf(n), pinned));
+    if (notTo.length)
+      throw new DeployError(
+        `secret ${notTo[0]} is not encrypted to ${spec.host}'s pinned host key (a new host, or a replaced VM); nothing was switched`,
+        EXIT.secrets,
+        "run `npm run secrets -- rekey` with your operator key (FLEET_AGE_IDENTITY), then deploy again",
+      );
+  }
+  const files = present.map((name) => ({ name, path: pathOf(name) }));
+  const names = files.map((f) => `${f.name}.age`);
+  // Encrypted files in, then every other file of the store out (a role the host no longer has).
+  for (const f of files) {
+    const r = await sshIn(address, `sudo sh -c 'umask 077; mkdir -p "$1" && cat > "$1/.$2.tmp" && mv -f "$1/.$2.tmp" "$1/$2"' sh ${HOST_STORE} ${f.name}.age`, readFileSync(f.path));
+    if (r.exitCode !== 0) throw new DeployError(`copying ${f.name}.age to ${spec.host} failed: ${r.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
+  }
+  const prune = await sshIn(address, `sudo sh -c 'cd "$1" 2>/dev/null || exit 0; for f in *.age; do case " $2 " in *" $f "*) ;; *) rm -f -- "$f";; esac; done' sh ${HOST_STORE} '${names.join(" ")}'`, "");
+  if (prune.exitCode !== 0) throw new DeployError(`cleaning ${spec.host}'s secret store failed: ${prune.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
+  const script = readFileSync(join(opts.root, "nixos", "scripts", "fleet-secrets.sh"));
+  const r = await sshIn(address, `sudo bash -s -- ${HOST_STORE} ${HOST_RUN} ${HOST_KEY} ${shellQuote(spec.secrets!.map(secretSpecArg))}`, script);
+  r.stderr.split("\n").filter(Boolean).forEach((l) => say(`  | ${l}`));
+  if (r.exitCode !== 0) throw new DeployError(`decrypting the secrets on ${spec.host} failed (exit ${r.exitCode}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- check`; if the host key changed, `npm run secrets -- rekey`");
+  const changed = r.stdout.split("\n").flatMap((l) => /^changed (\S+)$/.exec(l)?.[1] ?? []);
+  say(`${files.length} secret(s) in place: ${spec.secrets!.map((f) => f.file).join(", ")}${changed.length ? ` (changed: ${changed.join(", ")})` : ""}`);
+  return spec.secrets!.filter((f) => changed.includes(f.file));
+}
