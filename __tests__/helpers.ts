@@ -41,14 +41,14 @@ export function vmByName(stacks: Record<string, any>, name: string): any {
  * Runs a command without blocking the event loop (servers in the test process keep answering);
  * resolves with its exit status and its stdout and stderr, apart and together.
  */
-export function runAsync(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; out: string; stdout: string; stderr: string }> {
+export function runAsync(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; onOutput?: (outSoFar: string) => void } = {}): Promise<{ status: number | null; out: string; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const p = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
     let stdout = "";
     let stderr = "";
     let out = "";
-    p.stdout.on("data", (d) => ((stdout += d), (out += d)));
-    p.stderr.on("data", (d) => ((stderr += d), (out += d)));
+    p.stdout.on("data", (d) => ((stdout += d), (out += d), opts.onOutput?.(out)));
+    p.stderr.on("data", (d) => ((stderr += d), (out += d), opts.onOutput?.(out)));
     p.on("close", (status) => done({ status, out, stdout, stderr }));
   });
 }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clientKey, TestHost } from "../sandbox/targets";
 
-export { clientKey, DEPLOY_USER, secretsFor, SSH_PORT, STAND_INS, startHost } from "../sandbox/targets";
+export { clientKey, DEPLOY_USER, NO_SUDO_USER, secretsFor, SSH_PORT, STAND_INS, startHost } from "../sandbox/targets";
 export type { TestHost } from "../sandbox/targets";
 
 /**

@@ -7,7 +7,7 @@
  * there. Used by the deploy tests and by `npm run sandbox`. Needs root (useradd, sudoers).
  */
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { tcpOpen } from "../scripts/lib/ssh-transport";
@@ -16,6 +16,8 @@ export const STAND_INS = join(__dirname, "..", "__tests__", "stand-ins");
 export const SSH_PORT = 2222;
 /** The unprivileged deploy user on the test targets (created once; never root). */
 export const DEPLOY_USER = "fleetdeploy";
+/** A user that may log in but has no sudo rule (an inventory user outside wheel). */
+export const NO_SUDO_USER = "fleetnosudo";
 
 export interface TestHost {
   readonly dir: string;
@@ -37,18 +39,20 @@ let prepared = false;
 function prepareDeployUser(): { uid: number; gid: number } {
   const id = () => ({ uid: Number(execFileSync("id", ["-u", DEPLOY_USER], { encoding: "utf8" })), gid: Number(execFileSync("id", ["-g", DEPLOY_USER], { encoding: "utf8" })) });
   if (prepared) return id();
-  try {
-    execFileSync("id", [DEPLOY_USER], { stdio: "ignore" });
-  } catch {
+  for (const user of [DEPLOY_USER, NO_SUDO_USER]) {
     try {
-      execFileSync("useradd", ["--system", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh", DEPLOY_USER], { stdio: "pipe" });
-    } catch (e) {
-      // another test file (a parallel jest worker) may have just made it
-      execFileSync("id", [DEPLOY_USER], { stdio: "ignore" });
+      execFileSync("id", [user], { stdio: "ignore" });
+    } catch {
+      try {
+        execFileSync("useradd", ["--system", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh", user], { stdio: "pipe" });
+      } catch (e) {
+        // another test file (a parallel jest worker) may have just made it
+        execFileSync("id", [user], { stdio: "ignore" });
+      }
     }
+    // No password, but not locked: sshd without PAM refuses every login to a locked ("!") account.
+    execFileSync("usermod", ["-p", "*", "-d", "/", user]);
   }
-  // No password, but not locked: sshd without PAM refuses every login to a locked ("!") account.
-  execFileSync("usermod", ["-p", "*", "-d", "/", DEPLOY_USER]);
   const rules = [
     "# Written by the project's deploy tests and sandbox (sandbox/targets.ts).",
     `${DEPLOY_USER} ALL=(root) NOPASSWD: ALL`,
@@ -84,6 +88,7 @@ export async function startHost(name: string, addresses: string[], clientKeyFile
     mkdirSync(join(dir, "run", "systemd", "system"), { recursive: true });
     chmodSync(join(dir, "run"), 0o777);
     mkdirSync(join(dir, "standin"), { recursive: true });
+    writeFileSync(join(dir, "run", "boot_id"), "00000000000000000000000000000001");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "ssh_host_ed25519_key")]);
     writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKeyFile}.pub`));
     if (!opts.fresh) {
@@ -106,12 +111,14 @@ export async function startHost(name: string, addresses: string[], clientKeyFile
     "KbdInteractiveAuthentication no",
     // as nixos/modules/base.nix: no root login
     "PermitRootLogin no",
-    `AllowUsers ${DEPLOY_USER}`,
+    `AllowUsers ${DEPLOY_USER} ${NO_SUDO_USER}`,
     "UsePAM no",
     "LogLevel ERROR",
-    `SetEnv PATH=${join(STAND_INS, "remote-bin")}:/usr/local/bin:/usr/bin:/bin FLEET_STANDIN_HOST=${dir} FLEET_SYSTEM_PROFILE=${join(dir, "nix/var/nix/profiles/system")} FLEET_CURRENT_SYSTEM=${join(dir, "run/current-system")} FLEET_RUN_DIR=${join(dir, "run")} FLEET_VAR_LIB=${join(dir, "var", "lib")} FLEET_HOST_KEY=${hostKey}`,
+    `SetEnv PATH=${join(STAND_INS, "remote-bin")}:/usr/local/bin:/usr/bin:/bin FLEET_STANDIN_HOST=${dir} FLEET_SYSTEM_PROFILE=${join(dir, "nix/var/nix/profiles/system")} FLEET_CURRENT_SYSTEM=${join(dir, "run/current-system")} FLEET_RUN_DIR=${join(dir, "run")} FLEET_VAR_LIB=${join(dir, "var", "lib")} FLEET_HOST_KEY=${hostKey} FLEET_BOOT_ID=${join(dir, "run", "boot_id")}`,
   ].join("\n");
   writeFileSync(join(sshdDir, "sshd_config"), `${config}\n`);
+  // the reboot stand-in (systemctl reboot) drops every SSH connection of this host: it reads these
+  appendFileSync(join(dir, "standin", "sshd-pidfiles"), `${join(sshdDir, "sshd.pid")}\n`);
   const proc: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(sshdDir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   proc.stderr!.on("data", (d) => (err += d));

@@ -86,12 +86,23 @@ export function activation(ctx: ActivationContext) {
    */
   async function rollbackTo(addr: string, to: HostState) {
     const stc = `${PROFILE}/bin/switch-to-configuration`;
-    const detach = "systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK --collect --no-ask-password --pipe --quiet --service-type=exec --unit=fleet-rollback-switch-to-configuration";
+    // --wait, not --pipe: the activation's output goes to the journal, so a connection that
+    // drops during the rollback does not kill it half-way as it kills a piped one (issue #26
+    // item 1); systemd-run --wait exits with its status (systemd src/run/run.c).
+    const unit = "fleet-rollback-switch-to-configuration";
+    const detach = `systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK --collect --no-ask-password --wait --quiet --service-type=exec --unit=${unit}`;
     const cmd = `sudo nix-env -p ${PROFILE} --switch-generation ${to.number} && if [ -d "\${FLEET_RUN_DIR:-/run}/systemd/system" ]; then sudo ${detach} ${stc} switch; else sudo ${stc} switch; fi`;
     const r = await ssh(addr, cmd, `${spec.timeouts.switchSeconds}s`);
     r.stderr.split("\n").filter(Boolean).forEach((l: string) => say(`  | ${l}`));
+    let exitCode = r.exitCode;
+    if (exitCode === 255) {
+      say("the connection dropped during the rollback; waiting for its activation to end");
+      const found = await reach(addr, Math.max(30, Math.min(spec.timeouts.sshSeconds, 300)));
+      if (found && (await unitEnded(found.addr, unit, spec.timeouts.switchSeconds))) exitCode = 0;
+      if (found) addr = found.addr;
+    }
     const now = await stateOf(addr);
-    return { ok: r.exitCode === 0 && now?.current === to.current, now, exitCode: r.exitCode };
+    return { ok: exitCode === 0 && now?.current === to.current, now, exitCode };
   }
 
   /** The first address where SSH answers and the host state can be read, within `seconds`: the one it had, or its static address if it moved there. */
@@ -105,38 +116,124 @@ export function activation(ctx: ActivationContext) {
     });
 
   /**
+   * The journal's position now ("s=...;i=...;b=..."), so that what a unit logs afterwards can be
+   * told from what earlier runs logged: the journal keeps every run of
+   * nixos-rebuild-switch-to-configuration across boots (issue #26 item 2). `-n 0 --show-cursor`
+   * prints the last entry's cursor and no entry (systemd src/journal/journalctl-show.c).
+   */
+  async function journalCursor(addr: string): Promise<string | undefined> {
+    const r = await ssh(addr, "sudo journalctl -q -n 0 --show-cursor");
+    return /^-- cursor: (\S+)$/m.exec(r.stdout)?.[1];
+  }
+
+  /**
+   * How the switch to `path` ended, from what switch-to-configuration-ng logged since `cursor`
+   * ("finished switching to system configuration <path>" or "switching to system configuration
+   * <path> failed (status N)", to syslog; main.rs do_system_switch): its status, or undefined
+   * when it logged neither (it died: exit 101 when its output channel closed, or was killed).
+   */
+  async function switchOutcome(addr: string, unit: string, cursor: string | undefined, path: string): Promise<number | undefined> {
+    const after = cursor ? ` --after-cursor='${cursor.replace(/'/g, "")}'` : "";
+    const r = await ssh(addr, `sudo journalctl -q -u ${unit} -o cat${after}`);
+    for (const line of r.stdout.split("\n").reverse()) {
+      if (line === `finished switching to system configuration ${path}`) return 0;
+      const m = new RegExp(`^switching to system configuration ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} failed \\(status (\\d+)\\)$`).exec(line);
+      if (m) return Number(m[1]);
+    }
+    return undefined;
+  }
+
+  /**
+   * Waits until `unit` on the host is no longer running. Only a state systemctl prints ends the
+   * wait (inactive, failed); an SSH error or any other answer is asked again (issue #26 item 9).
+   * False when it still runs after `seconds`.
+   */
+  async function unitEnded(addr: string, unit: string, seconds: number): Promise<boolean> {
+    let told = false;
+    const ended = await untilDeadline(seconds, async () => {
+      const r = await ssh(addr, `systemctl is-active ${unit}`);
+      const state = r.stdout.trim();
+      if (state === "inactive" || state === "failed") return true;
+      if (!told && (r.exitCode === 255 || !/^(active|activating|deactivating|reloading|refreshing)$/.test(state))) {
+        told = true;
+        say(`cannot tell whether ${unit} still runs (${r.exitCode === 255 ? `ssh: ${r.stderr.trim().split("\n").pop()}` : `systemctl answered "${state}"`}); asking again`);
+      }
+      return undefined;
+    });
+    return ended === true;
+  }
+
+  /** The host's boot id (/proc/sys/kernel/random/boot_id; FLEET_BOOT_ID on test targets). */
+  const bootId = async (addr: string) => {
+    const r = await ssh(addr, 'cat "${FLEET_BOOT_ID:-/proc/sys/kernel/random/boot_id}"', "20s");
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  };
+
+  /**
+   * switch-to-configuration exited 100: the new configuration's init is incompatible with the
+   * running one and "won't take effect until you reboot the system" (main.rs; the boot entry is
+   * already installed, no unit was touched). Reboot, wait for a new boot id, and check the host
+   * came up in the new generation (issue #26 item 12).
+   */
+  async function rebootInto(address: string): Promise<string> {
+    const old = await bootId(address);
+    say("switch-to-configuration exited 100: the new configuration takes effect only after a reboot (its init changed); rebooting the host");
+    await ssh(address, "sudo systemctl reboot", "30s");
+    let seen: string | undefined = address;
+    const back = await untilDeadline(spec.timeouts.sshSeconds + spec.timeouts.switchSeconds, async () => {
+      const found = await reach(seen ?? address, 10);
+      if (!found) return undefined;
+      seen = found.addr;
+      const id = await bootId(found.addr);
+      return id && id !== old ? { addr: found.addr, state: await stateOf(found.addr) } : undefined;
+    });
+    if (!back) throw new DeployError("the host was rebooted into its new configuration and did not come back (no new boot)", EXIT.unreachable, `check VM ${spec.vmid} on ${spec.node} (qm status ${spec.vmid}, its console)`);
+    if (!back.state || back.state.current !== back.state.profilePath)
+      throw new DeployError(`after the reboot the host runs ${back.state?.current ?? "an unknown system"}, not the new generation ${back.state?.profilePath ?? ""}`, EXIT.failed, `see \`journalctl -b\` on ${spec.host}`);
+    say(`rebooted: ${back.state.generation} runs at ${back.addr}`);
+    return back.addr;
+  }
+
+  /**
    * `nixos-rebuild switch` to the flake's configuration; returns the address the host answers at
-   * afterwards. Throws a DeployError when the switch failed.
+   * afterwards. Throws a DeployError when the switch failed or its outcome is unknown.
    */
   async function switchTo(address: string, before: HostState | undefined): Promise<string> {
+    const unit = "nixos-rebuild-switch-to-configuration";
+    const cursor = await journalCursor(address);
     const r = await rebuild(address);
-    if (r.exitCode === 0) return address;
+    if (r.exitCode === 0) {
+      // nixos-rebuild's exit 0 is switch-to-configuration's; the host must now run the profile's
+      // generation, the one this switch set (issue #26 item 12).
+      const now = await stateOf(address);
+      if (now && now.current === now.profilePath) return address;
+      throw new DeployError(`nixos-rebuild switch exited 0 but the host runs ${now?.current ?? "an unknown system"}, not the new generation ${now?.profilePath ?? ""}`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}: another switch may have run meanwhile`);
+    }
+    if (r.exitCode === 100) return rebootInto(address);
     if (r.exitCode === 255) {
       // ssh lost the connection (a host that moves to its static address, a network blip).
-      // nixos-rebuild-ng set the profile before activating and runs switch-to-configuration
-      // detached with systemd-run, so activation may still run or have finished: find out.
+      // nixos-rebuild-ng set the profile before activating and runs switch-to-configuration under
+      // systemd-run --pipe: its output is this channel, and once the channel has closed its next
+      // write kills it half-way (exit 101). Whatever it did, find out; what it did not log as
+      // finished since this deploy began is not a success (issue #26 item 1).
       say("the SSH connection dropped during the switch; reconnecting to see where the host is");
       const found = await reach(address, Math.max(30, Math.min(spec.timeouts.sshSeconds, 300)));
       if (!found) throw new DeployError("the connection dropped during the switch and the host did not answer again", EXIT.unreachable, `check VM ${spec.vmid} on ${spec.node} (qm status ${spec.vmid}); the console shows whether it activated`);
       address = found.addr;
-      const at = address;
-      const waited = await untilDeadline(spec.timeouts.switchSeconds, async () => ((await ssh(at, "systemctl is-active nixos-rebuild-switch-to-configuration")).stdout.trim() === "active" ? undefined : true));
-      if (!waited) throw new DeployError(`activation still runs after ${spec.timeouts.switchSeconds}s`, EXIT.failed, "see `journalctl -u nixos-rebuild-switch-to-configuration` on the host");
+      if (!(await unitEnded(address, unit, spec.timeouts.switchSeconds))) throw new DeployError(`activation still runs after ${spec.timeouts.switchSeconds}s`, EXIT.failed, `see \`journalctl -u ${unit}\` on the host`);
       const now = await stateOf(address);
-      if (!now || now.current !== now.profilePath || (before && now.profilePath === before.profilePath))
-        throw new DeployError(`the connection dropped and the host does not run the new generation (it runs ${now?.current ?? "unknown"})`, EXIT.failed, "see `journalctl -u nixos-rebuild-switch-to-configuration` on the host");
-      // switch-to-configuration-ng logs how the switch ended ("finished switching to system
-      // configuration <path>" or "... <path> failed (status N)"; main.rs, do_system_switch).
-      const journal = await ssh(address, "sudo journalctl -u nixos-rebuild-switch-to-configuration -o cat -n 200");
-      const lines = journal.stdout.split("\n").filter((l) => l.includes(now.profilePath.split("/").pop()!));
-      const last = lines.reverse().find((l) => /finished switching|failed \(status \d+\)/.test(l));
-      const status = last ? (/failed \(status (\d+)\)/.exec(last)?.[1] ?? "0") : undefined;
-      if (status === "0") {
-        say(`activation finished while disconnected: ${now.generation} runs at ${address}`);
-        return address;
-      }
-      if (status !== undefined) throw new DeployError(`the connection dropped and the activation failed (switch-to-configuration exited ${status})`, EXIT.failed, `see \`journalctl -u nixos-rebuild-switch-to-configuration\` on ${spec.host}`);
-      say(`activation ended while disconnected, its result was not logged: ${now.generation} runs at ${address}; the health check decides`);
+      if (!now || (before && now.profilePath === before.profilePath))
+        throw new DeployError(`the connection dropped before the new generation was set (the host runs ${now?.current ?? "unknown"})`, EXIT.failed, "deploy again");
+      const status = await switchOutcome(address, unit, cursor, now.profilePath);
+      if (status === undefined)
+        throw new DeployError(
+          `the connection dropped during the switch and its outcome is unknown: switch-to-configuration logged neither success nor failure for ${now.profilePath} since this deploy began (it dies half-way, exit 101, when its output channel closes)`,
+          EXIT.failed,
+          `see \`journalctl -u ${unit}\` on ${spec.host}; deploy again from a stable connection`,
+        );
+      if (status !== 0) throw new DeployError(`the connection dropped and the activation failed (switch-to-configuration exited ${status})`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}`);
+      if (now.current !== now.profilePath) throw new DeployError(`the activation finished while disconnected but the host runs ${now.current}, not ${now.profilePath}`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}`);
+      say(`activation finished while disconnected: ${now.generation} runs at ${address}`);
       return address;
     }
     // switch-to-configuration-ng (nixpkgs pkgs/by-name/sw/switch-to-configuration-ng):
@@ -158,5 +255,5 @@ export function activation(ctx: ActivationContext) {
     throw new DeployError(`nixos-rebuild switch exited ${r.exitCode}${meaning ? ` (${meaning})` : ""}`, EXIT.failed, meaning ? `see \`journalctl -b\` on ${spec.host}; fix and deploy again` : "read the build output above; fix the configuration and deploy again");
   }
 
-  return { rebuildArgs, stateOf, rebuild, rollbackTo, reach, switchTo };
+  return { rebuildArgs, stateOf, rebuild, rollbackTo, reach, switchTo, unitEnded };
 }

@@ -178,9 +178,13 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
         say(`back after the reboot at ${address}`);
       }
     }
-    const login = await ssh(address, "true");
-    if (login.exitCode !== 0)
+    // The login, and sudo without a password (nixos-rebuild --sudo cannot answer a prompt), both
+    // before anything on the host changes (issue #26): ssh's own failures exit 255.
+    const login = await ssh(address, "sudo -n true");
+    if (login.exitCode === 255)
       throw new DeployError(`SSH login as ${spec.user} at ${address} failed: ${login.stderr.trim().split("\n").pop()}`, EXIT.unreachable, `deploy.user must be an admin user of the inventory whose key is in ssh-agent or FLEET_SSH_KEY_FILE`);
+    if (login.exitCode !== 0)
+      throw new DeployError(`${spec.user} cannot use sudo without a password on ${spec.host} (${login.stderr.trim().split("\n").pop()}); nothing was changed`, EXIT.failed, `deploy.user must be in the inventory's admin users (wheel, passwordless sudo: nixos/modules/base.nix)`);
     // Secrets before the switch, so the services find them when they start; a missing one stops here.
     const changedSecrets = spec.secrets?.length ? await phase("secrets", () => deliverSecrets(spec, opts, address!, (addr, cmd, input) => ssh(addr, cmd, "120s", input), say)) : [];
     before = await stateOf(address);

@@ -1,0 +1,191 @@
+/**
+ * Deploy recovery as the real tools behave (issue #26), on the SSH test bed: real sshd, ssh,
+ * sudo; STAND-INS (__tests__/stand-ins) for nixos-rebuild-ng, switch-to-configuration-ng,
+ * systemd-run, systemctl, journalctl and nix-env, each as harsh as the tool it stands for and
+ * citing its source: switch-to-configuration dies (exit 101) on its next write once the SSH
+ * channel carrying its output has closed, the journal keeps every run, a reboot drops every
+ * connection. Test addresses 127.0.2.x.
+ */
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { deployBed } from "./deploy-bed";
+import { control, generationOf, NO_SUDO_USER, runningOf, TestHost } from "./ssh-harness";
+
+const { work, spec, deploy, knownHosts, healthyHost } = deployBed();
+const journal = (h: TestHost) => (existsSync(join(h.dir, "journal")) ? readFileSync(join(h.dir, "journal"), "utf8") : "");
+
+describe("an SSH drop during activation (#26 items 1, 2, 9)", () => {
+  it("item 1: the connection drops during the activation, switch-to-configuration dies half-way (exit 101, nothing logged): outcome unknown, rolled back, reported as such", async () => {
+    const h = await healthyHost("d1", "127.0.2.21");
+    control(h, "activate-seconds", "2"); // the drop comes between the activation and "starting the following units"
+    const r = await deploy(spec("web-d1", { finalAddress: "127.0.2.21" }), knownHosts(), [], { FLEET_STANDIN_DROP_AFTER_MS: "700" });
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("the connection dropped during the switch and its outcome is unknown: switch-to-configuration logged neither success nor failure");
+    expect(r.out).toContain("; rolled back to system-1-link");
+    expect(runningOf(h)).toBe("v0");
+    expect(generationOf(h)).toBe("system-1-link");
+    // the stand-in really died half-way: it started the switch and never logged its end
+    expect(journal(h)).toMatch(/nixos-rebuild-switch-to-configuration\tnixos\tswitching to system configuration \S+-v1\n/);
+    expect(journal(h)).not.toMatch(/nixos-rebuild-switch-to-configuration\tnixos\t(finished switching|switching .* failed)/);
+  });
+
+  it("a drop while the units start, after switch-to-configuration's last line: it finishes and logs it, the deploy succeeds", async () => {
+    const h = await healthyHost("d1b", "127.0.2.22");
+    control(h, "start-seconds", "2");
+    const r = await deploy(spec("web-d1b", { finalAddress: "127.0.2.22" }), knownHosts(), [], { FLEET_STANDIN_DROP_AFTER_MS: "700" });
+    expect(r.out).toContain("the SSH connection dropped during the switch; reconnecting");
+    expect(r.out).toContain("activation finished while disconnected: system-2-link runs at 127.0.2.22");
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    expect(runningOf(h)).toBe("v1");
+  });
+
+  it("a drop during an activation whose script failed (logged before the drop): the logged failure decides, rolled back", async () => {
+    const h = await healthyHost("d1c", "127.0.2.23");
+    control(h, "start-seconds", "2");
+    control(h, "exit-nixos-system-web-d1c-v1", "2");
+    const r = await deploy(spec("web-d1c", { finalAddress: "127.0.2.23" }), knownHosts(), [], { FLEET_STANDIN_DROP_AFTER_MS: "700" });
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("the connection dropped and the activation failed (switch-to-configuration exited 2); rolled back to system-1-link");
+    expect(runningOf(h)).toBe("v0");
+  });
+
+  it("item 2: an earlier run's \"finished switching\" to the same system does not pass as this run's (the journal keeps every run)", async () => {
+    const h = await healthyHost("d2", "127.0.2.24");
+    const kh = knownHosts();
+    const s = spec("web-d2", { finalAddress: "127.0.2.24" });
+    expect((await deploy(s, kh, [], {}, "v1")).status).toBe(0); // logs "finished switching to ...-v1"
+    expect((await deploy(s, kh, [], {}, "v2")).status).toBe(0);
+    control(h, "activate-seconds", "2");
+    const r = await deploy(s, kh, [], { FLEET_STANDIN_DROP_AFTER_MS: "700" }, "v1"); // back to v1: dies half-way
+    expect(journal(h).match(/finished switching to system configuration \S+-v1$/gm)).toHaveLength(1); // the first run's, still there
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("its outcome is unknown");
+    expect(runningOf(h)).toBe("v2");
+  });
+
+  it("item 9: SSH errors while waiting for the activation to end are asked again, not taken as its end", async () => {
+    const h = await healthyHost("d9", "127.0.2.25");
+    control(h, "hold-nixos-system-web-d9-v1", "1"); // the activation waits for standin/release
+    const keys = join(h.dir, "authorized_keys");
+    const polls = () => (existsSync(join(h.dir, "run", "systemctl.log")) ? readFileSync(join(h.dir, "run", "systemctl.log"), "utf8") : "");
+    let phase = 0;
+    const step = (out: string) => {
+      // 1: the deploy asked once whether the activation still runs -> SSH goes away (every
+      //    session of the host killed, the key refused)
+      if (phase === 0 && out.includes("reconnecting to see where the host is") && polls().includes("is-active nixos-rebuild-switch-to-configuration")) {
+        phase = 1;
+        renameSync(keys, `${keys}.off`);
+        for (const f of readFileSync(join(h.dir, "standin", "sshd-pidfiles"), "utf8").trim().split("\n")) execFileSync("pkill", ["-KILL", "-P", readFileSync(f, "utf8").trim()]);
+      }
+      // 2: the deploy met the SSH error (or gave up on it) -> SSH back, activation released
+      if (phase === 1 && (out.includes("asking again") || out.includes("nixos-rebuild switch web-d9 failed"))) {
+        phase = 2;
+        renameSync(`${keys}.off`, keys);
+        writeFileSync(join(h.dir, "standin", "release"), "");
+      }
+    };
+    let last = "";
+    const timer = setInterval(() => step(last), 200); // the poll log grows without output
+    const r = await deploy(spec("web-d9", { finalAddress: "127.0.2.25" }), knownHosts(), [], { FLEET_STANDIN_DROP_AFTER_MS: "700" }, "v1", (out) => step((last = out)));
+    clearInterval(timer);
+    expect(phase).toBe(2);
+    expect(r.out).toMatch(/cannot tell whether nixos-rebuild-switch-to-configuration still runs \(ssh: .*\); asking again/);
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    expect(runningOf(h)).toBe("v1");
+  });
+});
+describe("deploy recovery as the real tools behave (#26)", () => {
+  it("item 10: a long TMPDIR (macOS's is ~50 bytes) does not push the SSH control socket past the Unix socket path limit", async () => {
+    await healthyHost("l", "127.0.2.10");
+    const long = join(mkdtempSync(join(work, "t-")), "a".repeat(60), "b".repeat(30));
+    require("node:fs").mkdirSync(long, { recursive: true });
+    const r = await deploy(spec("web-l", { finalAddress: "127.0.2.10" }), knownHosts(), [], { TMPDIR: long });
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+  });
+});
+
+describe("deploy recovery as the real tools behave (#26), continued", () => {
+  it("items 11, 13: fixed flags --sudo --no-reexec (no --help probe, which runs man); nixos-rebuild-ng's switches in the operator's environment (NIXOS_REBUILD_*) do not reach it", async () => {
+    await healthyHost("m", "127.0.2.13");
+    const r = await deploy(spec("web-m", { finalAddress: "127.0.2.13" }), knownHosts(), [], { NIXOS_REBUILD_NO_SYSTEMD_RUN: "1", NIXOS_REBUILD_SSH_DEFAULT_OPTS: "-o ControlMaster=no" });
+    expect(r.status).toBe(0);
+    expect(r.calls.filter((c) => c.includes("NIXOS_REBUILD_"))).toEqual([]);
+    expect(r.calls.map((c) => c.split(" ")[0])).toEqual(["switch"]);
+  });
+});
+
+describe("deploy recovery: one policy for failed units (#26 items 6, 7)", () => {
+  it("item 6: switch-to-configuration exits 4 for a unit outside the host's roles (nix-gc): the switch stands, with a warning naming it", async () => {
+    const h = await healthyHost("u6", "127.0.2.6");
+    control(h, "exit-nixos-system-web-u6-v1", "4");
+    writeFileSync(join(h.dir, "failed-units"), "nix-gc.service loaded failed failed Nix Garbage Collector\n");
+    const r = await deploy(spec("web-u6", { finalAddress: "127.0.2.6" }), knownHosts());
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    expect(r.out).toContain("warning: switch-to-configuration exited 4 (units failed to start: nix-gc.service); none of them is a unit of this host's roles, so the switch stands");
+    expect(runningOf(h)).toBe("v1");
+  });
+
+  it("item 7: a role unit that is activating, inactive or not found is not healthy: rolled back", async () => {
+    for (const [i, state] of ["activating", "inactive"].entries()) {
+      const h = await healthyHost(`u7${i}`, `127.0.2.${70 + i}`);
+      writeFileSync(join(h.dir, "unit-states"), `vllm.service ${state}\n`);
+      const r = await deploy(spec(`web-u7${i}`, { finalAddress: `127.0.2.${70 + i}`, timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 1, healthStableSeconds: 0.5 } }), knownHosts());
+      expect(r.status).toBe(5);
+      expect(r.out).toContain(`units not active: vllm.service (${state})`);
+      expect(runningOf(h)).toBe("v0");
+    }
+  });
+});
+
+describe("deploy recovery: never back onto a known-bad generation (#26 item 5)", () => {
+  it("N ok, N+1 fails and is rolled back (and deleted), N+2 ok, then --rollback: the host is on N", async () => {
+    const h = await healthyHost("g5", "127.0.2.5");
+    const kh = knownHosts();
+    const s = spec("web-g5", { finalAddress: "127.0.2.5" });
+    expect((await deploy(s, kh, [], {}, "v1")).status).toBe(0); // N = system-2
+    control(h, "exit-nixos-system-web-g5-v2", "2");
+    const bad = await deploy(s, kh, [], {}, "v2"); // N+1 fails
+    expect(bad.status).toBe(1);
+    expect(bad.out).toContain("rolled back to system-2-link; the failed generation 3 was deleted");
+    expect((await deploy(s, kh, [], {}, "v3")).status).toBe(0); // N+2
+    expect(runningOf(h)).toBe("v3");
+    const back = await deploy(s, kh, ["--rollback"]);
+    expect(back.status).toBe(0);
+    expect(runningOf(h)).toBe("v1");
+    expect(generationOf(h)).toBe("system-2-link");
+  });
+});
+
+describe("what a switch's exit status means (#26 item 12), and sudo before anything changes", () => {
+  it("item 12: exit 0 while /run/current-system is not the new generation is not a success: rolled back", async () => {
+    const h = await healthyHost("e0", "127.0.2.30");
+    control(h, "nolink-nixos-system-web-e0-v1", "1");
+    const r = await deploy(spec("web-e0", { finalAddress: "127.0.2.30" }), knownHosts());
+    expect(r.status).toBe(1);
+    expect(r.out).toMatch(/nixos-rebuild switch exited 0 but the host runs \S+-v0, not the new generation \S+-v1; rolled back to system-1-link/);
+    expect(generationOf(h)).toBe("system-1-link");
+  });
+
+  it("item 12: exit 100 (the new init needs a reboot): the host is rebooted, comes back with a new boot id in the new generation, and is health-checked", async () => {
+    const h = await healthyHost("e1", "127.0.2.31");
+    control(h, "exit-nixos-system-web-e1-v1", "100");
+    const boot = readFileSync(join(h.dir, "run", "boot_id"), "utf8");
+    const r = await deploy(spec("web-e1", { finalAddress: "127.0.2.31" }), knownHosts());
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    expect(r.out).toContain("switch-to-configuration exited 100: the new configuration takes effect only after a reboot (its init changed); rebooting the host");
+    expect(r.out).toContain("rebooted: system-2-link runs at 127.0.2.31");
+    expect(readFileSync(join(h.dir, "run", "boot_id"), "utf8")).not.toBe(boot);
+    expect(runningOf(h)).toBe("v1");
+    expect(r.out).toMatch(/healthy for 0.5s: vllm.service active/);
+  });
+
+  it("a deploy user without passwordless sudo is refused before anything on the host changes", async () => {
+    const h = await healthyHost("e2", "127.0.2.32");
+    const r = await deploy(spec("web-e2", { finalAddress: "127.0.2.32", user: NO_SUDO_USER }), knownHosts());
+    expect(r.status).toBe(1);
+    expect(r.out).toContain(`${NO_SUDO_USER} cannot use sudo without a password on web-e2 (sudo: a password is required); nothing was changed`);
+    expect(r.calls).toEqual([]); // nixos-rebuild never ran
+    expect(generationOf(h)).toBe("system-1-link");
+  });
+});
