@@ -6,13 +6,17 @@
  * channel carrying its output has closed, the journal keeps every run, a reboot drops every
  * connection. Test addresses 127.0.2.x.
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { deployBed } from "./deploy-bed";
-import { control, generationOf, NO_SUDO_USER, runningOf, TestHost } from "./ssh-harness";
+import { exampleData, ROOT, runAsync } from "./helpers";
+import { NIXPKGS_KIT } from "./nix";
+import { control, DEPLOY_USER, generationOf, NO_SUDO_USER, runningOf, secretsFor, SSH_PORT, STAND_INS, startHost, startHttp, TestHost } from "./ssh-harness";
 
-const { work, spec, deploy, knownHosts, healthyHost } = deployBed();
+const { work, key, hosts, servers, spec, deploy, knownHosts, healthyHost } = deployBed();
+/** A host of the example fleet with the litellm role. */
+const litellmHost = () => (JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8")).hosts as { name: string; roles: string[] }[]).find((h) => h.roles.includes("litellm"))!.name;
 const journal = (h: TestHost) => (existsSync(join(h.dir, "journal")) ? readFileSync(join(h.dir, "journal"), "utf8") : "");
 
 describe("an SSH drop during activation (#26 items 1, 2, 9)", () => {
@@ -187,5 +191,56 @@ describe("what a switch's exit status means (#26 item 12), and sudo before anyth
     expect(r.out).toContain(`${NO_SUDO_USER} cannot use sudo without a password on web-e2 (sudo: a password is required); nothing was changed`);
     expect(r.calls).toEqual([]); // nixos-rebuild never ran
     expect(generationOf(h)).toBe("system-1-link");
+  });
+});
+
+describe("secrets across a failed deploy (#26 item 3)", () => {
+  it("roles change (litellm -> chainfire) and the new generation fails its health gate: the rollback finds the old role's secret and its env file is back, as it was", async () => {
+    const h = await startHost("s3", ["127.0.2.40"], key);
+    hosts.push(h);
+    servers.push(await startHttp("127.0.2.40", 4000, "/health/liveliness")); // litellm answers; chainfire will not
+    const d = exampleData();
+    d.deploy = { user: DEPLOY_USER, sshPort: SSH_PORT };
+    d.users.push({ name: DEPLOY_USER, admin: true, sshKeys: [readFileSync(`${key}.pub`, "utf8").trim()] });
+    d.hosts = [{ name: "sec3", roles: ["litellm"], vmid: 803, node: "pve1", cores: 2, memoryMiB: 2048, diskGiB: 20, network: { address: "127.0.2.40/8", gateway: "127.0.0.1" } }];
+    const file = join(mkdtempSync(join(work, "fleet-")), "fleet.json");
+    writeFileSync(file, JSON.stringify(d));
+    const kh = join(mkdtempSync(join(work, "kh-")), "known_hosts");
+    const secretsEnv = secretsFor(file, key, kh);
+    const run = (system: string) =>
+      runAsync("node", ["--import", "tsx", join(ROOT, "scripts", "deploy.ts"), "sec3", "--health-stable", "0.5", "--health-timeout", "2"], {
+        env: { ...process.env, ...secretsEnv, PATH: `${join(STAND_INS, "bin")}:${process.env.PATH}`, FLEET_FILE: file, FLEET_KNOWN_HOSTS: kh, FLEET_SSH_KEY_FILE: key, FLEET_STANDIN_SYSTEM: system, SSH_AUTH_SOCK: "" },
+      });
+    const first = await run("v1");
+    expect({ status: first.status, out: first.status === 0 ? "" : first.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    const envFile = join(h.dir, "run", "fleet-secrets", "litellm.env");
+    const before = readFileSync(envFile, "utf8");
+    expect(before).toMatch(/^LITELLM_MASTER_KEY=sk-[0-9a-f]{64}\n$/);
+    // the activation really ran the module's snippet (the stand-in's activate script holds it)
+    expect(readFileSync(join(readlinkSync(join(h.dir, "run", "current-system")), "activate"), "utf8")).toContain("'litellm.env:LITELLM_MASTER_KEY=litellm-master-key*1'");
+
+    d.hosts[0].roles = ["chainfire"];
+    writeFileSync(file, JSON.stringify(d));
+    secretsFor(file, key, kh); // chainfire's credential
+    const second = await run("v2");
+    expect({ status: second.status, out: second.status === 5 ? "" : second.out.slice(-2500) }).toEqual({ status: 5, out: "" });
+    expect(runningOf(h)).toBe("v1");
+    expect(existsSync(envFile) && readFileSync(envFile, "utf8") === before).toBe(true);
+    expect(existsSync(join(h.dir, "var", "lib", "fleet-secrets", "litellm-master-key.age"))).toBe(true);
+    expect(second.out).toContain("the previous secrets were restored; rolled back to system-2-link");
+  });
+
+  it("the secrets snippet fails loudly: a secret the activation cannot decrypt makes the activate script exit 1 (switch-to-configuration 2)", () => {
+    // the module's own snippet, evaluated with the real lib, in activation-script.nix's wrapper
+    const snippets = JSON.parse(
+      execFileSync("nix-instantiate", ["--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", `import ${join(STAND_INS, "activate-snippets.nix")} { kit = ${NIXPKGS_KIT}; nixosDir = ${join(ROOT, "nixos")}; fleetFile = ${join(ROOT, "fleet.json")}; host = ${JSON.stringify(litellmHost())}; }`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }),
+    );
+    const dir = mkdtempSync(join(work, "act-"));
+    const snippet = String(snippets.fleetSecrets).replace(/\/nix\/store\/[a-z0-9]{32}-fleet-secrets\.sh/, join(ROOT, "nixos", "scripts", "fleet-secrets.sh")).replaceAll("/var/lib/fleet-secrets", join(dir, "store")).replaceAll("/run/fleet-secrets", join(dir, "run")).replaceAll("/etc/ssh/ssh_host_ed25519_key", join(dir, "key"));
+    writeFileSync(join(dir, "key"), "");
+    const script = `_status=0\ntrap "_status=1 _localstatus=\\$?" ERR\n_localstatus=0\n${snippet}\nif (( _localstatus > 0 )); then printf "Activation script snippet '%s' failed (%s)\\n" fleetSecrets "$_localstatus"; fi\nexit $_status\n`;
+    const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    expect(r.stdout).toContain("Activation script snippet 'fleetSecrets' failed (1)");
+    expect(r.status).toBe(1);
   });
 });

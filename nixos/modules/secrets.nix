@@ -50,10 +50,14 @@ in
     # The deploy runs `age` on the host before it switches, so every host (the template too) has it.
     environment.systemPackages = [ pkgs.age ];
     system.activationScripts.fleetSecrets = lib.mkIf (cfg.envFiles != [ ]) {
-      # after /run is mounted (nixpkgs activation-script.nix, "specialfs"), before units start
+      # after /run is mounted (nixpkgs activation-script.nix, "specialfs"), before units start.
+      # No `|| _localstatus=$?`: a failure must reach the activation's status. activation-script.nix
+      # sets `_status=1` only from its ERR trap, which a command in an `||` list never fires; the
+      # script then exits 0 and a rollback that cannot decrypt the old role's secrets looks fine.
+      # Unguarded, the trap records it: the activate script exits 1, switch-to-configuration 2.
       deps = [ "specialfs" ];
       text = ''
-        PATH=${lib.makeBinPath [ pkgs.age pkgs.coreutils ]}:$PATH ${pkgs.bash}/bin/bash ${../scripts/fleet-secrets.sh} ${lib.escapeShellArgs cfg.command} || _localstatus=$?
+        PATH=${lib.makeBinPath [ pkgs.age pkgs.coreutils ]}:$PATH ${pkgs.bash}/bin/bash ${../scripts/fleet-secrets.sh} ${lib.escapeShellArgs cfg.command}
       '';
     };
   };

@@ -15,7 +15,7 @@ import { healthCheck } from "./health";
 import { pinBuildHostKey, pinHostKey } from "./host-keys";
 import { rebootForPending } from "./pending-reboot";
 import { clusterState } from "./quorum";
-import { deliverSecrets } from "./secrets-delivery";
+import { DeliveredSecrets, deliverSecrets } from "./secrets-delivery";
 import { BuildHost, openSession, parseBuildHost, tcpOpen, untilDeadline } from "./ssh-transport";
 
 export type DeploySpec = DeploySpecDocument;
@@ -117,6 +117,14 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   let address: string | undefined;
   let switched = false;
   let before: HostState | undefined;
+  let secrets: DeliveredSecrets | undefined;
+  // The secrets as they were before this deploy, back before any rollback activates the old
+  // generation (its snippet decrypts the old roles' files from the store; issue #26 item 3).
+  const restoreSecrets = (d: DeliveredSecrets) =>
+    d.restore().then(
+      () => "; the previous secrets were restored",
+      (e) => `; the previous secrets could not be restored (${(e as Error).message})`,
+    );
   try {
     if (candidates.length === 0)
       throw new DeployError("no address known (no static address, no agent address, no DNS name)", EXIT.usage, "give the host a static address or pass --address");
@@ -186,7 +194,8 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     if (login.exitCode !== 0)
       throw new DeployError(`${spec.user} cannot use sudo without a password on ${spec.host} (${login.stderr.trim().split("\n").pop()}); nothing was changed`, EXIT.failed, `deploy.user must be in the inventory's admin users (wheel, passwordless sudo: nixos/modules/base.nix)`);
     // Secrets before the switch, so the services find them when they start; a missing one stops here.
-    const changedSecrets = spec.secrets?.length ? await phase("secrets", () => deliverSecrets(spec, opts, address!, (addr, cmd, input) => ssh(addr, cmd, "120s", input), say)) : [];
+    if (spec.secrets?.length) secrets = await phase("secrets", () => deliverSecrets(spec, opts, address!, (addr, cmd, input) => ssh(addr, cmd, "120s", input), say));
+    const changedSecrets = secrets?.changed ?? [];
     before = await stateOf(address);
     if (!before) say("could not read the current generation: if this deploy fails, it will not be rolled back");
     switched = true;
@@ -214,6 +223,8 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       });
     }
     await phase("health check", () => healthCheck(spec, address!, ssh, say));
+    // Only now may the old secret set go (a rollback needs it until here).
+    if (secrets) await secrets.keep().catch((e) => say(`warning: ${(e as Error).message} (old secret files stay in the store; the next deploy removes them)`));
     const now = await stateOf(address);
     say(`deployed ${now?.generation ?? ""} in ${secs(started)}`.replace("  ", " "));
     return { host: spec.host, ok: true, seconds: (Date.now() - started) / 1000, address, exitCode: EXIT.ok };
@@ -226,6 +237,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       const found = await reach(address, 30);
       const now = found?.state;
       if (found) address = found.addr;
+      if (found && secrets) message += await restoreSecrets(secrets);
       if (!before) message += "; the generation it ran before is unknown, so it was not rolled back (check it by hand)";
       else if (!now) message += `; the host cannot be reached to roll it back (it ran ${before.generation} before)`;
       else if (now.current === before.current && now.generation === before.generation) message += `; the host still runs its previous generation ${before.generation}`;
@@ -248,6 +260,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
         }
       }
     }
+    else if (secrets && address) message += await restoreSecrets(secrets);
     say(`FAILED: ${message}`);
     say(`next: ${err.hint}; ${opts.fromTerraform ? "Terraform marks the step tainted, so the next `cdktf deploy` retries it" : `retry with \`npm run deploy -- ${spec.host}\``}`);
     return { host: spec.host, ok: false, seconds: (Date.now() - started) / 1000, address, exitCode, message };

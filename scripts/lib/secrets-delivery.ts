@@ -24,7 +24,8 @@ const HOST_KEY = '"${FLEET_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key}"';
  * /var/lib/fleet-secrets (root, 0600) and runs nixos/scripts/fleet-secrets.sh there as root,
  * which decrypts them with the host's own SSH host key into /run/fleet-secrets/<role>.env
  * (root, 0400). Values are never sent in clear, put in an argument list or written to a log.
- * Returns the environment files whose content changed.
+ * The previous store and files are kept beside until keep() (the health gate passed) or
+ * restore() (the deploy failed).
  */
 export async function deliverSecrets(
   spec: DeploySpecDocument,
@@ -32,7 +33,7 @@ export async function deliverSecrets(
   address: string,
   sshIn: (addr: string, cmd: string, input: string | Buffer) => Promise<SshResult>,
   say: (m: string) => void,
-): Promise<SecretEnvFile[]> {
+): Promise<DeliveredSecrets> {
   const dir = opts.secretsDir ?? join(opts.root, "secrets");
   const pinned = readPins(opts.knownHostsFile).get(spec.host)?.key;
   if (!pinned) throw new DeployError(`no pinned host key for ${spec.host}`, EXIT.hostKey, "deploy again: the key is pinned on first contact");
@@ -64,18 +65,58 @@ export async function deliverSecrets(
   }
   const files = present.map((name) => ({ name, path: pathOf(name) }));
   const names = files.map((f) => `${f.name}.age`);
-  // Encrypted files in, then every other file of the store out (a role the host no longer has).
-  for (const f of files) {
-    const r = await sshIn(address, `sudo sh -c 'umask 077; mkdir -p "$1" && cat > "$1/.$2.tmp" && mv -f "$1/.$2.tmp" "$1/$2"' sh ${HOST_STORE} ${f.name}.age`, readFileSync(f.path));
-    if (r.exitCode !== 0) throw new DeployError(`copying ${f.name}.age to ${spec.host} failed: ${r.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
+  const sudoSh = async (what: string, script: string, args: string) => {
+    const r = await sshIn(address, `sudo sh -c '${script}' sh ${args}`, "");
+    if (r.exitCode !== 0) throw new DeployError(`${what} on ${spec.host} failed: ${r.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
+  };
+  // The store and the decrypted files as they are, kept until the deploy ends (issue #26 item 3):
+  // a rollback activates the old generation, whose snippet decrypts the old roles' secrets from
+  // the store, so nothing of the old set may be gone before the health gate has passed.
+  await sudoSh(
+    "keeping the current secrets",
+    'set -e; umask 077; mkdir -p "$1"; rm -rf "$1/.previous" "$2.previous"; mkdir "$1/.previous"; for f in "$1"/*.age; do if [ -e "$f" ]; then cp -p "$f" "$1/.previous/"; fi; done; if [ -d "$2" ]; then cp -a "$2" "$2.previous"; else : > "$1/.previous/.no-run"; fi',
+    `${HOST_STORE} ${HOST_RUN}`,
+  );
+  const restore = async () => {
+    // the store and /run/fleet-secrets back as they were before this deploy
+    await sudoSh(
+      "restoring the previous secrets",
+      '[ -d "$1/.previous" ] || exit 0; rm -f "$1"/*.age; for f in "$1/.previous"/*.age; do if [ -e "$f" ]; then mv -f "$f" "$1/"; fi; done; if [ -e "$1/.previous/.no-run" ]; then rm -rf "$2"; elif [ -d "$2.previous" ]; then rm -rf "$2"; mv "$2.previous" "$2"; fi; rm -rf "$1/.previous"',
+      `${HOST_STORE} ${HOST_RUN}`,
+    );
+  };
+  const keep = async () => {
+    // the deploy stands: every file of the store that the new set does not name goes (a role the host no longer has)
+    await sudoSh(
+      "cleaning the secret store",
+      'cd "$1" || exit 0; for f in *.age; do case " $2 " in *" $f "*) ;; *) rm -f -- "$f";; esac; done; rm -rf "$1/.previous" "$3.previous"',
+      `${HOST_STORE} '${names.join(" ")}' ${HOST_RUN}`,
+    );
+  };
+  try {
+    // Encrypted files in; the old ones stay until keep().
+    for (const f of files) {
+      const r = await sshIn(address, `sudo sh -c 'umask 077; mkdir -p "$1" && cat > "$1/.$2.tmp" && mv -f "$1/.$2.tmp" "$1/$2"' sh ${HOST_STORE} ${f.name}.age`, readFileSync(f.path));
+      if (r.exitCode !== 0) throw new DeployError(`copying ${f.name}.age to ${spec.host} failed: ${r.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
+    }
+    const script = readFileSync(join(opts.root, "nixos", "scripts", "fleet-secrets.sh"));
+    const r = await sshIn(address, `sudo bash -s -- ${HOST_STORE} ${HOST_RUN} ${HOST_KEY} ${shellQuote(spec.secrets!.map(secretSpecArg))}`, script);
+    r.stderr.split("\n").filter(Boolean).forEach((l) => say(`  | ${l}`));
+    if (r.exitCode !== 0) throw new DeployError(`decrypting the secrets on ${spec.host} failed (exit ${r.exitCode}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- check`; if the host key changed, `npm run secrets -- rekey`");
+    const changed = r.stdout.split("\n").flatMap((l) => /^changed (\S+)$/.exec(l)?.[1] ?? []);
+    say(`${files.length} secret(s) in place: ${spec.secrets!.map((f) => f.file).join(", ")}${changed.length ? ` (changed: ${changed.join(", ")})` : ""}`);
+    return { changed: spec.secrets!.filter((f) => changed.includes(f.file)), keep, restore };
+  } catch (e) {
+    await restore().catch(() => undefined);
+    throw e;
   }
-  const prune = await sshIn(address, `sudo sh -c 'cd "$1" 2>/dev/null || exit 0; for f in *.age; do case " $2 " in *" $f "*) ;; *) rm -f -- "$f";; esac; done' sh ${HOST_STORE} '${names.join(" ")}'`, "");
-  if (prune.exitCode !== 0) throw new DeployError(`cleaning ${spec.host}'s secret store failed: ${prune.stderr.trim()}`, EXIT.secrets, "check that the deploy user may use sudo on the host");
-  const script = readFileSync(join(opts.root, "nixos", "scripts", "fleet-secrets.sh"));
-  const r = await sshIn(address, `sudo bash -s -- ${HOST_STORE} ${HOST_RUN} ${HOST_KEY} ${shellQuote(spec.secrets!.map(secretSpecArg))}`, script);
-  r.stderr.split("\n").filter(Boolean).forEach((l) => say(`  | ${l}`));
-  if (r.exitCode !== 0) throw new DeployError(`decrypting the secrets on ${spec.host} failed (exit ${r.exitCode}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- check`; if the host key changed, `npm run secrets -- rekey`");
-  const changed = r.stdout.split("\n").flatMap((l) => /^changed (\S+)$/.exec(l)?.[1] ?? []);
-  say(`${files.length} secret(s) in place: ${spec.secrets!.map((f) => f.file).join(", ")}${changed.length ? ` (changed: ${changed.join(", ")})` : ""}`);
-  return spec.secrets!.filter((f) => changed.includes(f.file));
+}
+
+export interface DeliveredSecrets {
+  /** Environment files whose content changed (their services restart after the switch). */
+  readonly changed: SecretEnvFile[];
+  /** After the health gate: the files of the old set go. */
+  keep(): Promise<void>;
+  /** On failure: the store and /run/fleet-secrets back as they were, before any rollback activates. */
+  restore(): Promise<void>;
 }
