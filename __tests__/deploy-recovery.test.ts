@@ -93,7 +93,7 @@ describe("an SSH drop during activation (#26 items 1, 2, 9)", () => {
     const timer = setInterval(() => step(last), 200); // the poll log grows without output
     const r = await deploy(spec("web-d9", { finalAddress: "127.0.2.25" }), knownHosts(), [], { FLEET_STANDIN_DROP_AFTER_MS: "700" }, "v1", (out) => step((last = out)));
     clearInterval(timer);
-    expect(phase).toBe(2);
+    expect({ phase, out: phase === 2 ? "" : r.out }).toEqual({ phase: 2, out: "" });
     expect(r.out).toMatch(/cannot tell whether nixos-rebuild-switch-to-configuration still runs \(ssh: .*\); asking again/);
     expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
     expect(runningOf(h)).toBe("v1");
@@ -242,5 +242,32 @@ describe("secrets across a failed deploy (#26 item 3)", () => {
     const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
     expect(r.stdout).toContain("Activation script snippet 'fleetSecrets' failed (1)");
     expect(r.status).toBe(1);
+  });
+});
+
+describe("a dead-man guard on the target (#26 item 4)", () => {
+  it("a configuration that closes the SSH port: no fresh login confirms, the host switches itself back within the guard time, and the deploy reports it", async () => {
+    const h = await healthyHost("g4", "127.0.2.44");
+    control(h, "closes-ssh-nixos-system-web-g4-v1", "1");
+    const r = await deploy(spec("web-g4", { finalAddress: "127.0.2.44", timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 3, healthStableSeconds: 0.5, guardSeconds: 4 } }), knownHosts());
+    expect(runningOf(h)).toBe("v0"); // without the guard the host stays on v1, which refuses every new SSH connection
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("guard armed: unless a fresh SSH login confirms the switch, the host switches itself back to system-1-link");
+    expect(r.out).toMatch(/after the switch a fresh SSH login to 127\.0\.2\.44 fails \(.*\): the new configuration may have cut SSH; the host switched itself back to system-1-link \(its guard, armed before the switch, was not confirmed\)/);
+    expect(generationOf(h)).toBe("system-1-link");
+    // the guard did it on the host (its unit's run is in the journal), and the bad generation is gone
+    expect(journal(h)).toMatch(/fleet-guard\tnixos\tfinished switching to system configuration \S+-v0\n/);
+    expect(existsSync(join(h.dir, "nix", "var", "nix", "profiles", "system-2-link"))).toBe(false);
+  });
+
+  it("a good deploy disarms the guard after the health gate and a fresh login; it never fires", async () => {
+    const h = await healthyHost("g4b", "127.0.2.45");
+    const r = await deploy(spec("web-g4b", { finalAddress: "127.0.2.45", timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 3, healthStableSeconds: 0.5, guardSeconds: 4 } }), knownHosts());
+    expect({ status: r.status, out: r.status === 0 ? "" : r.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    expect(r.out).toContain("confirmed: the guard is disarmed");
+    const asked = readFileSync(join(h.dir, "run", "systemctl.log"), "utf8");
+    expect(asked).toMatch(/stop fleet-guard\.timer\n(.*\n)*stop fleet-guard\.timer\n(.*\n)*stop fleet-guard\.timer\n/); // before arming, re-arming, and the confirmation
+    expect(existsSync(join(h.dir, "run", "units", "fleet-guard.timer"))).toBe(false); // no timer left to fire
+    expect(runningOf(h)).toBe("v1");
   });
 });

@@ -42,7 +42,8 @@ export interface DeploySpecDocument {
   /** Environment files of secrets the host's roles read (constructs/secrets.ts); names, never values. */
   readonly secrets?: readonly SecretEnvFile[];
   /** healthStableSeconds: how long every check must keep passing. @default 10 */
-  readonly timeouts: { readonly sshSeconds: number; readonly switchSeconds: number; readonly healthSeconds: number; readonly healthStableSeconds?: number };
+  /** guardSeconds: the target's dead-man guard after a switch (scripts/lib/guard.ts); 0 turns it off. @default sshSeconds + healthSeconds + healthStableSeconds + 60 */
+  readonly timeouts: { readonly sshSeconds: number; readonly switchSeconds: number; readonly healthSeconds: number; readonly healthStableSeconds?: number; readonly guardSeconds?: number };
 }
 
 export interface NixosDeployStepProps {

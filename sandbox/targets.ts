@@ -126,7 +126,16 @@ export async function startHost(name: string, addresses: string[], clientKeyFile
     if (proc.exitCode !== null) throw new Error(`sshd for ${name} exited: ${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { dir, addresses, hostKey, port, stop: () => proc.kill() };
+  // an activation of the stand-ins may have restarted sshd as a daemon (pid file): that one goes too
+  const stop = () => {
+    proc.kill();
+    try {
+      process.kill(Number(readFileSync(join(sshdDir, "sshd.pid"), "utf8")));
+    } catch {
+      // not running
+    }
+  };
+  return { dir, addresses, hostKey, port, stop };
 }
 
 /**

@@ -11,7 +11,9 @@
  *    and of the 3-level platform chain (chainfire -> flaredb -> iam), against the ideal;
  *  - the first apply of fleet.json and of a generated 200-host fleet with real OpenTofu and the
  *    real bpg provider against the PVE simulator, at -parallelism 10 and 50 (wall time,
- *    simulator requests per second, the simulator's peak memory). `--only-sim` runs just these.
+ *    simulator requests per second, the simulator's peak memory). `--only-sim` runs just these;
+ *  - 50 deploys over real SSH (sshd targets, stand-in nixos-rebuild) with and without the
+ *    target's dead-man guard: wall time and SSH runs per host (root only). `--only-deploy`.
  * Prints a table with each budget met or missed, writes bench/results.json, exits 0 either way.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -24,9 +26,10 @@ import { generateInventory } from "./lib/gen-inventory";
 import { buildFleet } from "../stacks/fleet";
 import { parseInventory } from "../constructs/inventory";
 import { simApply } from "./lib/bench-sim";
+import { benchDeployGuard } from "./lib/bench-deploy";
 
 const ROOT = resolve(__dirname, "..");
-const args = minimist(process.argv.slice(2), { boolean: ["skip-test", "only-sim"], string: ["runs"] });
+const args = minimist(process.argv.slice(2), { boolean: ["skip-test", "only-sim", "only-deploy"], string: ["runs"] });
 const RUNS = Number(args.runs ?? 5);
 const env = { ...process.env, CHECKPOINT_DISABLE: "1", TF_CLI_CONFIG_FILE: join(ROOT, "config", "terraformrc") };
 const work = mkdtempSync(join(tmpdir(), "bench-"));
@@ -120,9 +123,28 @@ async function main() {
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
   };
 
-  if (!args["only-sim"]) await synthAndGraph(rows, results);
-  await simulator(rows, results);
+  if (!args["only-sim"] && !args["only-deploy"]) await synthAndGraph(rows, results);
+  if (!args["only-sim"]) await deployGuard(rows, results);
+  if (!args["only-deploy"]) await simulator(rows, results);
   report(rows, results);
+}
+
+/** 50 real-SSH deploys with and without the target's guard (scripts/lib/bench-deploy.ts). */
+async function deployGuard(rows: Row[], results: Record<string, unknown>) {
+  log("deploy over SSH: 50 hosts, with and without the guard");
+  const r = await benchDeployGuard(work, ROOT);
+  results.deployGuard = r;
+  if ("skipped" in r) return void rows.push({ what: "deploy 50 hosts over SSH, with / without guard", value: `skipped: ${r.skipped}` });
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const w = mean(r.withGuard);
+  const wo = mean(r.withoutGuard);
+  rows.push({ what: `deploy ${r.hosts} hosts over SSH (stand-in rebuild), ${r.concurrency} at once, without guard`, value: `${wo.toFixed(1)} s; ${r.sshPerHostWithout.toFixed(1)} ssh runs per host` });
+  rows.push({
+    what: `deploy ${r.hosts} hosts over SSH (stand-in rebuild), ${r.concurrency} at once, with guard`,
+    value: `${w.toFixed(1)} s (+${(((w - wo) / wo) * 100).toFixed(0)}%); ${r.sshPerHostWith.toFixed(1)} ssh runs per host`,
+    budget: "<= 1 more ssh run per host",
+    met: r.sshPerHostWith - r.sshPerHostWithout <= 1,
+  });
 }
 
 /** Provisioning against the PVE simulator with the real provider (scripts/lib/bench-sim.ts). */

@@ -35,11 +35,14 @@ Options:
   --ssh-timeout S      seconds to wait for SSH (default 120; the deploy steps wait 600)
   --health-timeout S   seconds for health checks to pass (default 300)
   --health-stable S    seconds every check must keep passing (default 10)
+  --guard-seconds S    window after a switch in which a fresh SSH login must confirm it, or the
+                       host switches itself back (default: ssh + health timeouts + stable + 60;
+                       0: no guard)
   -h, --help           this text
 
 Environment: FLEET_FILE (inventory), FLEET_SSH_KEY_FILE (private key path; default ssh-agent),
 FLEET_KNOWN_HOSTS (pinned host keys; default deploy/known_hosts), FLEET_REMOTE_SUDO_FLAG
-(default: --sudo when nixos-rebuild offers it, as nixos-rebuild-ng does; else --use-remote-sudo).
+(default --sudo, nixos-rebuild-ng's flag).
 FLEET_SECRETS_DIR (encrypted secrets; default secrets/).
 Exit codes: 0 ok, 1 failed, 2 usage, 3 unreachable, 4 host key refused, 5 unhealthy (rolled back), 6 rollback failed,
 7 secret missing or not encrypted to the host (nothing switched).`;
@@ -52,14 +55,14 @@ function fail(message: string): never {
 async function main() {
   const args = minimist(process.argv.slice(2), {
     boolean: ["all", "dry-run", "rollback", "from-env", "help"],
-    string: ["address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable"],
+    string: ["address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable", "guard-seconds"],
     alias: { h: "help" },
   });
   if (args.help) {
     process.stdout.write(`${HELP}\n`);
     return;
   }
-  const unknown = Object.keys(args).filter((k) => !["_", "all", "dry-run", "rollback", "from-env", "help", "h", "address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable"].includes(k));
+  const unknown = Object.keys(args).filter((k) => !["_", "all", "dry-run", "rollback", "from-env", "help", "h", "address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable", "guard-seconds"].includes(k));
   if (unknown.length) fail(`unknown option --${unknown[0]}; see --help`);
 
   const opts = {
@@ -81,10 +84,11 @@ async function main() {
   const sshTimeout = seconds("ssh-timeout", args["ssh-timeout"]);
   const healthTimeout = seconds("health-timeout", args["health-timeout"]);
   const healthStable = seconds("health-stable", args["health-stable"]);
+  const guard = args["guard-seconds"] === "0" ? 0 : seconds("guard-seconds", args["guard-seconds"]);
   const adjust = (s: DeploySpec): DeploySpec => ({
     ...s,
     buildHost: args["build-host"] ?? s.buildHost,
-    timeouts: { ...s.timeouts, sshSeconds: sshTimeout ?? (args["from-env"] ? s.timeouts.sshSeconds : CLI_SSH_SECONDS), healthSeconds: healthTimeout ?? s.timeouts.healthSeconds, healthStableSeconds: healthStable ?? s.timeouts.healthStableSeconds },
+    timeouts: { ...s.timeouts, sshSeconds: sshTimeout ?? (args["from-env"] ? s.timeouts.sshSeconds : CLI_SSH_SECONDS), healthSeconds: healthTimeout ?? s.timeouts.healthSeconds, healthStableSeconds: healthStable ?? s.timeouts.healthStableSeconds, guardSeconds: guard ?? s.timeouts.guardSeconds },
   });
 
   if (args["from-env"]) {

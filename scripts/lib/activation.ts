@@ -7,6 +7,7 @@ import { $ } from "zx";
 import { isAbsolute, resolve } from "node:path";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
 import { DeployError, EXIT } from "./deploy-errors";
+import { armGuard } from "./guard";
 import { BuildHost, SshSession, tcpOpen, untilDeadline } from "./ssh-transport";
 
 /**
@@ -35,6 +36,8 @@ export interface ActivationContext {
   readonly session: SshSession;
   readonly build?: BuildHost;
   readonly sudoFlag?: string;
+  /** The guard's window after a switch (scripts/lib/guard.ts); 0: no guard. */
+  readonly guardSeconds: number;
   readonly say: (m: string) => void;
 }
 
@@ -62,8 +65,9 @@ export function activation(ctx: ActivationContext) {
     ...(extra.includes("--rollback") ? [] : REBUILD_FLAGS.noReexec),
   ];
 
-  const stateOf = async (addr: string): Promise<HostState | undefined> => {
-    const r = await ssh(addr, `readlink ${PROFILE}; readlink -f ${PROFILE}; readlink -f "\${FLEET_CURRENT_SYSTEM:-/run/current-system}"`);
+  /** The host's state; `then` runs after it in the same SSH call (its output is dropped). */
+  const stateOf = async (addr: string, then?: string): Promise<HostState | undefined> => {
+    const r = await ssh(addr, `readlink ${PROFILE}; readlink -f ${PROFILE}; readlink -f "\${FLEET_CURRENT_SYSTEM:-/run/current-system}"${then ? `; { ${then}; } >/dev/null 2>&1` : ""}`);
     const [generation, profilePath, current] = r.stdout.trim().split("\n");
     const n = /-(\d+)-link$/.exec(generation ?? "");
     return r.exitCode === 0 && n ? { generation, number: Number(n[1]), profilePath, current: current ?? "" } : undefined;
@@ -114,17 +118,6 @@ export function activation(ctx: ActivationContext) {
       }
       return undefined;
     });
-
-  /**
-   * The journal's position now ("s=...;i=...;b=..."), so that what a unit logs afterwards can be
-   * told from what earlier runs logged: the journal keeps every run of
-   * nixos-rebuild-switch-to-configuration across boots (issue #26 item 2). `-n 0 --show-cursor`
-   * prints the last entry's cursor and no entry (systemd src/journal/journalctl-show.c).
-   */
-  async function journalCursor(addr: string): Promise<string | undefined> {
-    const r = await ssh(addr, "sudo journalctl -q -n 0 --show-cursor");
-    return /^-- cursor: (\S+)$/m.exec(r.stdout)?.[1];
-  }
 
   /**
    * How the switch to `path` ended, from what switch-to-configuration-ng logged since `cursor`
@@ -198,18 +191,51 @@ export function activation(ctx: ActivationContext) {
    * `nixos-rebuild switch` to the flake's configuration; returns the address the host answers at
    * afterwards. Throws a DeployError when the switch failed or its outcome is unknown.
    */
+  let guarded: HostState | undefined;
+  /**
+   * The journal's position before the switch and, with a known generation to go back to, the
+   * guard armed for the whole switch plus its window, in one SSH call (no round trip added). The
+   * journal keeps every run of the activation unit across boots: only what is logged after this
+   * cursor is this run's (issue #26 item 2); `-n 0 --show-cursor` prints the last entry's cursor
+   * and no entry (systemd src/journal/journalctl-show.c).
+   */
+  async function beforeSwitch(address: string, before: HostState | undefined): Promise<string | undefined> {
+    const arm = before && ctx.guardSeconds > 0;
+    const r = await ssh(address, `sudo journalctl -q -n 0 --show-cursor${arm ? `; ${armGuard(before, spec.timeouts.switchSeconds + ctx.guardSeconds)}` : ""}`);
+    if (arm) {
+      if (r.stdout.includes("fleet-guard: armed")) {
+        guarded = before;
+        say(`guard armed: unless a fresh SSH login confirms the switch, the host switches itself back to ${before.generation}`);
+      } else if (r.stdout.includes("fleet-guard: no systemd")) say("no systemd on the host: no guard (a configuration that cuts SSH cannot be undone from here)");
+      else
+        throw new DeployError(
+          `cannot arm the guard on ${spec.host} (${r.stderr.trim().split("\n").pop() || `exit ${r.exitCode}`}); nothing was switched`,
+          EXIT.failed,
+          "an earlier deploy's guard may be switching the host back right now (systemctl status fleet-guard); wait for it, then deploy again",
+        );
+    }
+    return /^-- cursor: (\S+)$/m.exec(r.stdout)?.[1];
+  }
+  /** The guard, once the switch is done: only its window is left (re-armed in the SSH call given). */
+  const rearm = () => (guarded ? armGuard(guarded, ctx.guardSeconds) : undefined);
+
   async function switchTo(address: string, before: HostState | undefined): Promise<string> {
     const unit = "nixos-rebuild-switch-to-configuration";
-    const cursor = await journalCursor(address);
+    const cursor = await beforeSwitch(address, before);
     const r = await rebuild(address);
     if (r.exitCode === 0) {
       // nixos-rebuild's exit 0 is switch-to-configuration's; the host must now run the profile's
       // generation, the one this switch set (issue #26 item 12).
-      const now = await stateOf(address);
+      const now = await stateOf(address, rearm());
       if (now && now.current === now.profilePath) return address;
       throw new DeployError(`nixos-rebuild switch exited 0 but the host runs ${now?.current ?? "an unknown system"}, not the new generation ${now?.profilePath ?? ""}`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}: another switch may have run meanwhile`);
     }
-    if (r.exitCode === 100) return rebootInto(address);
+    if (r.exitCode === 100) {
+      // a reboot ends every transient unit, the guard too: armed again once the host is back
+      const back = await rebootInto(address);
+      if (guarded) await ssh(back, armGuard(guarded, ctx.guardSeconds));
+      return back;
+    }
     if (r.exitCode === 255) {
       // ssh lost the connection (a host that moves to its static address, a network blip).
       // nixos-rebuild-ng set the profile before activating and runs switch-to-configuration under
@@ -234,6 +260,7 @@ export function activation(ctx: ActivationContext) {
       if (status !== 0) throw new DeployError(`the connection dropped and the activation failed (switch-to-configuration exited ${status})`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}`);
       if (now.current !== now.profilePath) throw new DeployError(`the activation finished while disconnected but the host runs ${now.current}, not ${now.profilePath}`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}`);
       say(`activation finished while disconnected: ${now.generation} runs at ${address}`);
+      if (guarded) await ssh(address, armGuard(guarded, ctx.guardSeconds));
       return address;
     }
     // switch-to-configuration-ng (nixpkgs pkgs/by-name/sw/switch-to-configuration-ng):
@@ -255,5 +282,5 @@ export function activation(ctx: ActivationContext) {
     throw new DeployError(`nixos-rebuild switch exited ${r.exitCode}${meaning ? ` (${meaning})` : ""}`, EXIT.failed, meaning ? `see \`journalctl -b\` on ${spec.host}; fix and deploy again` : "read the build output above; fix the configuration and deploy again");
   }
 
-  return { rebuildArgs, stateOf, rebuild, rollbackTo, reach, switchTo, unitEnded };
+  return { rebuildArgs, stateOf, rebuild, rollbackTo, reach, switchTo, unitEnded, guarded: () => guarded };
 }

@@ -11,6 +11,7 @@ import { ROLES } from "../../constructs/roles";
 import { HOST_SECRET_RUN } from "../../constructs/secrets";
 import { activation, HostState, PROFILE as P, REBUILD_FLAGS as detected } from "./activation";
 import { DeployError, EXIT } from "./deploy-errors";
+import { confirmOverFreshLogin, DISARM } from "./guard";
 import { healthCheck } from "./health";
 import { pinBuildHostKey, pinHostKey } from "./host-keys";
 import { rebootForPending } from "./pending-reboot";
@@ -84,7 +85,9 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   const cleanup = () => session.close();
   const ssh = session.ssh;
   const nixSshOpts = session.nixSshOpts;
-  const act = activation({ spec, root: opts.root, session, build, sudoFlag: opts.sudoFlag, say });
+  const t = spec.timeouts;
+  const guardSeconds = t.guardSeconds ?? t.sshSeconds + t.healthSeconds + (t.healthStableSeconds ?? 10) + 60;
+  const act = activation({ spec, root: opts.root, session, build, sudoFlag: opts.sudoFlag, guardSeconds, say });
   const { rebuildArgs, stateOf, rebuild, rollbackTo, reach } = act;
 
   if (opts.dryRun) {
@@ -98,6 +101,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       if (spec.finalAddress) say(`would follow the host to ${spec.finalAddress} if it moves`);
       say(`would check: ${spec.units?.length ? `units ${spec.units.join(", ")} active; ` : ""}${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}${(spec.quorum ?? []).map((q) => `; ${q.role} cluster: all ${q.expected} members healthy (GET :${q.port}${q.path})`).join("")}; stable for ${spec.timeouts.healthStableSeconds ?? 10}s`);
       say("would roll back to the generation it ran before if the switch or a check fails");
+      if (guardSeconds > 0) say(`would arm a guard on the host that switches it back by itself unless a fresh SSH login confirms within ${guardSeconds}s after the switch`);
     }
     cleanup();
     return { host: spec.host, ok: true, seconds: 0, exitCode: EXIT.ok, message: "dry run" };
@@ -118,6 +122,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   let switched = false;
   let before: HostState | undefined;
   let secrets: DeliveredSecrets | undefined;
+  let guardFires = false;
   // The secrets as they were before this deploy, back before any rollback activates the old
   // generation (its snippet decrypts the old roles' files from the store; issue #26 item 3).
   const restoreSecrets = (d: DeliveredSecrets) =>
@@ -223,6 +228,16 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       });
     }
     await phase("health check", () => healthCheck(spec, address!, ssh, say));
+    if (act.guarded()) {
+      await phase("confirm over a fresh SSH login", async () => {
+        const c = await confirmOverFreshLogin(session, address!);
+        if (!c.ok) {
+          guardFires = true;
+          throw new DeployError(`after the switch a fresh SSH login to ${address} fails (${c.why}): the new configuration may have cut SSH`, EXIT.unreachable, `see the host's console; the guard switched it back to the generation it ran before`);
+        }
+        say("confirmed: the guard is disarmed");
+      });
+    }
     // Only now may the old secret set go (a rollback needs it until here).
     if (secrets) await secrets.keep().catch((e) => say(`warning: ${(e as Error).message} (old secret files stay in the store; the next deploy removes them)`));
     const now = await stateOf(address);
@@ -232,20 +247,38 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     const err = e instanceof DeployError ? e : new DeployError(String((e as Error)?.message ?? e), EXIT.failed, "see the output above");
     let exitCode = err.exitCode;
     let message = `${err.message}`;
-    if (switched && address) {
+    const guard = act.guarded();
+    if (guard && guardFires && address) {
+      // No fresh login: the guard on the host switches it back by itself. Wait for that.
+      say(`waiting up to ${guardSeconds + 60}s for the guard to switch the host back to ${guard.generation}`);
+      const back = await untilDeadline(guardSeconds + 60, async () => {
+        const found = await reach(address!, 10);
+        return found?.state.current === guard.current ? found : undefined;
+      });
+      if (back) {
+        address = back.addr;
+        message += `; the host switched itself back to ${guard.generation} (its guard, armed before the switch, was not confirmed)`;
+        exitCode = EXIT.failed;
+        if (secrets) message += await restoreSecrets(secrets);
+      } else message += `; the host did not switch itself back to ${guard.generation} within ${guardSeconds + 60}s (check it on the console)`;
+    } else if (switched && address) {
       // Where is the host now? Retry for a while: it may be moving to its static address.
       const found = await reach(address, 30);
       const now = found?.state;
       if (found) address = found.addr;
       if (found && secrets) message += await restoreSecrets(secrets);
       if (!before) message += "; the generation it ran before is unknown, so it was not rolled back (check it by hand)";
-      else if (!now) message += `; the host cannot be reached to roll it back (it ran ${before.generation} before)`;
-      else if (now.current === before.current && now.generation === before.generation) message += `; the host still runs its previous generation ${before.generation}`;
+      else if (!now) message += `; the host cannot be reached to roll it back (it ran ${before.generation} before)${guard ? `; its guard switches it back within ${guardSeconds}s` : ""}`;
+      else if (now.current === before.current && now.generation === before.generation) {
+        message += `; the host still runs its previous generation ${before.generation}`;
+        if (guard) await ssh(address, DISARM);
+      }
       else {
         say(`rolling back to ${before.generation} (the generation it ran before)`);
         const r = await rollbackTo(address, before);
         if (r.ok) {
           message += `; rolled back to ${before.generation}`;
+          if (guard) await ssh(address, DISARM);
           if (exitCode === EXIT.unreachable) exitCode = EXIT.failed;
           // The failed generation goes, as deploy-rs deletes it: a later `--rollback` (the
           // highest generation below the current one, Nix profiles.cc) must never land on it

@@ -85,6 +85,8 @@ export interface SshSession {
   /** The build host's alias in the config, if there is one. */
   readonly buildAlias?: string;
   readonly ssh: Ssh;
+  /** `cmd` over a new connection of its own (not the shared one): a login as it would happen now. */
+  readonly freshSsh: (addr: string, cmd: string) => Promise<SshResult>;
   /** Closes the shared connections and removes the config. */
   close(): void;
 }
@@ -137,6 +139,7 @@ export function openSession(o: { host: string; user: string; port: number; addre
     target,
     buildAlias,
     ssh: (addr, cmd, timeout = "60s", input) => $({ nothrow: true, quiet: true, timeout, input })`ssh -F ${config} ${target(addr)} -- ${cmd}`,
+    freshSsh: (addr, cmd) => $({ nothrow: true, quiet: true, timeout: "30s" })`ssh -F ${config} -o ControlMaster=no -o ControlPath=none ${target(addr)} -- ${cmd}`,
     close() {
       // close the shared connections (nixos-rebuild-ng's cleanup_ssh does the same), then forget them
       for (const f of readdirSync(dir).filter((n) => n.startsWith("cm-")))
