@@ -260,6 +260,18 @@ describe("a dead-man guard on the target (#26 item 4)", () => {
     expect(existsSync(join(h.dir, "nix", "var", "nix", "profiles", "system-2-link"))).toBe(false);
   });
 
+  it("an earlier guard still switching the host back: systemd-run refuses its name, nothing is switched", async () => {
+    const h = await healthyHost("g4c", "127.0.2.46");
+    // a live fleet-guard.service on the host (as a guard that fired and still activates)
+    const env = { ...process.env, FLEET_STANDIN_HOST: h.dir };
+    execFileSync(join(STAND_INS, "remote-bin", "systemd-run"), ["--unit=fleet-guard", "--collect", "--quiet", "sleep", "30"], { env });
+    const r = await deploy(spec("web-g4c", { finalAddress: "127.0.2.46" }), knownHosts());
+    expect(r.status).toBe(1);
+    expect(r.out).toContain("cannot arm the guard on web-g4c (Failed to start transient timer unit: Unit fleet-guard.service was already loaded or has a fragment file.); nothing was switched");
+    expect(generationOf(h)).toBe("system-1-link");
+    expect(r.calls).toEqual([]);
+  });
+
   it("a good deploy disarms the guard after the health gate and a fresh login; it never fires", async () => {
     const h = await healthyHost("g4b", "127.0.2.45");
     const r = await deploy(spec("web-g4b", { finalAddress: "127.0.2.45", timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 3, healthStableSeconds: 0.5, guardSeconds: 4 } }), knownHosts());

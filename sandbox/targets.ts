@@ -2,9 +2,9 @@
  * SSH targets: Debian's sshd on addresses of this machine, one "host" per server, logged into as
  * the unprivileged DEPLOY_USER with real sudo (passwordless for that user, as
  * nixos/modules/base.nix configures wheel), root login refused as on the real hosts. Each host is
- * a directory: its /nix and /run live below it, and the target-side STAND-INS in
- * __tests__/stand-ins/remote-bin (Nix profiles, systemd-run, switch-to-configuration) map them
- * there. Used by the deploy tests and by `npm run sandbox`. Needs root (useradd, sudoers).
+ * a directory: its /nix/var and /run live below it, and the target-side STAND-INS in
+ * __tests__/stand-ins/remote-bin (systemd-run, switch-to-configuration, ...) map them there;
+ * systems are real paths of this machine's Nix store and profiles are Debian's real nix-env's. Used by the deploy tests and by `npm run sandbox`. Needs root (useradd, sudoers).
  */
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { appendFileSync, chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -92,12 +92,12 @@ export async function startHost(name: string, addresses: string[], clientKeyFile
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "ssh_host_ed25519_key")]);
     writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKeyFile}.pub`));
     if (!opts.fresh) {
-      // A clone of the template runs one generation already (label "v0"), as every real host does.
-      const store = "/nix/store/00000000000000000000000000000000-nixos-system-template-v0";
-      execFileSync(join(STAND_INS, "remote-bin", "fleet-standin-target"), ["copy", store], { env: { ...process.env, FLEET_STANDIN_HOST: dir } });
-      execFileSync("ln", ["-s", join(dir, store), join(dir, "nix/var/nix/profiles/system-1-link")]);
+      // A clone of the template runs one generation already (label "v0"), as every real host does:
+      // a real store path (fleet-standin-target adds it), generation 1 of the profile.
+      const store = execFileSync(join(STAND_INS, "remote-bin", "fleet-standin-target"), ["copy", "nixos-system-template-v0"], { env: { ...process.env, FLEET_STANDIN_HOST: dir }, input: "", encoding: "utf8" }).trim();
+      execFileSync("ln", ["-s", store, join(dir, "nix/var/nix/profiles/system-1-link")]);
       execFileSync("ln", ["-s", "system-1-link", join(dir, "nix/var/nix/profiles/system")]);
-      execFileSync("ln", ["-s", join(dir, store), join(dir, "run/current-system")]);
+      execFileSync("ln", ["-s", store, join(dir, "run/current-system")]);
     }
   }
   const hostKey = join(dir, "ssh_host_ed25519_key");
