@@ -8,7 +8,6 @@
  * the previous generation re-activated and the new one deleted unless a new SSH connection
  * confirms within the timeout), with `systemd-run --on-active` instead of a waiting process.
  */
-import type { HostState } from "./activation";
 import { shellQuote, SshSession } from "./ssh-transport";
 
 export const GUARD_UNIT = "fleet-guard";
@@ -21,7 +20,7 @@ const PROFILE = '"${FLEET_SYSTEM_PROFILE:-/nix/var/nix/profiles/system}"';
  * Prints "fleet-guard: armed", or "fleet-guard: no systemd" where there is none (a container).
  * An earlier guard still switching back makes systemd-run refuse the name: nothing is armed then.
  */
-export function armGuard(to: HostState, seconds: number): string {
+export function armGuard(to: { readonly number: number; readonly profilePath: string }, seconds: number): string {
   const back = [
     "PATH=/run/current-system/sw/bin:$PATH",
     `nix-env -p ${PROFILE} --switch-generation ${to.number} && ${to.profilePath}/bin/switch-to-configuration switch`,
