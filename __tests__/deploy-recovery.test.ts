@@ -283,3 +283,23 @@ describe("a dead-man guard on the target (#26 item 4)", () => {
     expect(runningOf(h)).toBe("v1");
   });
 });
+
+describe("a quorum cluster that is down is not a new one (#26 item 8)", () => {
+  it("no member answers and this member was deployed before: refused before touching it; a member never deployed starts a new cluster", async () => {
+    const h = await healthyHost("q8", "127.0.2.48");
+    const kh = knownHosts();
+    const quorum = [{ role: "chainfire", port: 2379, path: "/cluster/health", expected: 3, members: ["127.0.2.48", "127.0.2.58", "127.0.2.68"] }];
+    // first deploy of this member: nobody answers, the cluster is new (the health gate then
+    // fails on the cluster, so the member is rolled back: what matters here is the pre-flight)
+    const fresh = await deploy(spec("cf-q8", { finalAddress: "127.0.2.48", quorum, timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 1, healthStableSeconds: 0.5 } }), kh);
+    expect(fresh.out).toContain("chainfire: no member answers yet and cf-q8 was never deployed: a new cluster");
+    expect(fresh.calls).toHaveLength(1);
+    // the member was deployed before (generation 2 now), and nobody answers: down, not new
+    expect((await deploy(spec("cf-q8", { finalAddress: "127.0.2.48" }), kh)).status).toBe(0);
+    const down = await deploy(spec("cf-q8", { finalAddress: "127.0.2.48", quorum }), kh, [], {}, "v2");
+    expect(down.status).toBe(1);
+    expect(down.out).toContain("not touching cf-q8: no member of the chainfire cluster answers (GET :2379/cluster/health), and cf-q8 was deployed before (system-2-link): the cluster is down, not new");
+    expect(down.calls).toEqual([]);
+    expect(runningOf(h)).toBe("v1");
+  });
+});
