@@ -6,7 +6,7 @@
  * channel carrying its output has closed, the journal keeps every run, a reboot drops every
  * connection. Test addresses 127.0.2.x.
  */
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { deployBed } from "./deploy-bed";
@@ -285,21 +285,22 @@ describe("a dead-man guard on the target (#26 item 4)", () => {
 });
 
 describe("a quorum cluster that is down is not a new one (#26 item 8)", () => {
-  it("no member answers and this member was deployed before: refused before touching it; a member never deployed starts a new cluster", async () => {
+  it("no member answers and this member holds the role's state: refused before touching it; a member without state starts a new cluster", async () => {
     const h = await healthyHost("q8", "127.0.2.48");
     const kh = knownHosts();
     const quorum = [{ role: "chainfire", port: 2379, path: "/cluster/health", expected: 3, members: ["127.0.2.48", "127.0.2.58", "127.0.2.68"] }];
-    // first deploy of this member: nobody answers, the cluster is new (the health gate then
-    // fails on the cluster, so the member is rolled back: what matters here is the pre-flight)
-    const fresh = await deploy(spec("cf-q8", { finalAddress: "127.0.2.48", quorum, timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 1, healthStableSeconds: 0.5 } }), kh);
-    expect(fresh.out).toContain("chainfire: no member answers yet and cf-q8 was never deployed: a new cluster");
+    const s = spec("cf-q8", { finalAddress: "127.0.2.48", quorum, timeouts: { sshSeconds: 10, switchSeconds: 60, healthSeconds: 1, healthStableSeconds: 0.5 } });
+    // no state: nobody answers, the cluster is new (the health gate then fails on the cluster and
+    // the member is rolled back: what matters here is the pre-flight)
+    const fresh = await deploy(s, kh);
+    expect(fresh.out).toContain("chainfire: no member answers yet and cf-q8 holds no chainfire state: a new cluster");
     expect(fresh.calls).toHaveLength(1);
-    // the member was deployed before (generation 2 now), and nobody answers: down, not new
-    expect((await deploy(spec("cf-q8", { finalAddress: "127.0.2.48" }), kh)).status).toBe(0);
-    const down = await deploy(spec("cf-q8", { finalAddress: "127.0.2.48", quorum }), kh, [], {}, "v2");
+    // the member has Raft state (as chainfire writes it to its data directory), nobody answers: down, not new
+    mkdirSync(join(h.dir, "var", "lib", "chainfire", "raft"), { recursive: true });
+    const down = await deploy(s, kh, [], {}, "v2");
     expect(down.status).toBe(1);
-    expect(down.out).toContain("not touching cf-q8: no member of the chainfire cluster answers (GET :2379/cluster/health), and cf-q8 was deployed before (system-2-link): the cluster is down, not new");
+    expect(down.out).toContain(`not touching cf-q8: no member of the chainfire cluster answers (GET :2379/cluster/health), and cf-q8 holds chainfire state (${join(h.dir, "var", "lib", "chainfire")}): the cluster is down, not new`);
     expect(down.calls).toEqual([]);
-    expect(runningOf(h)).toBe("v1");
+    expect(generationOf(h)).toBe("system-1-link");
   });
 });

@@ -174,19 +174,21 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     // Before this member is touched: its cluster must be whole, as all members see it (issue #26
     // item 8). Taking a member down while another is down loses the quorum. Nothing answering
     // at all is a cluster not made yet.
-    // "Nobody answers" is a new cluster only while this member has never been deployed (it
-    // still runs the template's generation 1); after that it is a cluster that is down.
+    // "Nobody answers" is a new cluster only while this member holds no Raft state of the role
+    // (its data directory is empty or absent); a member with state means the cluster is down.
     for (const q of spec.quorum ?? []) {
       const st = await clusterState(q, address);
       if (st.none) {
-        const mine = await stateOf(address);
-        if (mine && mine.number > 1)
+        const dir = `\${FLEET_VAR_LIB:-/var/lib}/${q.role}`;
+        const state = await ssh(address, `d="${dir}"; echo "$d"; sudo sh -c 'ls -A "$1" 2>/dev/null | head -n 1' sh "$d"`);
+        const [where, first] = state.stdout.split("\n");
+        if (state.exitCode === 0 && first)
           throw new DeployError(
-            `not touching ${spec.host}: no member of the ${q.role} cluster answers (GET :${q.port}${q.path}), and ${spec.host} was deployed before (${mine.generation}): the cluster is down, not new`,
+            `not touching ${spec.host}: no member of the ${q.role} cluster answers (GET :${q.port}${q.path}), and ${spec.host} holds ${q.role} state (${where}): the cluster is down, not new`,
             EXIT.failed,
             `bring the ${q.role} members back up first (check their VMs and \`journalctl -u ${q.role}\`), then deploy again`,
           );
-        say(`${q.role}: no member answers yet and ${spec.host} was never deployed: a new cluster, members join one at a time`);
+        say(`${q.role}: no member answers yet and ${spec.host} holds no ${q.role} state: a new cluster, members join one at a time`);
       } else if (!st.ok) throw new DeployError(`not touching ${spec.host}: ${st.text}`, EXIT.failed, `bring the ${q.role} cluster back to health first (every member answering GET :${q.port}${q.path}), then deploy again`);
       else say(`before: ${st.text}`);
     }
