@@ -55,7 +55,23 @@ describe("nixos/flake.nix outputs", () => {
     const envFile = (role: string) => ({ _type: "override", priority: 1000, content: `/run/fleet-secrets/${role}.env` });
     expect(v.glue["tappaas-vllm"]).toEqual({ fleet: { vllm: { enable: true, port: 8000, model: "Qwen/Qwen2.5-7B-Instruct", cudaCapabilities: ["8.6"], environmentFile: envFile("vllm") } } });
     expect(v.glue["tappaas-litellm"].fleet.litellm.upstreams).toEqual([{ name: "tappaas-vllm", url: "http://192.168.10.21:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct" }]);
-    expect(v.glue["tappaas-flaredb"]).toEqual({ services: { flaredb: { enable: true, port: 2479, raftPort: 2480, settings: { peers: { chainfire: ["192.168.10.31:2379"] } }, environmentFile: envFile("flaredb") } } });
+    expect(v.glue["tappaas-flaredb"]).toEqual({
+      services: {
+        flaredb: {
+          enable: true,
+          port: 2479,
+          raftPort: 2480,
+          gossipPort: 2481,
+          settings: {
+            peers: { chainfire: ["192.168.10.31:2379"] },
+            // a one-member Raft cluster: itself, forming it
+            cluster: { node_id: 8302, node_name: "tappaas-flaredb", bind_address: "192.168.10.32", advertise_address: "192.168.10.32", initial_cluster_state: "new", members: [{ id: 8302, name: "tappaas-flaredb", address: "192.168.10.32", api_port: 2479, raft_port: 2480, gossip_port: 2481 }] },
+          },
+        },
+      },
+      // the credentials reach the unit itself (the platform flake's own module has no option for them)
+      systemd: { services: { flaredb: { serviceConfig: { EnvironmentFile: envFile("flaredb") } } } },
+    });
     expect(v.glue["tappaas-flashdns"].services.flashdns).toMatchObject({ port: 7400, dnsPort: 53 });
     expect(v.glue["tappaas-cicd"]).toEqual({ fleet: { cicd: { enable: true } } });
   });

@@ -64,12 +64,13 @@ export const NIXPKGS = process.env.NIXPKGS;
 export const nixosKitAvailable = () => !!((NIXPKGS && existsSync(join(NIXPKGS, "lib"))) || existsSync(join(NIXPKGS_KIT, "lib", "default.nix")));
 
 /** Evaluates hosts of `fleetFile` with the flake under `nixosDir`; throws with Nix's message on failure. */
-export function evalFleet(fleetFile: string, nixosDir = join(__dirname, "..", "nixos"), opts: { hosts?: string[]; platformStub?: boolean } = {}): Record<string, any> {
+export function evalFleet(fleetFile: string, nixosDir = join(__dirname, "..", "nixos"), opts: { hosts?: string[]; platformStub?: boolean; platform?: "stub" | "seed004" | "placeholder" } = {}): Record<string, any> {
   const args = [
     NIXPKGS ? `nixpkgs = ${NIXPKGS};` : `kit = ${NIXPKGS_KIT};`,
     `nixosDir = ${nixosDir};`,
     opts.hosts ? `hosts = [ ${opts.hosts.map((h) => JSON.stringify(h)).join(" ")} ];` : "",
     opts.platformStub === false ? "platformStub = false;" : "",
+    opts.platform ? `platform = "${opts.platform}";` : "",
   ].join(" ");
   const env = { ...process.env, FLEET_FILE: fleetFile };
   try {

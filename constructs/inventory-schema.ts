@@ -143,7 +143,19 @@ const ServicesSchema = Type.Unsafe<Partial<Record<RoleName, ServiceSettings>>>(T
     openwebui: Opt(Obj({ ports: Opt(portsOf("openwebui")) }, "Open WebUI settings.")),
     cicd: Opt(Obj({}, "CI/CD git host settings (none yet).")),
     ...Object.fromEntries(
-      PLATFORM_ROLES.map((r) => [r, Opt(Type.Object({ ports: Opt(portsOf(r)) }, { additionalProperties: TomlValue, description: `${r}: port overrides, and free settings for its config.toml (never credentials: npm run secrets).` }))]),
+      PLATFORM_ROLES.map((r) => [
+        r,
+        Opt(
+          Type.Object(
+            {
+              ports: Opt(portsOf(r)),
+              // a Raft role's member that joins a running cluster (docs/adr-0020-raft-membership.md)
+              ...(ROLES[r].quorum ? { join: Opt(Type.Boolean({ description: `${r}: this member joins a running cluster (added to it later, or replacing a member): its config says initial_cluster_state = "existing". Leave unset on the members that form the cluster.` })) } : {}),
+            },
+            { additionalProperties: TomlValue, description: `${r}: port overrides, and free settings for its config.toml (never credentials: npm run secrets).` },
+          ),
+        ),
+      ]),
     ),
   },
   { additionalProperties: false, description: "Per-role settings of this host (only for roles it has)." },

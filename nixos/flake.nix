@@ -22,6 +22,13 @@
       fleetFile = if fleetEnv != "" then /. + fleetEnv else ../fleet.json;
       fleet = import ./lib/inventory.nix { raw = builtins.fromJSON (builtins.readFile fleetFile); };
       platformPackages = platform.packages.${system} or { };
+      # The platform flake's own NixOS modules (seed 004: nixosModules.default declares
+      # services.<name>.{enable,port,raftPort,gossipPort,dnsPort,dataDir,settings,package}) win
+      # over ours: with them, ours (modules/platform/, the same interface) are not imported, so
+      # nothing is declared twice, and its overlay provides the packages its modules default to.
+      # Without them (the placeholder, or a flake with packages only), ours are the service modules.
+      platformModules = platform.nixosModules.default or null;
+      isPlatformFile = f: lib.hasPrefix "modules/platform/" f;
 
       shared = [
         ./modules/base.nix
@@ -32,8 +39,11 @@
       ];
       # Role files that are modules (platform/lib.nix is a function the service files call;
       # scripts are read by the modules).
-      roleModules = host: map (f: ./. + "/${f}")
-        (builtins.filter (f: lib.hasPrefix "modules/" f && baseNameOf f != "lib.nix") host.files);
+      roleModules = host:
+        map (f: ./. + "/${f}")
+          (builtins.filter (f: lib.hasPrefix "modules/" f && baseNameOf f != "lib.nix" && !(platformModules != null && isPlatformFile f)) host.files)
+        ++ lib.optionals (platformModules != null && builtins.any isPlatformFile host.files)
+          [ platformModules { nixpkgs.overlays = lib.optional (platform ? overlays.default) platform.overlays.default; } ];
       override = name: lib.optional (builtins.pathExists (./hosts + "/${name}.nix")) (./hosts + "/${name}.nix");
 
       mkHost = name: host: lib.nixosSystem {
@@ -56,6 +66,21 @@
         proxmox-template = self.nixosConfigurations.nixos-template.config.system.build.VMA;
         default = self.packages.${system}.proxmox-template;
       };
+
+      # Our modules for other flakes: the shared ones, each role, and the platform services'
+      # modules (the seed 004 interface, for a platform flake without modules of its own).
+      nixosModules = {
+        base = ./modules/base.nix;
+        users = ./modules/users.nix;
+        proxmox-guest = ./modules/proxmox-guest.nix;
+        registration = ./modules/registration.nix;
+        secrets = ./modules/secrets.nix;
+        vllm = ./modules/roles/vllm.nix;
+        litellm = ./modules/roles/litellm.nix;
+        openwebui = ./modules/roles/openwebui.nix;
+        cicd = ./modules/roles/cicd.nix;
+        default = { imports = shared; };
+      } // lib.genAttrs [ "chainfire" "flaredb" "iam" "plasmavmc" "novanet" "flashdns" "fiberlb" "lightningstor" ] (n: ./modules/platform + "/${n}.nix");
 
       # What the TypeScript side checks against (see __tests__/nix-agreement.test.ts).
       lib.fleet = fleet;

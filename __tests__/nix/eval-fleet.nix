@@ -7,11 +7,17 @@
 #  - the `platform` flake input provides stub packages for the eight platform services.
 # Where full nixpkgs is given (`nixpkgs` argument), its own nixosSystem is used instead and the
 # test also evaluates config.system.build.toplevel.drvPath.
-{ kit ? null, nixpkgs ? null, nixosDir, hosts ? null, platformStub ? true }:
+# `platform`: "stub" (packages only, named <name> as an older platform flake did), "seed004" (the
+# platform flake as seed 004 defines it: <name>-server packages, its own nixosModules and overlay;
+# platform-seed004.nix), or "placeholder" (the flake's default input, no packages).
+{ kit ? null, nixpkgs ? null, nixosDir, hosts ? null, platformStub ? true, platform ? (if platformStub then "stub" else "placeholder") }:
 let
   useNixpkgs = nixpkgs != null;
   lib = if useNixpkgs then import (nixpkgs + "/lib") else import (kit + "/lib");
-  pkgs = import ./stub-pkgs.nix { inherit lib kit; };
+  basePkgs = import ./stub-pkgs.nix { inherit lib kit; };
+  seed004 = import ./platform-seed004.nix { inherit lib; drv = stubDrv; };
+  # nixpkgs.overlays of the hosts, as nixpkgs would apply them (the only overlay is the platform's)
+  pkgs = if platform == "seed004" then basePkgs // seed004.overlays.default basePkgs basePkgs else basePkgs;
   # The NixOS modules of module-list.nix that the kit has (proxmox-image and profiles/qemu-guest
   # are not in module-list: our proxmox-guest.nix imports them through modulesPath).
   kitModules = map (p: kit + "/nixos/modules/${p}") [
@@ -31,18 +37,22 @@ let
         specialArgs = { modulesPath = kit + "/nixos/modules"; } // specialArgs;
         modules = [ ./nixos-options.nix { _module.args.pkgs = pkgs; nixpkgs.hostPlatform = system; } ] ++ kitModules ++ modules;
       };
-  stubDrv = name: pkgs.vllm // { inherit name; outPath = "/nix/store/00000000000000000000000000000000-${name}"; meta.mainProgram = name; };
-  platform = {
-    # STAND-IN for the platform services' flake: one stub package per service.
+  stubDrv = name: basePkgs.vllm // { inherit name; outPath = "/nix/store/00000000000000000000000000000000-${name}"; meta.mainProgram = name; };
+  stubPlatform = {
+    # STAND-IN for a platform services' flake with packages only: one stub package per service.
     packages.x86_64-linux = lib.genAttrs [ "chainfire" "flaredb" "iam" "plasmavmc" "novanet" "flashdns" "fiberlb" "lightningstor" ] stubDrv;
   };
   flake = import (nixosDir + "/flake.nix");
-  # Without the stub, the flake's own default input: the placeholder with no packages.
-  platformInput = if platformStub then platform else (import (nixosDir + "/platform-unset/flake.nix")).outputs { self = { }; };
+  # The flake's own default input is the placeholder with no packages.
+  platformInput =
+    if platform == "seed004" then seed004
+    else if platform == "stub" then stubPlatform
+    else (import (nixosDir + "/platform-unset/flake.nix")).outputs { self = { }; };
   out = flake.outputs { self = out; nixpkgs = { lib = lib // { inherit nixosSystem; }; }; platform = platformInput; };
   names = if hosts == null then builtins.attrNames out.nixosConfigurations else hosts;
 
   roleNames = builtins.attrNames (import (nixosDir + "/lib/roles.nix"));
+  platformRoles = builtins.filter (r: (import (nixosDir + "/lib/roles.nix")).${r}.group or "" == "platform") roleNames;
   report = name:
     let
       sys = out.nixosConfigurations.${name};
@@ -57,6 +67,7 @@ let
         fleet = c.fleet;
         activation = c.system.activationScripts;
         services = lib.mapAttrs (n: v: if v.enable or false then v else { enable = false; }) (pick ourServices c.services);
+        firewallExtra = c.networking.firewall.extraCommands;
         openssh = { inherit (c.services.openssh) enable ports openFirewall settings; };
         cloudInit = { inherit (c.services.cloud-init) enable settings; network = c.services.cloud-init.network.enable; };
         qemuGuest = c.services.qemuGuest.enable;
@@ -107,6 +118,11 @@ let
           } // lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ]) roleNames) (_: true))) files);
       };
       drvPath = if useNixpkgs then c.system.build.toplevel.drvPath else null;
+      # Raft roles: the cluster each member is told about, and its firewall rules
+      raft = lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ] && (c.services.${r}.settings ? cluster)) [ "chainfire" "flaredb" ]) (r: c.services.${r}.settings.cluster);
+      firewallExtra = c.networking.firewall.extraCommands;
+      platformSettingsKeys = lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ]) platformRoles) (r: builtins.attrNames c.services.${r}.settings);
+      platformUnits = if failedAssertions != [ ] then null else lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ]) platformRoles) (r: { inherit (c.systemd.services.${r}.serviceConfig) ExecStart User; EnvironmentFile = c.systemd.services.${r}.serviceConfig.EnvironmentFile or null; });
     };
 in
 lib.genAttrs names report

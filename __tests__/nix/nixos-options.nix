@@ -186,6 +186,8 @@ in
       enable = opt t.bool true;
       allowedTCPPorts = opt (t.listOf t.port) [ ];
       allowedUDPPorts = opt (t.listOf t.port) [ ];
+      # networking/firewall-iptables.nix: types.lines, default ""
+      extraCommands = opt t.lines "";
     };
     # nixos/modules/system/boot/systemd.nix, networkd.nix, tmpfiles.nix
     systemd.services = opt (t.attrsOf (t.submodule { options = serviceOptions; })) { };

@@ -4,6 +4,8 @@
 rec {
   mapAttrs = builtins.mapAttrs;
   optional = cond: x: if cond then [ x ] else [ ];
+  optionals = cond: xs: if cond then xs else [ ];
+  genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
   optionalAttrs = cond: set: if cond then set else { };
   hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
   nameValuePair = name: value: { inherit name value; };

@@ -11,7 +11,7 @@ let
     let f = builtins.filter (f: f.role == r) host.secretEnvFiles;
     in if f == [ ] then { } else { environmentFile = lib.mkDefault "${config.fleet.secrets.runDir}/${(builtins.head f).file}"; };
   optionName = p: if p == "api" then "port" else "${p}Port";
-  settingsOf = r: removeAttrs (host.services.${r} or { }) [ "ports" "model" ];
+  settingsOf = r: removeAttrs (host.services.${r} or { }) [ "ports" "model" "join" ];
   roleConfig = r:
     if r == "vllm" then {
       fleet.vllm = { enable = true; port = host.ports.vllm.api; model = host.vllmModel; } // envFileOf r
@@ -23,16 +23,44 @@ let
     else if r == "openwebui" then { fleet.openwebui = { enable = true; port = host.ports.openwebui.http; upstreams = host.upstreams; } // envFileOf r; }
     else if r == "cicd" then { fleet.cicd.enable = true; }
     else {
-      # A platform service: ports, then peers (where its dependencies answer), then free settings.
-      services.${r} = { enable = true; } // envFileOf r
+      # A platform service: ports, then peers (where its dependencies answer), then free settings:
+      # only the options of seed 004's interface, so the platform flake's own module takes them too.
+      # Its credentials reach the unit directly (EnvironmentFile=), not through an option.
+      systemd.services.${r}.serviceConfig = lib.optionalAttrs (envFileOf r ? environmentFile) { EnvironmentFile = (envFileOf r).environmentFile; };
+      services.${r} = { enable = true; }
         // lib.mapAttrs' (p: v: lib.nameValuePair (optionName p) v) host.ports.${r}
         // {
         settings = lib.recursiveUpdate
-          { peers = lib.filterAttrs (n: _: builtins.elem n (import ./roles.nix).${r}.requires) host.peers; }
+          ({ peers = lib.filterAttrs (n: _: builtins.elem n (import ./roles.nix).${r}.requires) host.peers; }
+            // lib.optionalAttrs (host.raft ? ${r}) { cluster = host.raft.${r}; })
           (settingsOf r);
       };
     };
+  # A Raft role's peer ports (raft; gossip on TCP and UDP) open only to the other members, when
+  # every member has a static address (an iptables rule needs one); else open to all.
+  peerFirewall = c:
+    let
+      others = builtins.filter (m: m.id != c.node_id) c.members;
+      isIp = a: builtins.match "[0-9.]+" a != null;
+      me = builtins.head (builtins.filter (m: m.id == c.node_id) c.members);
+      gossip = if me ? gossip_port then [ me.gossip_port ] else [ ];
+      tcp = [ me.raft_port ] ++ gossip;
+      rule = proto: m: port: "iptables -A nixos-fw -p ${proto} -s ${m.address} --dport ${toString port} -j nixos-fw-accept\n";
+      rules = m: builtins.concatStringsSep "" (map (rule "tcp" m) tcp ++ map (rule "udp" m) gossip);
+    in
+    if builtins.all (m: isIp m.address) others then { extraCommands = builtins.concatStringsSep "" (map rules others); tcp = [ ]; udp = [ ]; }
+    else { extraCommands = ""; inherit tcp; udp = gossip; };
+  firewalls = builtins.filter (f: f.extraCommands != "" || f.tcp != [ ])
+    (map (r: peerFirewall host.raft.${r}) (builtins.filter (r: host.raft ? ${r}) host.roles));
 in
 {
-  config = builtins.foldl' lib.recursiveUpdate { } (map roleConfig host.roles);
+  config = builtins.foldl' lib.recursiveUpdate { } (map roleConfig host.roles)
+    // (if firewalls == [ ] then { } else {
+    # two Raft roles on one host: both sets of peer rules
+    networking.firewall = {
+      extraCommands = builtins.concatStringsSep "" (map (f: f.extraCommands) firewalls);
+      allowedTCPPorts = builtins.concatMap (f: f.tcp) firewalls;
+      allowedUDPPorts = builtins.concatMap (f: f.udp) firewalls;
+    };
+  });
 }

@@ -45,6 +45,23 @@ let
   endpoints = role: map (h: "${reachAt h}:${toString (portsOf h).${role}.api}") (holders role)
     ++ ((raw.externalServices or { }).${role} or [ ]);
 
+  # A Raft role's cluster as this member must know it (docs/adr-0020-raft-membership.md): its
+  # identity (the VM id: stable while the VM lives, new for a replaced member, as Raft wants),
+  # where it binds and what it advertises, every member with its addresses, and whether it forms
+  # the cluster ("new") or joins a running one ("existing": services.<role>.join in the inventory).
+  raftView = host: r: {
+    node_id = host.vmid;
+    node_name = host.name;
+    bind_address = let a = staticAddress host; in if a == null then "0.0.0.0" else a;
+    advertise_address = reachAt host;
+    initial_cluster_state = if ((host.services or { }).${r}.join or false) then "existing" else "new";
+    members = map
+      (h: let p = (portsOf h).${r}; in
+        { id = h.vmid; name = h.name; address = reachAt h; api_port = p.api; raft_port = p.raft; }
+        // (if p ? gossip then { gossip_port = p.gossip; } else { }))
+      (holders r);
+  };
+
   hostView = host: let checkedRoles = map (checkRole host) host.roles; in {
     inherit (host) name vmid node;
     roles = checkedRoles;
@@ -64,6 +81,8 @@ let
       if elem "litellm" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).vllm.api}/v1"; model = modelOf h; }) (holders "vllm")
       else if elem "openwebui" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).litellm.api}/v1"; }) (holders "litellm")
       else [ ];
+    # Raft roles of this host (chainfire, flaredb): the cluster each member is told about.
+    raft = listToAttrs (map (r: { name = r; value = raftView host r; }) (filter (r: roles.${r}.quorum or false) checkedRoles));
     # Where this host finds the platform services it depends on.
     peers = listToAttrs (map (r: { name = r; value = endpoints r; })
       (foldl' (acc: r: acc ++ filter (x: !(elem x acc)) roles.${r}.requires) [ ] checkedRoles));

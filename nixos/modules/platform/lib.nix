@@ -19,17 +19,23 @@ let
   format = pkgs.formats.toml { };
   localDeps = builtins.filter (d: (config.services.${d}.enable or false)) dependsOn;
   portValues = map (p: cfg.${p}) (builtins.attrNames ports);
+  # config.toml keys are snake_case throughout: data_dir, port, raft_port, gossip_port, dns_port.
+  tomlKey = o: if o == "port" then "port" else lib.toLower (builtins.substring 0 (builtins.stringLength o - 4) o) + "_port";
   configFile = format.generate "${name}.toml" (lib.recursiveUpdate
-    ({ data_dir = cfg.dataDir; } // lib.mapAttrs (p: _: cfg.${p}) ports)
+    ({ data_dir = cfg.dataDir; } // lib.mapAttrs' (p: _: lib.nameValuePair (tomlKey p) cfg.${p}) ports)
     cfg.settings);
+  # Peer ports (Raft, gossip) are the cluster's own: the fleet opens them to the members only
+  # (lib/host-module.nix); openFirewall opens the others (api, dns).
+  clientPorts = builtins.filter (p: !(builtins.elem p [ "raftPort" "gossipPort" ])) (builtins.attrNames ports);
 in
 {
   options.services.${name} = {
     enable = lib.mkEnableOption description;
     package = lib.mkOption {
       type = lib.types.nullOr lib.types.package;
-      default = platformPackages.${name} or null;
-      defaultText = lib.literalExpression "inputs.platform.packages.\${system}.${name}";
+      # the platform flake's package names (seed 004: <name>-server); an older flake's <name> too
+      default = platformPackages."${name}-server" or platformPackages.${name} or null;
+      defaultText = lib.literalExpression "inputs.platform.packages.\${system}.${name}-server";
       description = "Package providing the ${name} executable (from the platform services' flake input).";
     };
     dataDir = lib.mkOption {
@@ -45,7 +51,7 @@ in
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = true;
-      description = "Open the service's ports in the firewall.";
+      description = "Open the service's client ports (api, dns) in the firewall; Raft and gossip ports are the cluster's (the fleet opens them to the members only).";
     };
     environmentFile = lib.mkOption {
       type = lib.types.nullOr lib.types.path;
@@ -63,7 +69,7 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [{
       assertion = cfg.package != null;
-      message = "services.${name}.package is not set: point the flake input `platform` at the platform services' flake, or set the package.";
+      message = "services.${name}.package is not set: point the flake input `platform` at the platform services' flake (packages.<system>.${name}-server), or set the package.";
     }];
     users.users.${name} = { isSystemUser = true; group = name; home = cfg.dataDir; };
     users.groups.${name} = { };
@@ -94,7 +100,7 @@ in
       };
     };
 
-    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall portValues;
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall (map (p: cfg.${p}) clientPorts);
     networking.firewall.allowedUDPPorts = lib.mkIf cfg.openFirewall (map (p: cfg.${optionName p}) udpPorts);
   };
 }
