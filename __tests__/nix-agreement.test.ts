@@ -51,8 +51,8 @@ describe("nixos/ with the real nix-instantiate", () => {
 
   it("wires LiteLLM to the vLLM hosts and platform services to their peers", () => {
     const v = nixEval(`import ${NIXOS}/lib/inventory.nix { raw = builtins.fromJSON (builtins.readFile ${FLEETS[0]}); }`);
-    expect(v.hosts["tappaas-litellm"].upstreams).toEqual([{ name: "tappaas-vllm", url: "http://192.168.10.21:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct" }]);
-    expect(v.hosts["tappaas-openwebui"].upstreams).toEqual([{ name: "tappaas-litellm", url: "http://tappaas-litellm.tappaas.lan:4000/v1" }]);
+    expect(v.hosts["tappaas-litellm"].upstreams.litellm).toEqual([{ name: "tappaas-vllm", url: "http://192.168.10.21:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct" }]);
+    expect(v.hosts["tappaas-openwebui"].upstreams.openwebui).toEqual([{ name: "tappaas-litellm", url: "http://tappaas-litellm.tappaas.lan:4000/v1" }]);
     expect(v.hosts["tappaas-flaredb"].peers).toEqual({ chainfire: ["192.168.10.31:2379"] });
     expect(v.hosts["tappaas-fiberlb"].peers).toEqual({ iam: ["192.168.10.33:7100"], flaredb: ["192.168.10.32:2479"] });
   });

@@ -9,7 +9,9 @@
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { App } from "cdktn";
 import { parseInventory } from "../constructs/inventory";
+import { buildFleet } from "../stacks/fleet";
 import { ROOT } from "./helpers";
 import { evalFleet, nixosKitAvailable } from "./nix";
 
@@ -90,5 +92,25 @@ maybe("the platform flake as seed 004 defines it", () => {
       }
     }
     expect(checked).toBeGreaterThan(10);
+  });
+});
+
+maybe("LiteLLM and Open WebUI on one host (#27 M6)", () => {
+  it("evaluates, with LiteLLM routed to the vLLM hosts and Open WebUI pointed at LiteLLM (itself included), and synthesizes", () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    const gw = data.hosts.find((h: Host) => h.roles.includes("litellm"));
+    gw.roles = [...gw.roles, "openwebui"];
+    gw.memoryMiB = Math.max(gw.memoryMiB ?? 0, 8192);
+    const file = join(mkdtempSync(join(tmpdir(), "gw-")), "fleet.json");
+    writeFileSync(file, JSON.stringify(data));
+    const inv = parseInventory(JSON.stringify(data), file);
+    const app = new App({ outdir: join(mkdtempSync(join(tmpdir(), "gw-synth-")), "out"), skipValidation: true });
+    buildFleet(app, inv, { root: ROOT });
+    app.synth();
+    const r = evalFleet(file, undefined, { hosts: [gw.name] })[gw.name];
+    expect({ evaluated: r.evaluated, failed: r.failedAssertions }).toEqual({ evaluated: true, failed: [] });
+    const litellmUrls = data.hosts.filter((h: Host) => h.roles.includes("litellm")).map((h: Host) => `http://${addressOf(h, data.cluster.domain)}:4000/v1`);
+    expect(r.openwebuiEnv.OPENAI_API_BASE_URLS.split(";")).toEqual(litellmUrls);
+    expect(r.litellmModels.map((m: any) => m.api_base)).toEqual(data.hosts.filter((h: Host) => h.roles.includes("vllm")).map((h: Host) => `http://${addressOf(h)}:8000/v1`));
   });
 });

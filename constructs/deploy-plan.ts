@@ -152,14 +152,16 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
         waitFor.add(prev);
         waitForHosts.add(prev);
       }
-      const upstreamRole = h.roles.includes("litellm") ? "vllm" : h.roles.includes("openwebui") ? "litellm" : undefined;
+      // LiteLLM reads the vLLM hosts, OpenWebUI the LiteLLM hosts; a host with both reads both
+      const upstreamRoles = [...(h.roles.includes("litellm") ? ["vllm" as const] : []), ...(h.roles.includes("openwebui") ? ["litellm" as const] : [])];
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
       return {
         host: h,
         waitFor: [...waitFor],
         waitForRoles,
         waitForHosts: [...waitForHosts],
-        hashContext: { shared, upstreams: upstreamRole ? upstreamDigest(upstreamRole) : [] },
+        // (one role: its digest alone, as before, so existing hosts keep their hash)
+        hashContext: { shared, upstreams: upstreamRoles.length === 0 ? [] : upstreamRoles.length === 1 ? upstreamDigest(upstreamRoles[0]) : upstreamRoles.map(upstreamDigest) },
         spec: {
           host: h.name,
           vmid: h.vmid,

@@ -72,9 +72,9 @@ export class FleetHost extends Construct {
     new TerraformOutput(this, "mac", { value: this.vm.mac, description: `${host.name}: MAC of the first NIC` });
   }
 
-  /** Upstream service URLs (LiteLLM: its vLLM hosts; OpenWebUI: its LiteLLM hosts), set by the stack. */
-  setUpstreams(urls: string[]) {
-    new TerraformOutput(this, "upstreams", { value: urls, description: `${this.spec.name}: upstream service URLs` });
+  /** Upstream service URLs (LiteLLM: its vLLM hosts; OpenWebUI: its LiteLLM hosts), set by the stack; a host with both roles gets OpenWebUI's as `openwebui_upstreams`. */
+  setUpstreams(urls: string[], id = "upstreams") {
+    new TerraformOutput(this, id, { value: urls, description: `${this.spec.name}: upstream service URLs${id === "upstreams" ? "" : " (OpenWebUI)"}` });
   }
 
   private outputs(host: HostSpec) {

@@ -133,7 +133,7 @@ export class HostsStack extends TerraformStack {
     };
     for (const h of this.hosts) {
       if (h.hasRole("litellm")) h.setUpstreams(urlsOf("vllm"));
-      else if (h.hasRole("openwebui")) h.setUpstreams(urlsOf("litellm"));
+      if (h.hasRole("openwebui")) h.setUpstreams(urlsOf("litellm"), h.hasRole("litellm") ? "openwebui_upstreams" : "upstreams");
     }
     const plans = planDeploys(inv, hosts, { manageVms: manageVm });
     // One barrier per needed role: it waits for every deploy step of the role's holders, and the

@@ -19,8 +19,8 @@ let
         // lib.optionalAttrs ((host.services.vllm or { }) ? startTimeout) { startTimeout = host.services.vllm.startTimeout; }
         // lib.optionalAttrs ((host.gpu or null) != null && host.gpu ? cudaCapabilities) { cudaCapabilities = host.gpu.cudaCapabilities; };
     }
-    else if r == "litellm" then { fleet.litellm = { enable = true; port = host.ports.litellm.api; upstreams = host.upstreams; } // envFileOf r; }
-    else if r == "openwebui" then { fleet.openwebui = { enable = true; port = host.ports.openwebui.http; upstreams = host.upstreams; } // envFileOf r; }
+    else if r == "litellm" then { fleet.litellm = { enable = true; port = host.ports.litellm.api; upstreams = host.upstreams.litellm; } // envFileOf r; }
+    else if r == "openwebui" then { fleet.openwebui = { enable = true; port = host.ports.openwebui.http; upstreams = host.upstreams.openwebui; } // envFileOf r; }
     else if r == "cicd" then { fleet.cicd.enable = true; }
     else {
       # A platform service: ports, then peers (where its dependencies answer), then free settings:

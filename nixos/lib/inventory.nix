@@ -76,11 +76,12 @@ let
     vllmModel = modelOf host;
     gpu = host.gpu or null;
     services = host.services or { };
-    # LiteLLM points at every vLLM host; OpenWebUI at every LiteLLM host.
-    upstreams =
-      if elem "litellm" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).vllm.api}/v1"; model = modelOf h; }) (holders "vllm")
-      else if elem "openwebui" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).litellm.api}/v1"; }) (holders "litellm")
-      else [ ];
+    # LiteLLM points at every vLLM host; OpenWebUI at every LiteLLM host: per role, so a host
+    # with both (a valid inventory) gets both, each its own.
+    upstreams = {
+      litellm = if elem "litellm" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).vllm.api}/v1"; model = modelOf h; }) (holders "vllm") else [ ];
+      openwebui = if elem "openwebui" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).litellm.api}/v1"; }) (holders "litellm") else [ ];
+    };
     # Raft roles of this host (chainfire, flaredb): the cluster each member is told about.
     raft = listToAttrs (map (r: { name = r; value = raftView host r; }) (filter (r: roles.${r}.quorum or false) checkedRoles));
     # Where this host finds the platform services it depends on.
