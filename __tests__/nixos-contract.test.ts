@@ -38,10 +38,14 @@ maybe.each(INVENTORIES)("%s: every host evaluates with the real nixpkgs lib and 
       const e = r[h.name];
       expect({ host: h.name, hostName: e.hostName }).toEqual({ host: h.name, hostName: h.name });
       if (h.network?.dhcp) {
-        expect({ host: h.name, cloudInitNetwork: e.cloudInitNetwork, networks: e.networks }).toEqual({ host: h.name, cloudInitNetwork: true, networks: {} });
+        expect({ host: h.name, cloudInitNetwork: e.cloudInitNetwork, networks: e.networks, cfgNetwork: e.cloudInitSettingsNetwork }).toEqual({ host: h.name, cloudInitNetwork: true, networks: {}, cfgNetwork: null });
       } else {
         expect({ host: h.name, cloudInitNetwork: e.cloudInitNetwork }).toEqual({ host: h.name, cloudInitNetwork: false });
-        expect(e.networks["10-fleet-static"]).toEqual(
+        // cloud-init renders no network file (cloud.cfg), and one it rendered before goes (#27 M4)
+        expect({ host: h.name, cfgNetwork: e.cloudInitSettingsNetwork, fromSettings: e.cloudCfgFromSettings }).toEqual({ host: h.name, cfgNetwork: { config: "disabled" }, fromSettings: true });
+        expect(e.tmpfiles).toContain("r /etc/systemd/network/10-cloud-init-*.network");
+        expect(Object.keys(e.networks).sort()[0]).toBe("05-fleet-static"); // sorts before any 10-cloud-init-<if>
+        expect(e.networks["05-fleet-static"]).toEqual(
           expect.objectContaining({ address: [h.network.address], gateway: h.network.gateway ? [h.network.gateway] : [], dns: h.network.dns ?? inv.cluster.dns ?? [] }),
         );
       }

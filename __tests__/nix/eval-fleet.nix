@@ -95,6 +95,11 @@ let
       hostName = c.networking.hostName;
       fqdn = if c.networking.domain != null then c.networking.fqdn else null;
       cloudInitNetwork = c.services.cloud-init.network.enable;
+      # what /etc/cloud/cloud.cfg is generated from (nixpkgs cloud-init.nix: settingsFormat.generate
+      # of these settings), and the tmpfiles rules
+      cloudInitSettingsNetwork = c.services.cloud-init.settings.network or null;
+      cloudCfgFromSettings = c.environment.etc."cloud/cloud.cfg" ? source;
+      tmpfiles = c.systemd.tmpfiles.rules;
       useDHCP = c.networking.useDHCP;
       networks = lib.mapAttrs (n: v: { inherit (v) address gateway dns domains; match = v.matchConfig; }) c.systemd.network.networks;
       sshPorts = c.services.openssh.ports;

@@ -54,9 +54,18 @@ in
   # first boot), and so no domain: networking.fqdn needs both.
   networking.domain = lib.mkIf (host != null && (fleet.cluster.domain or null) != null) fleet.cluster.domain;
 
+  # `network.enable = false` only leaves networkd to NixOS (nixpkgs cloud-init.nix); cloud-init
+  # still renders the Proxmox drive's network into /etc/systemd/network/10-cloud-init-<if>.network
+  # on first boot, which would sort before ours and stay (issue #27 M4). So for a static host:
+  # cloud.cfg says `network: {config: disabled}` (cloud-init's switch for rendering no network
+  # config), a file cloud-init rendered before is removed at every boot and activation (tmpfiles
+  # "r" takes globs), and ours is named to sort first anyway.
+  services.cloud-init.settings.network = lib.mkIf static { config = "disabled"; };
+  systemd.tmpfiles.rules = lib.mkIf static [ "r /etc/systemd/network/10-cloud-init-*.network" ];
+
   # A static address from the inventory is owned by NixOS, so activating a new address moves
   # the host (the deploy script follows it).
-  systemd.network.networks."10-fleet-static" = lib.mkIf static {
+  systemd.network.networks."05-fleet-static" = lib.mkIf static {
     matchConfig.Name = "en* eth*";
     address = [ "${host.address}/${toString host.prefixLength}" ];
     gateway = lib.optional (host.gateway != null) host.gateway;
