@@ -1,4 +1,6 @@
-import { exampleData, exampleInventory, resourcesOf, synthFleet, vmByName } from "./helpers";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { exampleData, exampleInventory, resourcesOf, ROOT, synthFleet, vmByName } from "./helpers";
 import { parseInventory } from "../constructs/inventory";
 
 describe("example fleet", () => {
@@ -97,6 +99,20 @@ describe("deploy step triggers", () => {
     const after = hashes(d);
     const changed = Object.keys(before).filter((h) => before[h] !== after[h]).sort();
     expect(changed).toEqual(["tappaas-litellm", "tappaas-vllm"]);
+  });
+
+  it("re-deploys every Raft member when one is added (its member list changes), and the vLLM host when the LiteLLM host moves (its firewall)", () => {
+    const raft = JSON.parse(readFileSync(join(ROOT, "examples", "raft-platform.json"), "utf8"));
+    const before = hashes(raft);
+    const cf = raft.hosts.find((h: any) => h.name === "raft-cf3");
+    raft.hosts.push({ ...cf, name: "raft-cf4", vmid: cf.vmid + 100, network: { ...cf.network, address: "10.30.0.14/24" }, services: { chainfire: { join: true } } });
+    const after = hashes(raft);
+    for (const m of ["raft-cf1", "raft-cf2", "raft-cf3"]) expect({ m, changed: before[m] !== after[m] }).toEqual({ m, changed: true });
+    expect(before["raft-db1"]).toBe(after["raft-db1"]); // flaredb's members are not chainfire's
+    const d = exampleData();
+    const moved = exampleData();
+    moved.hosts.find((h: any) => h.name === "tappaas-litellm").network = { address: "192.168.10.22/24", gateway: "192.168.10.1" };
+    expect(hashes(d)["tappaas-vllm"]).not.toBe(hashes(moved)["tappaas-vllm"]);
   });
 
   it("re-deploys every host when the users' keys change", () => {

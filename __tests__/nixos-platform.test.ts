@@ -114,3 +114,21 @@ maybe("LiteLLM and Open WebUI on one host (#27 M6)", () => {
     expect(r.litellmModels.map((m: any) => m.api_base)).toEqual(data.hosts.filter((h: Host) => h.roles.includes("vllm")).map((h: Host) => `http://${addressOf(h)}:8000/v1`));
   });
 });
+
+maybe("vLLM reachable from LiteLLM only (#27 M11)", () => {
+  it("with every LiteLLM host on a static address, the vLLM port is open to them alone; with one on DHCP it stays open (a rule needs an address)", () => {
+    const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+    const gw = data.hosts.find((h: Host) => h.roles.includes("litellm"));
+    gw.network = { address: "192.168.10.22/24", gateway: "192.168.10.1" };
+    const file = join(mkdtempSync(join(tmpdir(), "vllm-fw-")), "fleet.json");
+    writeFileSync(file, JSON.stringify(data));
+    const vllmHosts = data.hosts.filter((h: Host) => h.roles.includes("vllm")).map((h: Host) => h.name);
+    const r = evalFleet(file, undefined, { hosts: vllmHosts });
+    for (const name of vllmHosts) {
+      expect({ name, open: r[name].firewallTCP.includes(8000) }).toEqual({ name, open: false });
+      expect(r[name].firewallExtra).toContain("iptables -A nixos-fw -p tcp -s 192.168.10.22 --dport 8000 -j nixos-fw-accept");
+    }
+    const open = evalFleet(join(ROOT, "fleet.json"), undefined, { hosts: vllmHosts });
+    for (const name of vllmHosts) expect({ name, open: open[name].firewallTCP.includes(8000) }).toEqual({ name, open: true });
+  });
+});

@@ -152,8 +152,14 @@ export function planDeploys(inv: Inventory, hosts: HostSpec[] = inv.hosts, opts:
         waitFor.add(prev);
         waitForHosts.add(prev);
       }
-      // LiteLLM reads the vLLM hosts, OpenWebUI the LiteLLM hosts; a host with both reads both
-      const upstreamRoles = [...(h.roles.includes("litellm") ? ["vllm" as const] : []), ...(h.roles.includes("openwebui") ? ["litellm" as const] : [])];
+      // Whose inventory entries the host's configuration reads (its hash must follow them):
+      // LiteLLM the vLLM hosts, OpenWebUI the LiteLLM hosts, vLLM the LiteLLM hosts (its
+      // firewall), a Raft member every member of its role (docs/adr-0020-raft-membership.md).
+      const reads = new Set<RoleName>();
+      if (h.roles.includes("litellm")) reads.add("vllm");
+      if (h.roles.includes("openwebui") || h.roles.includes("vllm")) reads.add("litellm");
+      for (const r of h.roles) if (ROLES[r].quorum) reads.add(r);
+      const upstreamRoles = [...reads];
       const finalAddress = staticAddressOf(h) ?? (opts.manageVms === false ? fqdnOf(inv, h) : undefined);
       return {
         host: h,

@@ -17,7 +17,8 @@ let
       fleet.vllm = { enable = true; port = host.ports.vllm.api; model = host.vllmModel; } // envFileOf r
         // lib.optionalAttrs ((host.services.vllm or { }) ? modelPath) { modelPath = host.services.vllm.modelPath; }
         // lib.optionalAttrs ((host.services.vllm or { }) ? startTimeout) { startTimeout = host.services.vllm.startTimeout; }
-        // lib.optionalAttrs ((host.gpu or null) != null && host.gpu ? cudaCapabilities) { cudaCapabilities = host.gpu.cudaCapabilities; };
+        // lib.optionalAttrs ((host.gpu or null) != null && host.gpu ? cudaCapabilities) { cudaCapabilities = host.gpu.cudaCapabilities; }
+        // lib.optionalAttrs (host.vllmClients != null) { clients = host.vllmClients; };
     }
     else if r == "litellm" then { fleet.litellm = { enable = true; port = host.ports.litellm.api; upstreams = host.upstreams.litellm; } // envFileOf r; }
     else if r == "openwebui" then { fleet.openwebui = { enable = true; port = host.ports.openwebui.http; upstreams = host.upstreams.openwebui; } // envFileOf r; }

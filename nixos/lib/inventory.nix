@@ -82,6 +82,11 @@ let
       litellm = if elem "litellm" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).vllm.api}/v1"; model = modelOf h; }) (holders "vllm") else [ ];
       openwebui = if elem "openwebui" host.roles then map (h: { name = h.name; url = "http://${reachAt h}:${toString (portsOf h).litellm.api}/v1"; }) (holders "litellm") else [ ];
     };
+    # Who may reach a vLLM host's API: the LiteLLM hosts, when all have static addresses (a
+    # firewall rule needs one); null: open (no LiteLLM host, or one on DHCP).
+    vllmClients =
+      let ls = holders "litellm"; as = map staticAddress ls;
+      in if elem "vllm" checkedRoles && ls != [ ] && builtins.all (a: a != null) as then as else null;
     # Raft roles of this host (chainfire, flaredb): the cluster each member is told about.
     raft = listToAttrs (map (r: { name = r; value = raftView host r; }) (filter (r: roles.${r}.quorum or false) checkedRoles));
     # Where this host finds the platform services it depends on.

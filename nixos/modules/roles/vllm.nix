@@ -71,6 +71,11 @@ in
       default = true;
       description = "Open the API port in the firewall.";
     };
+    clients = lib.mkOption {
+      type = lib.types.nullOr (lib.types.listOf (lib.types.strMatching "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+"));
+      default = null;
+      description = "Addresses allowed to reach the API port (the fleet sets its LiteLLM hosts when all have static addresses); null: open to all.";
+    };
     nvidiaOpenKernelModule = lib.mkOption {
       type = lib.types.bool;
       default = true;
@@ -124,6 +129,11 @@ in
         ProtectHome = true;
       };
     };
-    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ cfg.port ];
+    # vLLM has no key of its own here: with clients given (the fleet gives the LiteLLM hosts), its
+    # port is open to them only, so nobody on the network goes around LiteLLM's key (issue #27
+    # M11); nixpkgs' firewall idiom for a rule by source.
+    networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.clients == null) [ cfg.port ];
+    networking.firewall.extraCommands = lib.mkIf (cfg.openFirewall && cfg.clients != null)
+      (lib.concatMapStrings (a: "iptables -A nixos-fw -p tcp -s ${a} --dport ${toString cfg.port} -j nixos-fw-accept\n") cfg.clients);
   };
 }
