@@ -106,6 +106,16 @@ maybe("the NixOS contract fails on what nixpkgs refuses", () => {
     return { nixos: join(dir, "nixos"), fleet: join(dir, "fleet.json") };
   }
 
+  it("a platform service with a dataDir of its own gets that directory made, owned by the service (#27 M9)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nixos-datadir-"));
+    cpSync(join(ROOT, "nixos"), join(dir, "nixos"), { recursive: true });
+    writeFileSync(join(dir, "nixos", "hosts", "tappaas-iam.nix"), '{ services.iam.dataDir = "/srv/iam"; }\n');
+    const r = evalFleet(join(ROOT, "fleet.json"), join(dir, "nixos"), { hosts: ["tappaas-iam"] })["tappaas-iam"];
+    expect(r.tmpfiles).toContain("d /srv/iam 0750 iam iam -");
+    const def = evalFleet(join(ROOT, "fleet.json"), undefined, { hosts: ["tappaas-iam"] })["tappaas-iam"];
+    expect(def.tmpfiles.filter((t: string) => t.includes("iam"))).toEqual([]); // the default is systemd's StateDirectory
+  });
+
   it("a misspelled option name in a role module", () => {
     const c = edited("modules/roles/litellm.nix", '      host = "0.0.0.0";', '      hosts = "0.0.0.0";');
     expect(() => evalFleet(c.fleet, c.nixos, { hosts: ["tappaas-litellm"] })).toThrow("The option `services.litellm.hosts' does not exist");

@@ -74,6 +74,7 @@ in
     users.users.${name} = { isSystemUser = true; group = name; home = cfg.dataDir; };
     users.groups.${name} = { };
     environment.etc."${name}/config.toml".source = configFile;
+    systemd.tmpfiles.rules = lib.mkIf (cfg.dataDir != "/var/lib/${name}") [ "d ${cfg.dataDir} 0750 ${name} ${name} -" ];
 
     systemd.services.${name} = {
       description = description;
@@ -87,6 +88,8 @@ in
         EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
         User = name;
         Group = name;
+        # the default dataDir is systemd's StateDirectory; another one is made by tmpfiles below
+        # (ReadWritePaths on a path that does not exist fails the unit's namespace setup)
         StateDirectory = name;
         StateDirectoryMode = "0750";
         ReadWritePaths = [ cfg.dataDir ];
