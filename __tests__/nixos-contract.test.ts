@@ -116,6 +116,39 @@ maybe("the NixOS contract fails on what nixpkgs refuses", () => {
     expect(def.tmpfiles.filter((t: string) => t.includes("iam"))).toEqual([]); // the default is systemd's StateDirectory
   });
 
+  /** A copy of nixos/ with `hosts/<host>.nix` holding `text` (what an operator's override does). */
+  function overridden(host: string, text: string): string {
+    const dir = mkdtempSync(join(tmpdir(), "nixos-override-"));
+    cpSync(join(ROOT, "nixos"), join(dir, "nixos"), { recursive: true });
+    writeFileSync(join(dir, "nixos", "hosts", `${host}.nix`), text);
+    return join(dir, "nixos");
+  }
+  const evalWith = (host: string, text: string) => () => evalFleet(join(ROOT, "fleet.json"), overridden(host, text), { hosts: [host] });
+
+  it("as strict as nixpkgs (#27 M5): a unit option defined twice differently conflicts instead of being glued together", () => {
+    // attrsOf unspecified merged "vllm" and "root" into "vllmroot"; nixpkgs' unitOption refuses it
+    expect(evalWith("tappaas-vllm", '{ systemd.services.vllm.serviceConfig.User = "root"; }\n')).toThrow("has conflicting definition values");
+  });
+
+  it("as strict as nixpkgs (#27 M5): Restart and Type take systemd's values only", () => {
+    expect(evalWith("tappaas-iam", '{ systemd.services.iam.serviceConfig.Restart = "sometimes"; }\n')).toThrow("Systemd Service field `Restart' cannot have value `sometimes'");
+    expect(evalWith("tappaas-iam", '{ systemd.services.iam.serviceConfig.Type = "daemon"; }\n')).toThrow("Systemd Service field `Type' cannot have value `daemon'");
+  });
+
+  it("as strict as nixpkgs (#27 M5): a user needs a group and exactly one of isSystemUser/isNormalUser; a kernel parameter has no bare spaces", () => {
+    const r = evalWith("tappaas-iam", '{ users.users.helper = { isSystemUser = true; }; }\n')()["tappaas-iam"];
+    expect(r.failedAssertions.join("\n")).toContain("users.users.helper.group is unset. This used to default to");
+    const both = evalWith("tappaas-iam", '{ users.users.helper = { isSystemUser = true; isNormalUser = true; group = "x"; }; }\n')()["tappaas-iam"];
+    expect(both.failedAssertions.join("\n")).toContain("Exactly one of users.users.helper.isSystemUser and users.users.helper.isNormalUser must be set.");
+    expect(evalWith("tappaas-iam", '{ boot.kernelParams = [ "quiet splash" ]; }\n')).toThrow("is not of type `string, with spaces inside double quotes'");
+    expect(evalWith("tappaas-iam", '{ boot.kernelParams = [ "opt=\\"a b\\"" ]; }\n')).not.toThrow();
+  });
+
+  it("as permissive as nixpkgs (#27 M5): valid options an override may set (resolved's settings, the NVIDIA container toolkit) evaluate", () => {
+    const r = evalWith("tappaas-vllm", '{ services.resolved.settings.Resolve.DNSStubListener = "no"; hardware.nvidia-container-toolkit.enable = true; }\n')()["tappaas-vllm"];
+    expect({ evaluated: r.evaluated, failed: r.failedAssertions }).toEqual({ evaluated: true, failed: [] });
+  });
+
   it("a misspelled option name in a role module", () => {
     const c = edited("modules/roles/litellm.nix", '      host = "0.0.0.0";', '      hosts = "0.0.0.0";');
     expect(() => evalFleet(c.fleet, c.nixos, { hosts: ["tappaas-litellm"] })).toThrow("The option `services.litellm.hosts' does not exist");

@@ -3,6 +3,12 @@
 # copy). Each has the type nixpkgs gives it (nixos/modules/<path> named beside it), so a
 # misspelled option, a wrong type or conflicting definitions fail as they would with nixpkgs.
 # Deliberately no catch-all (`attrsOf anything`) for a namespace our modules write to.
+# As strict as nixpkgs (issue #27 M5): serviceConfig/unitConfig/socketConfig use nixpkgs' own
+# unitOption merge and [Service] check, users the users-groups.nix assertions, kernelParams the
+# kernelParam type. Still looser than nixpkgs, and why: networkd's [Network]/[Match] section
+# checks (checkNetwork: the fleet sets only Name, address, gateway, DNS and domains, all typed
+# here); environment.etc's source/text exclusivity (the kit's modules set whole entries);
+# unitNameType on dependency lists (plain strings here).
 { lib, config, ... }:
 let
   t = lib.types;
@@ -26,14 +32,37 @@ let
     restartTriggers = opt (t.listOf t.unspecified) [ ];
     reloadTriggers = opt (t.listOf t.unspecified) [ ];
     documentation = opt (t.listOf t.str) [ ];
-    unitConfig = opt (t.attrsOf t.unspecified) { };
+    unitConfig = opt (t.attrsOf unitOption) { };
     startLimitBurst = opt (t.nullOr t.int) null;
     startLimitIntervalSec = opt (t.nullOr t.int) null;
     aliases = opt (t.listOf t.str) [ ];
     upheldBy = opt (t.listOf t.str) [ ];
   };
+  # nixos/lib/systemd-unit-options.nix: unitOption (a list is repeated, anything else must be
+  # equal in every definition: "conflicting definition values") and the [Service] check;
+  # nixos/lib/systemd-lib.nix: checkUnitConfig, assertValueOneOf (failing, the whole
+  # serviceConfig "is not of type `attribute set of systemd option'").
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge = loc: defs:
+      let defs' = lib.filterOverrides defs; in
+      if lib.any (def: lib.isList def.value) defs' then lib.concatMap (def: lib.toList def.value) defs'
+      else lib.mergeEqualOption loc defs';
+  };
+  assertValueOneOf = name: values: group: attr:
+    lib.optional (attr ? ${name} && !lib.elem attr.${name} values) "Systemd ${group} field `${name}' cannot have value `${toString attr.${name}}'.";
+  checkUnitConfig = group: checks: attrs:
+    let
+      defs = lib.mapAttrs (_: v: if (v._type or "") == "override" || (v._type or "") == "if" then v.content else v) attrs;
+      errors = lib.concatMap (c: c group defs) checks;
+    in
+    if errors == [ ] then true else builtins.trace (lib.concatStringsSep "\n" errors) false;
+  checkService = checkUnitConfig "Service" [
+    (assertValueOneOf "Type" [ "exec" "simple" "forking" "oneshot" "dbus" "notify" "notify-reload" "idle" ])
+    (assertValueOneOf "Restart" [ "no" "on-success" "on-failure" "on-abnormal" "on-abort" "always" ])
+  ];
   serviceOptions = unitOptions // {
-    serviceConfig = opt (t.attrsOf t.unspecified) { };
+    serviceConfig = opt (t.addCheck (t.attrsOf unitOption) checkService) { };
     environment = opt (t.attrsOf (t.nullOr (t.oneOf [ t.str t.path t.package ]))) { };
     path = opt (t.listOf (t.oneOf [ t.package t.str ])) [ ];
     script = opt t.lines "";
@@ -52,10 +81,12 @@ let
   socketOptions = unitOptions // {
     listenStreams = opt (t.listOf t.str) [ ];
     listenDatagrams = opt (t.listOf t.str) [ ];
-    socketConfig = opt (t.attrsOf t.unspecified) { };
+    socketConfig = opt (t.attrsOf unitOption) { };
   };
   # nixos/modules/config/users-groups.nix (the options our modules and the kit's use).
-  userOptions = { name, ... }: {
+  userOptions = { name, config, ... }: {
+    # users-groups.nix userOpts: a normal user's defaults
+    config = lib.mkIf config.isNormalUser { group = lib.mkDefault "users"; createHome = lib.mkDefault true; home = lib.mkDefault "/home/${config.name}"; isSystemUser = lib.mkDefault false; };
     options = {
       name = opt t.str name;
       isNormalUser = opt t.bool false;
@@ -200,7 +231,8 @@ in
     systemd.network.enable = opt t.bool false;
     systemd.network.networks = opt (t.attrsOf (t.submodule { options = networkOptions; })) { };
     # nixos/modules/system/boot/kernel.nix, loader/grub, loader/systemd-boot, grow-partition, initrd
-    boot.kernelParams = opt (t.listOf t.str) [ ];
+    # nixos/modules/system/boot/kernel.nix: "string, with spaces inside double quotes"
+    boot.kernelParams = opt (t.listOf (t.strMatching ''([^"[:space:]]|"[^"]*")+'' // { name = "kernelParam"; description = "string, with spaces inside double quotes"; })) [ ];
     boot.kernelModules = opt (t.listOf t.str) [ ];
     boot.blacklistedKernelModules = opt (t.listOf t.str) [ ];
     boot.extraModprobeConfig = opt t.lines "";
@@ -238,5 +270,30 @@ in
     # nixos/modules/hardware/all-firmware.nix, virtualisation/docker.nix (read by nvidia.nix)
     hardware.firmware = opt (t.listOf t.package) [ ];
     virtualisation.docker.enableNvidia = opt t.bool false;
+    # valid NixOS options a host override may set (refusing them would be stricter than nixpkgs):
+    # nixos/modules/system/boot/resolved.nix (settings: a freeform INI submodule)
+    services.resolved.enable = opt t.bool false;
+    services.resolved.settings = opt (t.submodule { freeformType = t.attrsOf (t.attrsOf t.unspecified); }) { };
+    # nixos/modules/services/hardware/nvidia-container-toolkit
+    hardware.nvidia-container-toolkit.enable = opt t.bool false;
   };
+
+  # nixos/modules/config/users-groups.nix: the assertions on every user
+  config.assertions = lib.concatLists (lib.mapAttrsToList
+    (_: user: [
+      {
+        assertion =
+          let
+            xor = a: b: a && !b || b && !a;
+            isEffectivelySystemUser = user.isSystemUser || (user.uid != null && user.uid < 1000 && !user.isNormalUser);
+          in
+          xor isEffectivelySystemUser user.isNormalUser;
+        message = "Exactly one of users.users.${user.name}.isSystemUser and users.users.${user.name}.isNormalUser must be set.\n";
+      }
+      {
+        assertion = user.group != "";
+        message = "users.users.${user.name}.group is unset. This used to default to\nnogroup, but this is unsafe. For example you can create a group\nfor this user with:\nusers.users.${user.name}.group = \"${user.name}\";\nusers.groups.${user.name} = {};\n";
+      }
+    ])
+    config.users.users);
 }
