@@ -38,6 +38,7 @@ describe("GitHub workflows", () => {
     expect(runs(w.jobs.test)).toContain(".ci/run");
     expect(runs(w.jobs.flake)).toContain("nixos/flake.lock is not committed");
     expect(runs(w.jobs.flake)).toContain("c.config.system.build.toplevel.drvPath");
+    expect(runs(w.jobs.flake)).toContain("nix flake check ./nixos"); // #27 M3: the flake's own checks
   });
 
   it("plan.yml: a comment on every plan, failed ones included, from read-only credentials; the saved plans uploaded for the deploy", () => {

@@ -4,9 +4,11 @@
   inputs = {
     # Current stable NixOS release.
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
-    # The eight platform services' packages (chainfire, flaredb, iam, ...). The default is a
-    # placeholder in this repository with no packages, so the flake locks and evaluates on any
-    # machine before the fleet exists; hosts without platform roles never need more. Point it at
+    # The eight platform services (seed 004: packages <name>-server, nixosModules.default,
+    # overlays.default). The default is a placeholder in this repository whose packages evaluate
+    # but fail to build with what to do, so the flake locks, evaluates and passes `nix flake
+    # check` on any machine before the fleet exists; hosts without platform roles never need
+    # more. Point it at
     # your platform flake (reachable from where you build) with
     #   nix flake lock ./nixos --override-input platform <flake-url>
     # or by changing this url. Relative path inputs need Nix >= 2.26.
