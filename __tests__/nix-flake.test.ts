@@ -53,7 +53,7 @@ describe("nixos/flake.nix outputs", () => {
 
   it("sets role options from the inventory: ports, model, upstreams and platform peers", () => {
     const envFile = (role: string) => ({ _type: "override", priority: 1000, content: `/run/fleet-secrets/${role}.env` });
-    expect(v.glue["tappaas-vllm"]).toEqual({ fleet: { vllm: { enable: true, port: 8000, model: "Qwen/Qwen2.5-7B-Instruct", cudaCapabilities: ["8.6"], environmentFile: envFile("vllm") } } }); // no clients: the LiteLLM host is on DHCP, so vLLM stays open
+    expect(v.glue["tappaas-vllm"]).toEqual({ fleet: { vllm: { enable: true, port: 8000, model: "Qwen/Qwen2.5-7B-Instruct", environmentFile: envFile("vllm") } } }); // no clients: the LiteLLM host is on DHCP, so vLLM stays open
     expect(v.glue["tappaas-litellm"].fleet.litellm.upstreams).toEqual([{ name: "tappaas-vllm", url: "http://192.168.10.21:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct" }]);
     expect(v.glue["tappaas-flaredb"]).toEqual({
       services: {

@@ -180,7 +180,7 @@ export const GpuSchema = Obj(
     pcie: Opt(Bool("Pass through as PCIe (q35).")),
     rombar: Opt(Bool("Expose the device ROM.")),
     xvga: Opt(Bool("Primary VGA.")),
-    cudaCapabilities: Opt(Type.Array(Pattern("^[0-9]+\\.[0-9]+$", 'is not a CUDA compute capability such as "8.6"', "A compute capability."), { minItems: 1, maxItems: 16, description: 'vLLM: the GPU\'s CUDA compute capabilities, e.g. ["8.6"] for an RTX 3090.' })),
+    cudaCapabilities: Opt(Type.Array(Pattern("^[0-9]+\\.[0-9]+$", 'is not a CUDA compute capability such as "8.6"', "A compute capability."), { minItems: 1, maxItems: 16, description: 'vLLM: build CUDA for these compute capabilities only, e.g. ["8.6"] for an RTX 3090 (shorter from-source builds, but no public CUDA cache has them). Unset: nixpkgs\' default list, which public CUDA caches build.' })),
   },
   "A passed-through GPU.",
 );

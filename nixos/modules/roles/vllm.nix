@@ -36,9 +36,9 @@ in
       description = "Directory with pre-seeded weights of `model` (a Hugging Face snapshot). Set, the host serves without internet access (HF_HUB_OFFLINE=1).";
     };
     cudaCapabilities = lib.mkOption {
-      type = lib.types.listOf (lib.types.strMatching "[0-9]+\\.[0-9]+");
+      type = lib.types.nullOr (lib.types.listOf (lib.types.strMatching "[0-9]+\\.[0-9]+"));
       default = defaults.cudaCapabilities;
-      description = "CUDA compute capabilities to build for (the GPU's: 8.6 for an RTX 3090). Fewer means shorter builds; a binary cache with exactly these avoids building at all.";
+      description = "CUDA compute capabilities to build for; null: nixpkgs' default list, the one public CUDA caches build. Only the GPU's (8.6 for an RTX 3090) means shorter builds from source and no public cache hit.";
     };
     startTimeout = lib.mkOption {
       type = lib.types.str;
@@ -84,7 +84,7 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    nixpkgs.config = { allowUnfree = true; cudaSupport = true; cudaCapabilities = cfg.cudaCapabilities; };
+    nixpkgs.config = { allowUnfree = true; cudaSupport = true; } // lib.optionalAttrs (cfg.cudaCapabilities != null) { cudaCapabilities = cfg.cudaCapabilities; };
 
     # Driver for the passed-through GPU (headless: videoDrivers only selects the kernel driver).
     services.xserver.videoDrivers = [ "nvidia" ];
