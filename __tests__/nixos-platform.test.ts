@@ -115,6 +115,14 @@ maybe("LiteLLM and Open WebUI on one host (#27 M6)", () => {
   });
 });
 
+maybe("flashdns on port 53 (#27 M7)", () => {
+  it("moves systemd-resolved's stub listener (on with networkd) off :53 and points resolv.conf at resolved's upstream list; hosts without flashdns keep the stub", () => {
+    const r = evalFleet(join(ROOT, "fleet.json"), undefined, { hosts: ["tappaas-flashdns", "tappaas-iam"] });
+    expect(r["tappaas-flashdns"].resolved).toEqual({ enable: true, stubListener: "no", resolvConf: "/run/systemd/resolve/resolv.conf" });
+    expect(r["tappaas-iam"].resolved).toEqual({ enable: true, stubListener: null, resolvConf: null });
+  });
+});
+
 maybe("vLLM reachable from LiteLLM only (#27 M11)", () => {
   it("with every LiteLLM host on a static address, the vLLM port is open to them alone; with one on DHCP it stays open (a rule needs an address)", () => {
     const data = JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));

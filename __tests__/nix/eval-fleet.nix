@@ -126,6 +126,7 @@ let
       # Raft roles: the cluster each member is told about, and its firewall rules
       raft = lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ] && (c.services.${r}.settings ? cluster)) [ "chainfire" "flaredb" ]) (r: c.services.${r}.settings.cluster);
       firewallExtra = c.networking.firewall.extraCommands;
+      resolved = { enable = c.services.resolved.enable; stubListener = c.services.resolved.settings.Resolve.DNSStubListener or null; resolvConf = c.environment.etc."resolv.conf".source or null; };
       platformSettingsKeys = lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ]) platformRoles) (r: builtins.attrNames c.services.${r}.settings);
       platformUnits = if failedAssertions != [ ] then null else lib.genAttrs (builtins.filter (r: enabled [ "services" r "enable" ]) platformRoles) (r: { inherit (c.systemd.services.${r}.serviceConfig) ExecStart User; EnvironmentFile = c.systemd.services.${r}.serviceConfig.EnvironmentFile or null; });
     };

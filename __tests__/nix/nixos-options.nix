@@ -278,6 +278,9 @@ in
     hardware.nvidia-container-toolkit.enable = opt t.bool false;
   };
 
+  # nixos/modules/tasks/network-interfaces-systemd.nix: networkd brings systemd-resolved along
+  # (services.resolved.enable = mkDefault true), whose stub listener holds 127.0.0.53:53
+  config.services.resolved.enable = lib.mkIf config.networking.useNetworkd (lib.mkDefault true);
   # nixos/modules/config/users-groups.nix: the assertions on every user
   config.assertions = lib.concatLists (lib.mapAttrsToList
     (_: user: [

@@ -14,5 +14,7 @@ rec {
   recursiveUpdate = lhs: rhs: lhs // builtins.mapAttrs (n: v: if builtins.isAttrs v && builtins.isAttrs (lhs.${n} or null) then recursiveUpdate lhs.${n} v else v) rhs;
   # lib/modules.nix: mkOverride priority content; mkDefault = mkOverride 1000
   mkDefault = content: { _type = "override"; priority = 1000; inherit content; };
+  mkForce = content: { _type = "override"; priority = 50; inherit content; };
+  mkIf = condition: content: { _type = "if"; inherit condition content; };
   nixosSystem = args: args;
 }

@@ -37,6 +37,14 @@ let
           (settingsOf r);
       };
     };
+  # flashdns answers on port 53, where systemd-resolved's stub listener sits (127.0.0.53:53, on
+  # with networkd): the stub goes, and /etc/resolv.conf lists resolved's upstream servers
+  # instead of the stub (systemd-resolved(8), /run/systemd/resolve/resolv.conf) (issue #27 M7).
+  dnsOnHost = builtins.elem "flashdns" host.roles && (host.ports.flashdns.dns or null) == 53;
+  resolvedAside = lib.optionalAttrs dnsOnHost {
+    services.resolved.settings.Resolve.DNSStubListener = lib.mkIf config.services.resolved.enable "no";
+    environment.etc."resolv.conf".source = lib.mkIf config.services.resolved.enable (lib.mkForce "/run/systemd/resolve/resolv.conf");
+  };
   # A Raft role's peer ports (raft; gossip on TCP and UDP) open only to the other members, when
   # every member has a static address (an iptables rule needs one); else open to all.
   peerFirewall = c:
@@ -55,7 +63,7 @@ let
     (map (r: peerFirewall host.raft.${r}) (builtins.filter (r: host.raft ? ${r}) host.roles));
 in
 {
-  config = builtins.foldl' lib.recursiveUpdate { } (map roleConfig host.roles)
+  config = builtins.foldl' lib.recursiveUpdate resolvedAside (map roleConfig host.roles)
     // (if firewalls == [ ] then { } else {
     # two Raft roles on one host: both sets of peer rules
     networking.firewall = {
