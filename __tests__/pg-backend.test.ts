@@ -12,6 +12,7 @@ import { buildFleet } from "../stacks/fleet";
 import { exampleInventory, ROOT, runAsync } from "./helpers";
 
 import { Client } from "pg";
+import { YAML } from "zx";
 import { postgresBinaries } from "./postgres";
 
 const PORT = 55432;
@@ -76,5 +77,44 @@ describe("PostgreSQL state backend", () => {
     } finally {
       await client.end();
     }
+  });
+});
+
+describe("a plan with a SELECT-only role (#28 item 2)", () => {
+  it("init and plan succeed with the plan job's own environment (plan.yml), and fail without its PG_SKIP_* settings", async () => {
+    // the state schema exists (a deploy made it); the reader may only SELECT
+    const root = mkdtempSync(join(tmpdir(), "pgread-"));
+    const app = new App({ outdir: join(root, "cdktf.out"), skipValidation: true });
+    buildFleet(app, exampleInventory(), { root: ROOT, manageVms: false, backend: "pg", deployCommand: "true", deployWorkingDir: root });
+    app.synth();
+    const dir = join(root, "cdktf.out", "stacks", "cluster");
+    const owner = { PG_CONN_STR: `postgres://fleet@127.0.0.1:${PORT}/postgres?sslmode=disable` };
+    expect((await tf(dir, ["init", "-input=false", "-no-color"], owner)).status).toBe(0);
+    expect((await tf(dir, ["apply", "-auto-approve", "-input=false", "-no-color"], owner)).status).toBe(0);
+    const client = new Client({ host: "127.0.0.1", port: PORT, user: "fleet", database: "postgres" });
+    await client.connect();
+    try {
+      await client.query("DROP ROLE IF EXISTS reader");
+      await client.query("CREATE ROLE reader LOGIN");
+      await client.query("GRANT USAGE ON SCHEMA fleet_cluster TO reader");
+      await client.query("GRANT SELECT ON ALL TABLES IN SCHEMA fleet_cluster TO reader");
+      await client.query("GRANT SELECT ON ALL SEQUENCES IN SCHEMA fleet_cluster TO reader");
+    } finally {
+      await client.end();
+    }
+    const planJob = (YAML.parse(readFileSync(join(ROOT, ".github", "workflows", "plan.yml"), "utf8")) as any).jobs.plan.env;
+    const skip = Object.fromEntries(Object.entries<string>(planJob).filter(([k]) => k.startsWith("PG_SKIP_")));
+    expect(Object.keys(skip).sort()).toEqual(["PG_SKIP_INDEX_CREATION", "PG_SKIP_SCHEMA_CREATION", "PG_SKIP_TABLE_CREATION"]);
+    const reader = { PG_CONN_STR: `postgres://reader@127.0.0.1:${PORT}/postgres?sslmode=disable` };
+    const fresh = (d: string) => spawnSync("rm", ["-rf", join(d, ".terraform"), join(d, ".terraform.lock.hcl")]);
+    fresh(dir);
+    const bare = await tf(dir, ["init", "-input=false", "-no-color"], reader);
+    expect(bare.status).not.toBe(0);
+    expect(bare.out).toContain("permission denied");
+    fresh(dir);
+    const init = await tf(dir, ["init", "-input=false", "-no-color"], { ...reader, ...skip });
+    expect({ status: init.status, out: init.status === 0 ? "" : init.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    const plan = await tf(dir, ["plan", "-lock=false", "-detailed-exitcode", "-input=false", "-no-color"], { ...reader, ...skip });
+    expect({ status: plan.status, out: plan.status === 0 ? "" : plan.out.slice(-1500) }).toEqual({ status: 0, out: "" });
   });
 });

@@ -73,6 +73,14 @@ describe("GitHub workflows", () => {
     expect(runs(d)).not.toMatch(/--parallelism/);
   });
 
+  it("pins every action to a full commit SHA with its tag in a comment (#28 item 7: a tag can move)", () => {
+    for (const name of readdirSync(DIR).filter((f) => f.endsWith(".yml"))) {
+      const lines = readFileSync(join(DIR, name), "utf8").split("\n").filter((l) => /^\s*(- )?uses:/.test(l));
+      expect(lines.length).toBeGreaterThan(0);
+      for (const l of lines) expect({ name, l }).toEqual({ name, l: expect.stringMatching(/^\s*(- )?uses: [\w.-]+\/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+){0,2}$/) });
+    }
+  });
+
   it("pins its tools: OpenTofu and Terraform versions, action versions (no floating @main)", () => {
     // Node 22 LTS (the CDK Terrain CLI needs >= 22.19) in every job that sets up Node
     for (const f of ["plan.yml", "deploy.yml"]) for (const job of Object.values<any>(wf(f).jobs)) for (const st of job.steps.filter((x: any) => String(x.uses ?? "").startsWith("actions/setup-node@"))) expect(st.with["node-version"]).toBe(22);
@@ -80,7 +88,7 @@ describe("GitHub workflows", () => {
       const w = wf(name);
       expect(w.env.OPENTOFU_VERSION).toMatch(/^\d+\.\d+\.\d+$/);
       for (const job of Object.values<any>(w.jobs)) {
-        for (const u of uses(job)) expect(u).toMatch(/@v\d/);
+        for (const u of uses(job)) expect(u).toMatch(/@[0-9a-f]{40}$/);
         const tofu = job.steps.find((s: any) => s.uses?.startsWith("opentofu/setup-opentofu"));
         if (tofu) expect(tofu.with.tofu_version).toBe("${{ env.OPENTOFU_VERSION }}");
       }
