@@ -50,5 +50,7 @@ export function runAsync(cmd: string, args: string[], opts: { cwd?: string; env?
     p.stdout.on("data", (d) => ((stdout += d), (out += d), opts.onOutput?.(out)));
     p.stderr.on("data", (d) => ((stderr += d), (out += d), opts.onOutput?.(out)));
     p.on("close", (status) => done({ status, out, stdout, stderr }));
+    // a command that cannot start (not installed, a missing cwd) fails at once, not at the test's timeout
+    p.on("error", (e) => done({ status: null, out: `${out}${e.message}\n`, stdout, stderr: `${stderr}${e.message}\n` }));
   });
 }

@@ -87,7 +87,7 @@ describe("a plan with a SELECT-only role (#28 item 2)", () => {
     const app = new App({ outdir: join(root, "cdktf.out"), skipValidation: true });
     buildFleet(app, exampleInventory(), { root: ROOT, manageVms: false, backend: "pg", deployCommand: "true", deployWorkingDir: root });
     app.synth();
-    const dir = join(root, "cdktf.out", "stacks", "cluster");
+    const dir = join(root, "cdktf.out", "stacks", "ai");
     const owner = { PG_CONN_STR: `postgres://fleet@127.0.0.1:${PORT}/postgres?sslmode=disable` };
     expect((await tf(dir, ["init", "-input=false", "-no-color"], owner)).status).toBe(0);
     expect((await tf(dir, ["apply", "-auto-approve", "-input=false", "-no-color"], owner)).status).toBe(0);
@@ -96,9 +96,9 @@ describe("a plan with a SELECT-only role (#28 item 2)", () => {
     try {
       await client.query("DROP ROLE IF EXISTS reader");
       await client.query("CREATE ROLE reader LOGIN");
-      await client.query("GRANT USAGE ON SCHEMA fleet_cluster TO reader");
-      await client.query("GRANT SELECT ON ALL TABLES IN SCHEMA fleet_cluster TO reader");
-      await client.query("GRANT SELECT ON ALL SEQUENCES IN SCHEMA fleet_cluster TO reader");
+      await client.query("GRANT USAGE ON SCHEMA fleet_ai TO reader");
+      await client.query("GRANT SELECT ON ALL TABLES IN SCHEMA fleet_ai TO reader");
+      await client.query("GRANT SELECT ON ALL SEQUENCES IN SCHEMA fleet_ai TO reader");
     } finally {
       await client.end();
     }
