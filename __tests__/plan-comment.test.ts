@@ -189,6 +189,26 @@ describe("plan comment against hostile plans", () => {
     expect(r.markdown).toContain('| `input.plain` | `"old"` | `"new"` |');
   });
 
+  it("masks both sides when only one is marked sensitive (#29 item 2: a value that becomes sensitive never shows its old value)", () => {
+    const old = "0ld-s3cret";
+    const change = {
+      actions: ["update"],
+      before: { input: { token: old, obj: { a: old, b: "x" }, plain: "p" } },
+      after: { input: { token: "n3w-s3cret", obj: { a: "n3w", b: "x" }, plain: "q" } },
+      before_sensitive: {},
+      after_sensitive: { input: { token: true, obj: true } },
+      after_unknown: {},
+    };
+    const r = renderPlans([{ label: "s", plan: asPlan({ format_version: "1.2", resource_changes: [{ address: "terraform_data.t", type: "terraform_data", name: "t", change }] }) }]);
+    expect(r.markdown).not.toContain(old);
+    expect(r.markdown).not.toContain("n3w");
+    expect(r.markdown).toContain("| `input.token` | `(sensitive)` | `(sensitive)` |");
+    expect(r.markdown).toContain('| `input.plain` | `"p"` | `"q"` |');
+    // and the other way round: marked before only
+    const back = renderPlans([{ label: "s", plan: asPlan({ format_version: "1.2", resource_changes: [{ address: "terraform_data.t", type: "terraform_data", name: "t", change: { ...change, before_sensitive: { input: { token: true } }, after_sensitive: {} } }] }) }]);
+    expect(back.markdown).not.toContain("n3w-s3cret");
+  });
+
   it("stays under GitHub's 65,536-character limit for 13,000 changes and says what it left out", () => {
     const resource_changes = Array.from({ length: 13000 }, (_, i) => ({
       address: `terraform_data.h${i}_deploy_step_${String(i).padStart(8, "0").replace(/\d/g, (d) => "ABCDEF0123"[Number(d)])}`,

@@ -176,10 +176,25 @@ function leaves(v: unknown, sens: unknown, unk: unknown, prefix = "", out = new 
   return out;
 }
 
+/**
+ * Both sides' sensitivity marks together: a value marked on either side is masked on both, as
+ * Terraform's own plan renderer does (a value that becomes sensitive, after a provider upgrade or
+ * a newly sensitive variable, must not show its old value; issue #29 item 2).
+ */
+function unionMarks(a: any, b: any): any {
+  if (a === true || b === true) return true;
+  if (a == null || a === false) return b;
+  if (b == null || b === false) return a;
+  if (Array.isArray(a) && Array.isArray(b)) return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => unionMarks(a[i], b[i]));
+  if (typeof a === "object" && typeof b === "object") return Object.fromEntries([...new Set([...Object.keys(a), ...Object.keys(b)])].map((k) => [k, unionMarks(a[k], b[k])]));
+  return a || b;
+}
+
 /** Changed attributes of one resource: [path, before, after], sensitive values masked. */
 export function attributeChanges(c: PlanChange): [string, string, string][] {
-  const before = c.before == null ? new Map<string, Leaf>() : leaves(c.before, c.before_sensitive, undefined);
-  const after = c.after == null && !c.after_unknown ? new Map<string, Leaf>() : leaves(c.after ?? {}, c.after_sensitive, c.after_unknown);
+  const marks = unionMarks(c.before_sensitive, c.after_sensitive);
+  const before = c.before == null ? new Map<string, Leaf>() : leaves(c.before, marks, undefined);
+  const after = c.after == null && !c.after_unknown ? new Map<string, Leaf>() : leaves(c.after ?? {}, marks, c.after_unknown);
   const rows: [string, string, string][] = [];
   for (const p of [...new Set([...before.keys(), ...after.keys()])].sort()) {
     const b = before.get(p);
