@@ -160,6 +160,14 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     await phase("pin host key", () => pinHostKey(spec, address!, port, opts.knownHostsFile, say, opts.requirePinned));
     if (build) await phase(`pin build host key (${build.host})`, () => pinBuildHostKey(build!, opts.knownHostsFile, say, opts.requirePinned));
 
+    // The login, and sudo without a password (nixos-rebuild --sudo cannot answer a prompt), both
+    // before anything on the host is asked or changed (issue #26): ssh's own failures exit 255.
+    const login = await ssh(address, "sudo -n true");
+    if (login.exitCode === 255)
+      throw new DeployError(`SSH login as ${spec.user} at ${address} failed: ${login.stderr.trim().split("\n").pop()}`, EXIT.unreachable, `deploy.user must be an admin user of the inventory whose key is in ssh-agent or FLEET_SSH_KEY_FILE`);
+    if (login.exitCode !== 0)
+      throw new DeployError(`${spec.user} cannot use sudo without a password on ${spec.host} (${login.stderr.trim().split("\n").pop()}); nothing was changed`, EXIT.failed, `deploy.user must be in the inventory's admin users (wheel, passwordless sudo: nixos/modules/base.nix)`);
+
     if (opts.rollback) {
       await phase("roll back", async () => {
         // nixos-rebuild --rollback without re-exec: re-exec would build nixos-rebuild from the
@@ -172,15 +180,14 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     }
 
     // Before this member is touched: its cluster must be whole, as all members see it (issue #26
-    // item 8). Taking a member down while another is down loses the quorum. Nothing answering
-    // at all is a cluster not made yet.
-    // "Nobody answers" is a new cluster only while this member holds no Raft state of the role
-    // (its data directory is empty or absent); a member with state means the cluster is down.
+    // item 8). Taking a member down while another is down loses the quorum. Nobody answering is
+    // a new cluster only while this member holds no Raft state of the role (its data directory
+    // is empty or absent); a member with state means the cluster is down.
     for (const q of spec.quorum ?? []) {
       const st = await clusterState(q, address);
       if (st.none) {
         const dir = `\${FLEET_VAR_LIB:-/var/lib}/${q.role}`;
-        const state = await ssh(address, `d="${dir}"; echo "$d"; sudo sh -c 'ls -A "$1" 2>/dev/null | head -n 1' sh "$d"`);
+        const state = await ssh(address, `d="${dir}"; echo "$d"; sudo -n sh -c 'ls -A "$1" 2>/dev/null | head -n 1' sh "$d"`);
         const [where, first] = state.stdout.split("\n");
         if (state.exitCode === 0 && first)
           throw new DeployError(
@@ -203,13 +210,6 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
         say(`back after the reboot at ${address}`);
       }
     }
-    // The login, and sudo without a password (nixos-rebuild --sudo cannot answer a prompt), both
-    // before anything on the host changes (issue #26): ssh's own failures exit 255.
-    const login = await ssh(address, "sudo -n true");
-    if (login.exitCode === 255)
-      throw new DeployError(`SSH login as ${spec.user} at ${address} failed: ${login.stderr.trim().split("\n").pop()}`, EXIT.unreachable, `deploy.user must be an admin user of the inventory whose key is in ssh-agent or FLEET_SSH_KEY_FILE`);
-    if (login.exitCode !== 0)
-      throw new DeployError(`${spec.user} cannot use sudo without a password on ${spec.host} (${login.stderr.trim().split("\n").pop()}); nothing was changed`, EXIT.failed, `deploy.user must be in the inventory's admin users (wheel, passwordless sudo: nixos/modules/base.nix)`);
     // Secrets before the switch, so the services find them when they start; a missing one stops here.
     if (spec.secrets?.length) secrets = await phase("secrets", () => deliverSecrets(spec, opts, address!, (addr, cmd, input) => ssh(addr, cmd, "120s", input), say));
     const changedSecrets = secrets?.changed ?? [];
