@@ -14,6 +14,16 @@ describe("inventory validation", () => {
     expect(problemsAfter(() => {})).toEqual([]);
   });
 
+  it("refuses what was valid at synth and broke at deploy (#29 item 7): null in a platform setting, root or a service's account as a user, a user listed twice", () => {
+    expect(problemsAfter((d) => (host(d, "tappaas-iam").services = { iam: { auth: { issuer: null } } }))).toEqual([
+      'host "tappaas-iam": services.iam.auth.issuer: null has no form in the service\'s config.toml (TOML has no null); remove the setting or give it a value',
+    ]);
+    expect(problemsAfter((d) => (d.users[0].name = "root"))).toContainEqual('users[root]: name: "root" is an account NixOS or a fleet service owns (and root cannot log in over SSH on fleet hosts); give the user another name');
+    for (const name of ["sshd", "vllm", "chainfire", "systemd-network", "nixbld1"])
+      expect(problemsAfter((d) => d.users.push({ name, sshKeys: d.users[0].sshKeys }))).toEqual([`users[${name}]: name: "${name}" is an account NixOS or a fleet service owns; give the user another name`]);
+    expect(problemsAfter((d) => d.users.push({ ...d.users[0] }))).toEqual([`users[${exampleData().users[0].name}]: name: "${exampleData().users[0].name}" is listed twice (the second entry's keys would be lost); merge the two entries into one`]);
+  });
+
   it("reports malformed JSON with line and column", () => {
     const text = '{\n  "cluster": {\n    "nodes": ["pve1",]\n  }\n}';
     try {

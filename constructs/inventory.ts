@@ -12,6 +12,13 @@ import { ROLES, ROLE_NAMES, PLATFORM_ROLES, RoleName, isRole } from "./roles";
 import { InventorySchema } from "./inventory-schema";
 import type { HostSpec, Inventory } from "./inventory-schema";
 
+/**
+ * Accounts that NixOS (nixpkgs nixos/modules/misc/ids.nix and the modules the fleet uses) or the
+ * fleet's own services (nixos/modules: vllm, git, the platform services; litellm and open-webui
+ * run as DynamicUser under their own names) own; systemd-* and nixbld* are matched apart.
+ */
+const RESERVED_USERS = new Set<string>(["root", "nobody", "sshd", "messagebus", "nscd", "polkituser", "avahi", "vllm", "litellm", "open-webui", "git", ...PLATFORM_ROLES]);
+
 /** The project root (this file lives one level down, in constructs/ or in the .build/ bundle). */
 export const PROJECT_ROOT = resolve(__dirname, "..");
 
@@ -452,11 +459,19 @@ function ruleProblems(data: unknown): Problem[] {
     mappings.set(m.name, onNodes);
   }
 
-  // users
+  // users: each name once, and none of the accounts NixOS or the fleet's own services own (root
+  // cannot log in over SSH on fleet hosts; a service's account would get login keys and wheel)
   const users = Array.isArray(data.users) ? data.users : [];
+  const userNames = new Set<string>();
   for (const [i, u] of users.entries()) {
     if (!isObj(u)) continue;
     const where = `users[${isStr(u.name) ? u.name : i}]`;
+    if (isStr(u.name)) {
+      if (userNames.has(u.name)) add(where, "name", `"${u.name}" is listed twice (the second entry's keys would be lost); merge the two entries into one`);
+      userNames.add(u.name);
+      if (RESERVED_USERS.has(u.name) || /^(nixbld|systemd-)/.test(u.name))
+        add(where, "name", `"${u.name}" is an account NixOS or a fleet service owns${u.name === "root" ? " (and root cannot log in over SSH on fleet hosts)" : ""}; give the user another name`);
+    }
     for (const [j, k] of (Array.isArray(u.sshKeys) ? u.sshKeys : []).entries()) {
       if (typeof k === "string" && /PRIVATE KEY/.test(k)) continue; // reported as a credential
       const p = sshKeyProblem(k);
@@ -579,6 +594,17 @@ function ruleProblems(data: unknown): Problem[] {
 
     // services and ports: a role's settings only for roles the host has; no two services on one port; never the SSH port
     const services = isObj(h.services) ? h.services : {};
+    // a platform service's settings become TOML, which has no null: refused here, not at the deploy
+    for (const role of PLATFORM_ROLES) {
+      const nullAt = (v: unknown, path: string): string | undefined => {
+        if (v === null) return path;
+        if (Array.isArray(v)) for (const [k, x] of v.entries()) { const p = nullAt(x, `${path}[${k}]`); if (p) return p; }
+        else if (isObj(v)) for (const [k, x] of Object.entries(v)) { const p = nullAt(x, `${path}.${k}`); if (p) return p; }
+        return undefined;
+      };
+      const at = isObj(services[role]) ? nullAt(services[role], `services.${role}`) : undefined;
+      if (at) add(where, at, "null has no form in the service's config.toml (TOML has no null); remove the setting or give it a value");
+    }
     for (const key of Object.keys(services)) if (isRole(key) && !roles.includes(key)) add(where, `services.${key}`, `settings for role "${key}", which the host does not have; add the role or remove the settings`);
     const seen = new Map<number, string>();
     for (const [role, ports] of Object.entries(hostPorts({ roles, services: services as HostSpec["services"] }))) {
