@@ -17,6 +17,17 @@ import type { HostSpec, Inventory } from "./inventory-schema";
  * fleet's own services (nixos/modules: vllm, git, the platform services; litellm and open-webui
  * run as DynamicUser under their own names) own; systemd-* and nixbld* are matched apart.
  */
+/** The path of the first null inside `v` (a setting TOML cannot hold), if any. */
+function nullAt(v: unknown, path: string): string | undefined {
+  if (v === null) return path;
+  const entries: [string, unknown][] = Array.isArray(v) ? v.map((x, k) => [`${path}[${k}]`, x]) : v !== null && typeof v === "object" ? Object.entries(v).map(([k, x]) => [`${path}.${k}`, x]) : [];
+  for (const [p, x] of entries) {
+    const found = nullAt(x, p);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 const RESERVED_USERS = new Set<string>(["root", "nobody", "sshd", "messagebus", "nscd", "polkituser", "avahi", "vllm", "litellm", "open-webui", "git", ...PLATFORM_ROLES]);
 
 /** The project root (this file lives one level down, in constructs/ or in the .build/ bundle). */
@@ -596,12 +607,6 @@ function ruleProblems(data: unknown): Problem[] {
     const services = isObj(h.services) ? h.services : {};
     // a platform service's settings become TOML, which has no null: refused here, not at the deploy
     for (const role of PLATFORM_ROLES) {
-      const nullAt = (v: unknown, path: string): string | undefined => {
-        if (v === null) return path;
-        if (Array.isArray(v)) for (const [k, x] of v.entries()) { const p = nullAt(x, `${path}[${k}]`); if (p) return p; }
-        else if (isObj(v)) for (const [k, x] of Object.entries(v)) { const p = nullAt(x, `${path}.${k}`); if (p) return p; }
-        return undefined;
-      };
       const at = isObj(services[role]) ? nullAt(services[role], `services.${role}`) : undefined;
       if (at) add(where, at, "null has no form in the service's config.toml (TOML has no null); remove the setting or give it a value");
     }

@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
 import { DeployError, EXIT } from "./deploy-errors";
 import { armGuard } from "./guard";
+import { unitStates } from "./health";
 import { BuildHost, SshSession, tcpOpen, untilDeadline } from "./ssh-transport";
 
 /**
@@ -45,6 +46,8 @@ export function activation(ctx: ActivationContext) {
   const { spec, session, say } = ctx;
   const ssh = session.ssh;
   const port = spec.sshPort ?? 22;
+  // how long to look for a host again after a dropped connection (it may be moving address)
+  const reconnectSeconds = Math.max(30, Math.min(spec.timeouts.sshSeconds, 300));
   const sudoFlag = ctx.sudoFlag ?? REBUILD_FLAGS.sudo;
   const flakeRef = `${isAbsolute(spec.flake) || /^[a-z+]+:/.test(spec.flake) ? spec.flake : resolve(ctx.root, spec.flake)}#${spec.host}`;
   // The flake reads FLEET_FILE with --impure and needs it absolute (relative to the project root, as everywhere else).
@@ -101,7 +104,7 @@ export function activation(ctx: ActivationContext) {
     let exitCode = r.exitCode;
     if (exitCode === 255) {
       say("the connection dropped during the rollback; waiting for its activation to end");
-      const found = await reach(addr, Math.max(30, Math.min(spec.timeouts.sshSeconds, 300)));
+      const found = await reach(addr, reconnectSeconds);
       if (found && (await unitEnded(found.addr, unit, spec.timeouts.switchSeconds))) exitCode = 0;
       if (found) addr = found.addr;
     }
@@ -187,10 +190,6 @@ export function activation(ctx: ActivationContext) {
     return back.addr;
   }
 
-  /**
-   * `nixos-rebuild switch` to the flake's configuration; returns the address the host answers at
-   * afterwards. Throws a DeployError when the switch failed or its outcome is unknown.
-   */
   let guarded: HostState | undefined;
   /**
    * The journal's position before the switch and, with a known generation to go back to, the
@@ -216,9 +215,18 @@ export function activation(ctx: ActivationContext) {
     }
     return /^-- cursor: (\S+)$/m.exec(r.stdout)?.[1];
   }
-  /** The guard, once the switch is done: only its window is left (re-armed in the SSH call given). */
+  /** The guard, once the switch is done: only its window is left (shell for an SSH call the deploy makes anyway). */
   const rearm = () => (guarded ? armGuard(guarded, ctx.guardSeconds) : undefined);
+  /** The same, in an SSH call of its own (after a reboot or a dropped connection). */
+  const rearmAt = async (addr: string) => {
+    const cmd = rearm();
+    if (cmd) await ssh(addr, cmd);
+  };
 
+  /**
+   * `nixos-rebuild switch` to the flake's configuration; returns the address the host answers at
+   * afterwards. Throws a DeployError when the switch failed or its outcome is unknown.
+   */
   async function switchTo(address: string, before: HostState | undefined): Promise<string> {
     const unit = "nixos-rebuild-switch-to-configuration";
     const cursor = await beforeSwitch(address, before);
@@ -233,7 +241,7 @@ export function activation(ctx: ActivationContext) {
     if (r.exitCode === 100) {
       // a reboot ends every transient unit, the guard too: armed again once the host is back
       const back = await rebootInto(address);
-      if (guarded) await ssh(back, armGuard(guarded, ctx.guardSeconds));
+      await rearmAt(back);
       return back;
     }
     if (r.exitCode === 255) {
@@ -243,7 +251,7 @@ export function activation(ctx: ActivationContext) {
       // write kills it half-way (exit 101). Whatever it did, find out; what it did not log as
       // finished since this deploy began is not a success (issue #26 item 1).
       say("the SSH connection dropped during the switch; reconnecting to see where the host is");
-      const found = await reach(address, Math.max(30, Math.min(spec.timeouts.sshSeconds, 300)));
+      const found = await reach(address, reconnectSeconds);
       if (!found) throw new DeployError("the connection dropped during the switch and the host did not answer again", EXIT.unreachable, `check VM ${spec.vmid} on ${spec.node} (qm status ${spec.vmid}); the console shows whether it activated`);
       address = found.addr;
       if (!(await unitEnded(address, unit, spec.timeouts.switchSeconds))) throw new DeployError(`activation still runs after ${spec.timeouts.switchSeconds}s`, EXIT.failed, `see \`journalctl -u ${unit}\` on the host`);
@@ -260,7 +268,7 @@ export function activation(ctx: ActivationContext) {
       if (status !== 0) throw new DeployError(`the connection dropped and the activation failed (switch-to-configuration exited ${status})`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}`);
       if (now.current !== now.profilePath) throw new DeployError(`the activation finished while disconnected but the host runs ${now.current}, not ${now.profilePath}`, EXIT.failed, `see \`journalctl -u ${unit}\` on ${spec.host}`);
       say(`activation finished while disconnected: ${now.generation} runs at ${address}`);
-      if (guarded) await ssh(address, armGuard(guarded, ctx.guardSeconds));
+      await rearmAt(address);
       return address;
     }
     // switch-to-configuration-ng (nixpkgs pkgs/by-name/sw/switch-to-configuration-ng):
@@ -270,8 +278,8 @@ export function activation(ctx: ActivationContext) {
     // not roll back every deploy); the health gate then checks the roles as always.
     if (r.exitCode === 4) {
       const roleUnits = spec.units ?? [];
-      const states = roleUnits.length ? (await ssh(address, `systemctl is-active ${roleUnits.map((u) => `'${u}'`).join(" ")}`)).stdout.trim().split("\n") : [];
-      const down = roleUnits.filter((_, i) => states[i]?.trim() !== "active");
+      const { states } = roleUnits.length ? await unitStates(ssh, address, roleUnits) : { states: [] };
+      const down = roleUnits.filter((_, i) => states[i] !== "active");
       if (!down.length) {
         const failed = (await ssh(address, "systemctl list-units --state=failed --plain --no-legend")).stdout.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
         say(`warning: switch-to-configuration exited 4 (units failed to start: ${failed.join(", ") || "see journalctl -b"}); none of them is a unit of this host's roles, so the switch stands`);
@@ -282,5 +290,5 @@ export function activation(ctx: ActivationContext) {
     throw new DeployError(`nixos-rebuild switch exited ${r.exitCode}${meaning ? ` (${meaning})` : ""}`, EXIT.failed, meaning ? `see \`journalctl -b\` on ${spec.host}; fix and deploy again` : "read the build output above; fix the configuration and deploy again");
   }
 
-  return { rebuildArgs, stateOf, rebuild, rollbackTo, reach, switchTo, unitEnded, guarded: () => guarded };
+  return { rebuildArgs, stateOf, rebuild, rollbackTo, reach, switchTo, guarded: () => guarded };
 }

@@ -9,9 +9,9 @@ import { $ } from "zx";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
 import { ROLES } from "../../constructs/roles";
 import { HOST_SECRET_RUN } from "../../constructs/secrets";
-import { activation, HostState, PROFILE as P, REBUILD_FLAGS as detected } from "./activation";
+import { activation, HostState, PROFILE as P, REBUILD_FLAGS } from "./activation";
 import { DeployError, EXIT } from "./deploy-errors";
-import { confirmOverFreshLogin, DISARM } from "./guard";
+import { confirmOverFreshLogin, DISARM, UnconfirmedSwitch } from "./guard";
 import { healthCheck } from "./health";
 import { pinBuildHostKey, pinHostKey } from "./host-keys";
 import { rebootForPending } from "./pending-reboot";
@@ -96,7 +96,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     if (build) say(`would pin the build host's key as build-host:${build.host}`);
     if (spec.managedVm && !opts.rollback) say("would reboot the VM through the Proxmox API if the apply left changes pending there (after the host and its cluster are seen healthy)");
     if (spec.secrets?.length && !opts.rollback) say(`would put the secrets of ${spec.secrets.map((f) => f.file).join(", ")} in place (encrypted to the pinned host key, decrypted on the host into ${HOST_SECRET_RUN})`);
-    say(`would run: NIX_SSHOPTS=${JSON.stringify(nixSshOpts)} nixos-rebuild ${(opts.rollback ? rebuildArgs("<address>", ["--rollback", ...detected.noReexec]) : rebuildArgs("<address>")).join(" ")}`);
+    say(`would run: NIX_SSHOPTS=${JSON.stringify(nixSshOpts)} nixos-rebuild ${(opts.rollback ? rebuildArgs("<address>", ["--rollback", ...REBUILD_FLAGS.noReexec]) : rebuildArgs("<address>")).join(" ")}`);
     if (!opts.rollback) {
       if (spec.finalAddress) say(`would follow the host to ${spec.finalAddress} if it moves`);
       say(`would check: ${spec.units?.length ? `units ${spec.units.join(", ")} active; ` : ""}${spec.health.map((h) => (h.kind === "http" ? `GET :${h.port}${h.path}` : `TCP :${h.port}`)).join("; ") || "no service ports"}${(spec.quorum ?? []).map((q) => `; ${q.role} cluster: all ${q.expected} members healthy (GET :${q.port}${q.path})`).join("")}; stable for ${spec.timeouts.healthStableSeconds ?? 10}s`);
@@ -122,7 +122,6 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   let switched = false;
   let before: HostState | undefined;
   let secrets: DeliveredSecrets | undefined;
-  let guardFires = false;
   // The secrets as they were before this deploy, back before any rollback activates the old
   // generation (its snippet decrypts the old roles' files from the store; issue #26 item 3).
   const restoreSecrets = (d: DeliveredSecrets) =>
@@ -172,7 +171,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       await phase("roll back", async () => {
         // nixos-rebuild --rollback without re-exec: re-exec would build nixos-rebuild from the
         // flake first, and a rollback must work when the flake or the network does not.
-        const r = await rebuild(address!, ["--rollback", ...detected.noReexec]);
+        const r = await rebuild(address!, ["--rollback", ...REBUILD_FLAGS.noReexec]);
         if (r.exitCode !== 0) throw new DeployError(`nixos-rebuild --rollback exited ${r.exitCode}`, EXIT.rollbackFailed, "log in with ssh and run: sudo nixos-rebuild switch --rollback --no-reexec");
         say(`now at ${(await stateOf(address!))?.generation ?? "unknown generation"}`);
       });
@@ -243,10 +242,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     if (act.guarded()) {
       await phase("confirm over a fresh SSH login", async () => {
         const c = await confirmOverFreshLogin(session, address!);
-        if (!c.ok) {
-          guardFires = true;
-          throw new DeployError(`after the switch a fresh SSH login to ${address} fails (${c.why}): the new configuration may have cut SSH`, EXIT.unreachable, `see the host's console; the guard switched it back to the generation it ran before`);
-        }
+        if (!c.ok) throw new UnconfirmedSwitch(address!, c.why);
         say("confirmed: the guard is disarmed");
       });
     }
@@ -260,7 +256,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     let exitCode = err.exitCode;
     let message = `${err.message}`;
     const guard = act.guarded();
-    if (guard && guardFires && address) {
+    if (guard && err instanceof UnconfirmedSwitch && address) {
       // No fresh login: the guard on the host switches it back by itself. Wait for that.
       say(`waiting up to ${guardSeconds + 60}s for the guard to switch the host back to ${guard.generation}`);
       const back = await untilDeadline(guardSeconds + 60, async () => {
@@ -284,8 +280,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
       else if (now.current === before.current && now.generation === before.generation) {
         message += `; the host still runs its previous generation ${before.generation}`;
         if (guard) await ssh(address, DISARM);
-      }
-      else {
+      } else {
         say(`rolling back to ${before.generation} (the generation it ran before)`);
         const r = await rollbackTo(address, before);
         if (r.ok) {
@@ -304,8 +299,7 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
           exitCode = EXIT.rollbackFailed;
         }
       }
-    }
-    else if (secrets && address) message += await restoreSecrets(secrets);
+    } else if (secrets && address) message += await restoreSecrets(secrets);
     say(`FAILED: ${message}`);
     say(`next: ${err.hint}; ${opts.fromTerraform ? "Terraform marks the step tainted, so the next `cdktf deploy` retries it" : `retry with \`npm run deploy -- ${spec.host}\``}`);
     return { host: spec.host, ok: false, seconds: (Date.now() - started) / 1000, address, exitCode, message };

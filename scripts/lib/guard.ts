@@ -8,7 +8,15 @@
  * the previous generation re-activated and the new one deleted unless a new SSH connection
  * confirms within the timeout), with `systemd-run --on-active` instead of a waiting process.
  */
+import { DeployError, EXIT } from "./deploy-errors";
 import { shellQuote, SshSession } from "./ssh-transport";
+
+/** No fresh login after the switch: the guard on the host will switch it back by itself. */
+export class UnconfirmedSwitch extends DeployError {
+  constructor(address: string, why: string) {
+    super(`after the switch a fresh SSH login to ${address} fails (${why}): the new configuration may have cut SSH`, EXIT.unreachable, "see the host's console; its guard switches it back to the generation it ran before");
+  }
+}
 
 export const GUARD_UNIT = "fleet-guard";
 /** The system profile on the target; FLEET_SYSTEM_PROFILE moves it on test targets only. */

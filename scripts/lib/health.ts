@@ -13,22 +13,32 @@ import { sleep, Ssh, tcpOpen } from "./ssh-transport";
  * service that comes up and crashes a second later is not healthy). Gives up after
  * healthSeconds plus that window.
  */
+/**
+ * Each unit's ActiveState as `systemctl is-active` prints it (one line per unit: active,
+ * activating, inactive (also for a unit that does not exist), failed, ...; issue #26 item 7),
+ * trimmed and in the order given; undefined where it printed nothing. `sshFailed`: ssh itself
+ * failed (exit 255), so the states say nothing.
+ */
+export async function unitStates(ssh: Ssh, address: string, units: readonly string[]): Promise<{ states: (string | undefined)[]; sshFailed: boolean; stderr: string }> {
+  const r = await ssh(address, `systemctl is-active ${units.map((u) => `'${u}'`).join(" ")}`);
+  const lines = r.stdout.trim().split("\n");
+  return { states: units.map((_, i) => lines[i]?.trim() || undefined), sshFailed: r.exitCode === 255, stderr: r.stderr.trim() };
+}
+
 export async function healthCheck(spec: DeploySpecDocument, address: string, ssh: Ssh, say: (m: string) => void) {
   const stable = spec.timeouts.healthStableSeconds ?? 10;
   const units = spec.units ?? [];
   const probe = async (): Promise<string[]> => {
     const failures: string[] = [];
     if (units.length) {
-      // every role unit must be `active` (systemctl is-active prints one state per unit: active,
-      // activating, inactive (also for a unit that does not exist), failed, ...; issue #26 item 7)
-      const r = await ssh(address, `systemctl is-active ${units.map((u) => `'${u}'`).join(" ")}`);
-      const states = r.stdout.trim().split("\n");
-      const failed = units.filter((_, i) => states[i]?.trim() === "failed");
-      const notActive = units.filter((u, i) => !failed.includes(u) && states[i]?.trim() !== "active");
-      if (r.exitCode === 255) failures.push(`ssh to ${address} failed: ${r.stderr.trim()}`);
+      // every role unit must be `active`
+      const { states, sshFailed, stderr } = await unitStates(ssh, address, units);
+      const failed = units.filter((_, i) => states[i] === "failed");
+      const notActive = units.filter((u, i) => !failed.includes(u) && states[i] !== "active");
+      if (sshFailed) failures.push(`ssh to ${address} failed: ${stderr}`);
       else {
         if (failed.length) failures.push(`failed units: ${failed.join(", ")}`);
-        if (notActive.length) failures.push(`units not active: ${notActive.map((u) => `${u} (${states[units.indexOf(u)]?.trim() || "no answer"})`).join(", ")}`);
+        if (notActive.length) failures.push(`units not active: ${notActive.map((u) => `${u} (${states[units.indexOf(u)] ?? "no answer"})`).join(", ")}`);
       }
     }
     for (const h of spec.health) {
