@@ -223,4 +223,76 @@ describe("plan comment against hostile plans", () => {
     expect(r.markdown).toContain("| … and 12700 more | |");
     expect(r.full.length).toBeGreaterThan(1_000_000);
   });
+
+  // #28 item 8 / #29 item 6: every part counts (banners, the host tables, the re-applied table,
+  // failed stacks' errors and host lists), not only the per-resource details
+  describe("worst cases stay within the limit, every part counted", () => {
+    const name = (i: number) => `host-${"x".repeat(40)}-${i}`;
+    const hash = (i: number) => String(i).padStart(8, "0").replace(/\d/g, (d) => "ABCDEF0123"[Number(d)]);
+    const vms = Array.from({ length: 2000 }, (_, i) => ({
+      address: `proxmox_virtual_environment_vm.${name(i)}_nixos_vm_${hash(i)}`,
+      type: "proxmox_virtual_environment_vm",
+      name: `${name(i)}_nixos_vm_${hash(i)}`,
+      change: { actions: ["delete", "create"], before: { name: name(i), tags: ["stateful"], node_name: "pve".repeat(30), disk: Array.from({ length: 12 }, (_, d) => ({ interface: `virtio${d}`, size: 10 })) }, after: { name: name(i), tags: ["stateful"], node_name: "other".repeat(30), disk: [] }, after_unknown: {}, after_sensitive: {}, before_sensitive: {} },
+    }));
+    const steps = Array.from({ length: 2000 }, (_, i) => ({
+      address: `terraform_data.${name(i)}_deploy_step_${hash(i)}`,
+      type: "terraform_data",
+      name: `${name(i)}_deploy_step_${hash(i)}`,
+      change: { actions: ["delete", "create"], before: { triggers_replace: Object.fromEntries(Array.from({ length: 30 }, (_, k) => [`trigger_${"t".repeat(20)}_${k}`, "a"])) }, after: { triggers_replace: Object.fromEntries(Array.from({ length: 30 }, (_, k) => [`trigger_${"t".repeat(20)}_${k}`, "b"])) }, after_unknown: {}, after_sensitive: {}, before_sensitive: {} },
+    }));
+    const detach = Array.from({ length: 800 }, (_, i) => ({
+      address: `proxmox_virtual_environment_vm.d${name(i)}_nixos_vm_${hash(i)}`,
+      type: "proxmox_virtual_environment_vm",
+      name: `d${name(i)}_nixos_vm_${hash(i)}`,
+      change: { actions: ["update"], before: { name: `d${name(i)}`, tags: ["stateful"], disk: Array.from({ length: 12 }, (_, d) => ({ interface: `scsi${d}`, size: 10, datastore_id: "local" })) }, after: { name: `d${name(i)}`, tags: ["stateful"], disk: [] }, after_unknown: {}, after_sensitive: {}, before_sensitive: {} },
+    }));
+    const forget = Array.from({ length: 1500 }, (_, i) => ({ address: `proxmox_virtual_environment_vm.f${name(i)}_nixos_vm_${hash(i)}`, type: "proxmox_virtual_environment_vm", name: `f${name(i)}_nixos_vm_${hash(i)}`, change: { actions: ["forget"], before: { name: `f${name(i)}` }, after: null } }));
+    const errorText = (stack: string) =>
+      `Error: stateful VM(s) ${Array.from({ length: 300 }, (_, i) => `${name(i)} (VMID ${1000 + i} on pve)`).join(", ")} are in Proxmox but not in the inventory\n` +
+      Array.from({ length: 3000 }, (_, i) => `  with proxmox_virtual_environment_vm.${name(i)}_nixos_vm_${hash(i)} in ${stack}: ${"`".repeat(i % 7)} something broke`).join("\n");
+    const plans = [
+      { label: "ai", plan: asPlan({ format_version: "1.2", resource_changes: [...vms, ...steps] }) },
+      { label: "ops", plan: asPlan({ format_version: "1.2", resource_changes: [...detach, ...forget] }) },
+    ];
+    const failed = ["cluster", "platform", "p1", "p2", "p3", "p4"].map((label) => ({ label, error: errorText(label) }));
+
+    it("at GitHub's limit: the head alone was 72k+ before; now the whole comment fits and keeps what a reviewer needs", () => {
+      const r = renderPlans(plans, { provenance: { commit: "0123456789abcdef0123456789abcdef01234567", runUrl: "https://github.com/o/r/actions/runs/42" } }, failed);
+      expect(r.full.length).toBeGreaterThan(200_000);
+      expect(r.markdown.length).toBeLessThanOrEqual(65000);
+      expect(r.markdown.split("\n")[0]).toBe("<sub>Planned for commit <code>0123456789abcdef0123456789abcdef01234567</code> by [this workflow run](https://github.com/o/r/actions/runs/42); a newer push replaces this comment.</sub>");
+      expect(r.markdown).toContain("**The plan of stack `cluster` failed**");
+      expect(r.markdown).toContain("2000 VMs would be destroyed or replaced, 2000 of them stateful");
+      expect(r.markdown).toContain("**0 to create · 800 to update · 4000 to replace · 0 to destroy · 0 to import · 1500 to forget · 0 unchanged**");
+      expect(r.markdown).toMatch(/left out to stay under GitHub's comment limit/);
+      // fences and details stay balanced: nothing is cut in the middle of a block
+      expect((r.markdown.match(/<details>/g) ?? []).length).toBe((r.markdown.match(/<\/details>/g) ?? []).length);
+    });
+
+    it.each([20000, 5000, 1000])("--max-chars %i is honoured by the command, head included", (max) => {
+      const dir = mkdtempSync(join(tmpdir(), "pc-max-"));
+      const files = plans.map((p) => {
+        const f = join(dir, `plan-${p.label}.json`);
+        writeFileSync(f, JSON.stringify(p.plan));
+        return f;
+      });
+      for (const f of failed) writeFileSync(join(dir, `${f.label}.error`), f.error);
+      const r = cli([...files, ...failed.map((f) => join(dir, `${f.label}.error`)), "--max-chars", String(max), "--commit", "0123456", "--full", join(dir, "full.md")]);
+      expect(r.status).toBe(4);
+      expect(r.out.length).toBeLessThanOrEqual(max);
+      expect(r.out.length).toBeGreaterThan(max / 3);
+      expect(r.out).toContain("Planned for commit <code>0123456</code>");
+      expect(readFileSync(join(dir, "full.md"), "utf8").length).toBeGreaterThan(200_000);
+    });
+
+    it("refuses a bad --commit or --run-url, and a --full it cannot write, with one line", () => {
+      const f = join(mkdtempSync(join(tmpdir(), "pc-bad-")), "p.json");
+      writeFileSync(f, JSON.stringify({ format_version: "1.2", resource_changes: [] }));
+      for (const args of [["--commit", "main; rm -rf /"], ["--commit", "abcdef0", "--run-url", "javascript:alert(1)"], ["--full", "/nonexistent/dir/full.md"]]) {
+        const r = cli([f, ...args]);
+        expect({ args, status: r.status, lines: r.err.trim().split("\n").length, out: r.out }).toEqual({ args, status: 2, lines: 1, out: "" });
+      }
+    });
+  });
 });
