@@ -4,7 +4,7 @@
  * consistent, the next apply succeeds.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "cdktn";
@@ -13,27 +13,15 @@ import { exampleInventory, ROOT, runAsync } from "./helpers";
 
 import { Client } from "pg";
 import { YAML } from "zx";
-import { postgresBinaries } from "./postgres";
+import { startPostgres } from "./postgres";
 
 const PORT = 55432;
 const RECORD = join(__dirname, "stand-ins", "record-step.mjs");
-const dataDir = join(mkdtempSync(join(tmpdir(), "pg-")), "data");
-const PG_BIN = postgresBinaries();
-const asPostgresUser = (bin: string, args: string[]) => {
-  // The server refuses to run as root: run it as nobody.
-  return spawnSync("su", ["nobody", "-s", "/bin/sh", "-c", [join(PG_BIN, bin), ...args].map((a) => `'${a}'`).join(" ")], { encoding: "utf8" });
-};
-
+let pg: ReturnType<typeof startPostgres>;
 beforeAll(() => {
-  chmodSync(join(dataDir, ".."), 0o777);
-  let r = asPostgresUser("initdb", ["-D", dataDir, "-A", "trust", "-U", "fleet", "--no-sync"]);
-  if (r.status !== 0) throw new Error(`initdb: ${r.stderr}`);
-  r = asPostgresUser("pg_ctl", ["-D", dataDir, "-o", `-p ${PORT} -k ${dataDir} -c listen_addresses=127.0.0.1`, "-l", join(dataDir, "log"), "-w", "start"]);
-  if (r.status !== 0) throw new Error(`pg_ctl start: ${r.stderr}${r.stdout}`);
+  pg = startPostgres(PORT);
 });
-afterAll(() => {
-  asPostgresUser("pg_ctl", ["-D", dataDir, "-m", "fast", "-w", "stop"]);
-});
+afterAll(() => pg.stop());
 
 const tf = (dir: string, args: string[], env: Record<string, string>) => runAsync("terraform", args, { cwd: dir, env: { ...process.env, ...env } });
 

@@ -4,6 +4,7 @@
  * root, and an unprivileged user may not be able to reach node_modules (a clone under /root):
  * the binaries are copied once per test process to a world-readable temporary directory.
  */
+import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -26,4 +27,23 @@ export function postgresBinaries(): string {
   cpSync(native, join(dir, "native"), { recursive: true, verbatimSymlinks: true });
   copied = join(dir, "native", "bin");
   return copied;
+}
+
+/**
+ * A PostgreSQL server on 127.0.0.1:<port> with a trust-authenticated superuser `fleet`, in a
+ * fresh data directory; run as nobody (the server refuses root). Each test file its own port.
+ */
+export function startPostgres(port: number): { url: (user: string) => string; stop: () => void } {
+  const bin = postgresBinaries();
+  const dataDir = join(mkdtempSync(join(tmpdir(), "pg-")), "data");
+  chmodSync(join(dataDir, ".."), 0o777);
+  const asPostgresUser = (tool: string, args: string[]) => spawnSync("su", ["nobody", "-s", "/bin/sh", "-c", [join(bin, tool), ...args].map((a) => `'${a}'`).join(" ")], { encoding: "utf8" });
+  let r = asPostgresUser("initdb", ["-D", dataDir, "-A", "trust", "-U", "fleet", "--no-sync"]);
+  if (r.status !== 0) throw new Error(`initdb: ${r.stderr}`);
+  r = asPostgresUser("pg_ctl", ["-D", dataDir, "-o", `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1`, "-l", join(dataDir, "log"), "-w", "start"]);
+  if (r.status !== 0) throw new Error(`pg_ctl start: ${r.stderr}${r.stdout}`);
+  return {
+    url: (user: string) => `postgres://${user}@127.0.0.1:${port}/postgres?sslmode=disable`,
+    stop: () => void asPostgresUser("pg_ctl", ["-D", dataDir, "-m", "fast", "-w", "stop"]),
+  };
 }
