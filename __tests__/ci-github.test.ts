@@ -26,7 +26,7 @@ async function call(args: string[], token = "ghs_test") {
 }
 const MERGE = "a1".repeat(20);
 const HEAD = "b2".repeat(20);
-const run = (id: number, conclusion: string | null, minute: number, status = "completed") => ({ id, head_sha: HEAD, event: "pull_request", status, conclusion, created_at: `2026-12-01T10:${String(minute).padStart(2, "0")}:00Z`, path: ".github/workflows/plan.yml" });
+const run = (id: number, conclusion: string | null, minute: number, status = "completed", artifacts = conclusion === "skipped" ? [] : [`plan-${HEAD}`]) => ({ id, head_sha: HEAD, event: "pull_request", status, conclusion, created_at: `2026-12-01T10:${String(minute).padStart(2, "0")}:00Z`, path: ".github/workflows/plan.yml", artifacts });
 
 describe("reviewed-run: the plan a deploy applies", () => {
   beforeEach(() => {
@@ -40,6 +40,14 @@ describe("reviewed-run: the plan a deploy applies", () => {
     const r = await call(["reviewed-run", MERGE]);
     expect({ status: r.status, out: r.out }).toEqual({ status: 0, out: "" });
     expect(r.outputs).toEqual({ pr: "7", head: HEAD, base: "main", run: "502" });
+  });
+
+  it("passes over runs that planned nothing: a label change that skipped every job, the merge's closed event (success, no plan artifact)", async () => {
+    gh.runs.push(run(801, "success", 1), run(802, "skipped", 4), run(803, "success", 6, "completed", []));
+    const r = await call(["reviewed-run", MERGE]);
+    expect({ status: r.status, out: r.out, run: r.outputs.run }).toEqual({ status: 0, out: "", run: "801" });
+    gh.runs.push(run(804, "failure", 2));
+    expect((await call(["reviewed-run", MERGE])).out).toContain("(run https://github.com/acme/fleet/actions/runs/804) is failure");
   });
 
   it("refuses when the newest run failed, even though an older one succeeded (a plan made with allow-destroy, then the label removed)", async () => {
@@ -73,6 +81,19 @@ describe("follow-up after a failed apply", () => {
     // a second failure of the same deploy (a re-run) gets its own branch instead of a 422
     expect((await call(["follow-up", "7", "https://github.com/acme/fleet/actions/runs/900"])).status).toBe(0);
     expect(gh.pulls.filter((p) => p.head.ref.startsWith("fleet-follow-up/7-"))).toHaveLength(2);
+  });
+});
+
+describe("the plan comment", () => {
+  it("writes one comment per pull request and rewrites it on the next plan; a person's comment that copies the marker is left alone", async () => {
+    gh.pulls.push({ number: 12, head: { sha: HEAD, ref: "f" }, base: { ref: "main" }, merged_at: null, merge_commit_sha: null, state: "open" });
+    gh.comments.push({ id: 1, issue: 12, body: "<!-- fleet-plan -->\nI copied it", user: { login: "mallory", type: "User" } });
+    const md = join(mkdtempSync(join(tmpdir(), "cm-")), "comment.md");
+    writeFileSync(md, "first plan\n");
+    expect((await call(["comment", "12", md])).outputs).toEqual({ comment: "created" });
+    writeFileSync(md, "second plan\n");
+    expect((await call(["comment", "12", md])).outputs).toEqual({ comment: "updated" });
+    expect(gh.comments.map((c) => `${c.user.login}: ${c.body}`)).toEqual(["mallory: <!-- fleet-plan -->\nI copied it", "github-actions[bot]: <!-- fleet-plan -->\nsecond plan\n"]);
   });
 });
 

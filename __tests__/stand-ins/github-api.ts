@@ -18,15 +18,18 @@ import { createHash } from "node:crypto";
 import { createServer, IncomingMessage, Server } from "node:http";
 import { AddressInfo } from "node:net";
 
-export interface Run { id: number; head_sha: string; event: string; status: string; conclusion: string | null; created_at: string; path: string }
+export interface Run { id: number; head_sha: string; event: string; status: string; conclusion: string | null; created_at: string; path: string; artifacts?: string[] }
 export interface Pull { number: number; head: { sha: string; ref: string }; base: { ref: string }; merged_at: string | null; merge_commit_sha: string | null; state: string }
 export interface Issue { number: number; title: string; body: string; labels: string[]; state: string; pull_request?: object; comments: string[] }
+export interface Comment { id: number; issue: number; body: string; user: { login: string; type: "User" | "Bot" } }
 
 export class FakeGitHub {
   readonly log: string[] = [];
   pulls: Pull[] = [];
   runs: Run[] = [];
   issues: Issue[] = [];
+  /** comments on issues and pull requests (GitHub keeps both as issue comments) */
+  comments: Comment[] = [];
   refs = new Map<string, string>([["heads/main", "1".repeat(40)]]);
   commits = new Map<string, { tree: string; parents: string[]; message: string }>([["1".repeat(40), { tree: "t".repeat(40), parents: [], message: "root" }]]);
   private server?: Server;
@@ -64,7 +67,15 @@ export class FakeGitHub {
     if (req.method === "GET" && (m = /^\/actions\/workflows\/([^/]+)\/runs$/.exec(p))) {
       const runs = this.runs.filter((r) => r.path.endsWith(`/${m![1]}`) && (!q.get("head_sha") || r.head_sha === q.get("head_sha")) && (!q.get("event") || r.event === q.get("event")));
       runs.sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
-      return [200, { total_count: runs.length, workflow_runs: runs.map((r) => ({ ...r, html_url: `https://github.com/${this.repo}/actions/runs/${r.id}` })) }];
+      return [200, { total_count: runs.length, workflow_runs: runs.map(({ artifacts: _, ...r }) => ({ ...r, html_url: `https://github.com/${this.repo}/actions/runs/${r.id}` })) }];
+    }
+    // GET .../actions/runs/{id}/artifacts?name=: only the run's own artifacts (a run whose jobs
+    // were all skipped has none)
+    if (req.method === "GET" && (m = /^\/actions\/runs\/(\d+)\/artifacts$/.exec(p))) {
+      const run = this.runs.find((r) => r.id === Number(m![1]));
+      if (!run) return [404, { message: "Not Found" }];
+      const list = (run.artifacts ?? []).filter((n) => !q.get("name") || n === q.get("name")).map((name, i) => ({ id: run.id * 10 + i, name, expired: false }));
+      return [200, { total_count: list.length, artifacts: list }];
     }
     if (req.method === "GET" && (m = /^\/git\/ref\/(.+)$/.exec(p))) {
       const sha = this.refs.get(m[1]);
@@ -102,6 +113,21 @@ export class FakeGitHub {
       const issue: Issue = { number: this.next++, title: body.title, body: body.body, labels: body.labels ?? [], state: "open", comments: [] };
       this.issues.push(issue);
       return [201, issue];
+    }
+    // a pull request's conversation: GET/POST /issues/{n}/comments, PATCH /issues/comments/{id};
+    // a comment written with the workflow's token is by github-actions[bot], type Bot
+    if ((m = /^\/issues\/comments\/(\d+)$/.exec(p)) && req.method === "PATCH") {
+      const c = this.comments.find((x) => x.id === Number(m![1]));
+      if (!c) return [404, { message: "Not Found" }];
+      if (c.user.type !== "Bot") return [403, { message: "Resource not accessible by integration" }];
+      c.body = body.body;
+      return [200, c];
+    }
+    if ((m = /^\/issues\/(\d+)\/comments$/.exec(p)) && this.pulls.some((x) => x.number === Number(m![1]))) {
+      if (req.method === "GET") return [200, this.comments.filter((c) => c.issue === Number(m![1]))];
+      const c: Comment = { id: this.next++, issue: Number(m[1]), body: body.body, user: { login: "github-actions[bot]", type: "Bot" } };
+      this.comments.push(c);
+      return [201, c];
     }
     if ((m = /^\/issues\/(\d+)(\/comments)?$/.exec(p))) {
       const issue = this.issues.find((i) => i.number === Number(m![1]));

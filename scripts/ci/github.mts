@@ -7,6 +7,9 @@
  *                             allow-destroy label since removed, is never taken; #28 item 6)
  *   follow-up <pr> <run url>  after a failed apply: a branch with an empty commit on main and a
  *                             pull request that re-plans main (as tfaction's follow-up pull request)
+ *   comment <pr> <comment.md>  the plan comment: one per pull request, rewritten on every plan (our
+ *                             marker on a comment written by a bot; a person's comment that copies
+ *                             the marker is never edited)
  *   drift <comment.md> <stack>...
  *                             a scheduled plan of main changed something: open, or update, the one
  *                             open issue labelled fleet-drift; no stack: close it with a comment
@@ -19,6 +22,7 @@ import { appendFileSync, readFileSync } from "node:fs";
 import { Octokit } from "@octokit/rest";
 
 const DRIFT_LABEL = "fleet-drift";
+const COMMENT_MARKER = "<!-- fleet-plan -->";
 class Refusal extends Error {}
 
 function output(values: Record<string, string | number>) {
@@ -43,9 +47,21 @@ async function main(argv: string[]): Promise<void> {
     const pr = prs.find((p) => p.merged_at && p.merge_commit_sha === sha);
     if (!pr) throw new Refusal(`commit ${sha} is not the merge of a pull request: there is no reviewed plan to apply (push to main only through pull requests)`);
     const runs = (await gh.rest.actions.listWorkflowRuns({ ...r, workflow_id: "plan.yml", head_sha: pr.head.sha, event: "pull_request", per_page: 100 })).data.workflow_runs;
-    // newest first, by when the run was created (a re-run keeps its id and gets a new attempt)
-    const newest = [...runs].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) || b.id - a.id)[0];
-    if (!newest) throw new Refusal(`pull request #${pr.number} has no plan run for its head ${pr.head.sha}: re-run its plan workflow, then this deploy`);
+    // Newest first, by when the run was created (a re-run keeps its id and gets a new attempt).
+    // A run that planned nothing is passed over: every job skipped (a label other than
+    // allow-destroy, the merge's own `closed` event), or a success without the plan artifact.
+    const artifact = `plan-${pr.head.sha}`;
+    let newest: (typeof runs)[number] | undefined;
+    for (const run of [...runs].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) || b.id - a.id)) {
+      if (run.status === "completed" && run.conclusion === "skipped") continue;
+      if (run.status === "completed" && run.conclusion === "success") {
+        const arts = (await gh.rest.actions.listWorkflowRunArtifacts({ ...r, run_id: run.id, name: artifact })).data.artifacts;
+        if (!arts.some((x) => x.name === artifact && !x.expired)) continue;
+      }
+      newest = run;
+      break;
+    }
+    if (!newest) throw new Refusal(`pull request #${pr.number} has no plan run with a plan for its head ${pr.head.sha} (expired after 90 days?): re-plan through a follow-up pull request`);
     if (newest.status !== "completed" || newest.conclusion !== "success")
       throw new Refusal(`the newest plan of pull request #${pr.number} (run ${newest.html_url}) is ${newest.status === "completed" ? newest.conclusion : newest.status}, not a success: its saved plans were not accepted, so nothing is applied`);
     output({ pr: pr.number, head: pr.head.sha, base: pr.base.ref, run: newest.id });
@@ -73,6 +89,17 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
 
+  if (cmd === "comment") {
+    const [prArg, file] = args;
+    if (!/^\d+$/.test(prArg ?? "") || !file) throw new Refusal("comment needs the pull request's number and the rendered comment");
+    const body = `${COMMENT_MARKER}\n${readFileSync(file, "utf8")}`;
+    const mine = (await gh.paginate(gh.rest.issues.listComments, { ...r, issue_number: Number(prArg), per_page: 100 })).find((c) => c.user?.type === "Bot" && c.body?.startsWith(COMMENT_MARKER));
+    if (mine) await gh.rest.issues.updateComment({ ...r, comment_id: mine.id, body });
+    else await gh.rest.issues.createComment({ ...r, issue_number: Number(prArg), body });
+    output({ comment: mine ? "updated" : "created" });
+    return;
+  }
+
   if (cmd === "drift") {
     const [file, ...stacks] = args;
     if (!file) throw new Refusal("drift needs the rendered plan (comment.md) and the stacks that drifted");
@@ -97,7 +124,7 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
-  throw new Refusal(`unknown command ${JSON.stringify(cmd ?? "")}: reviewed-run <commit> | follow-up <pr> <run url> | drift <comment.md> <stack>...`);
+  throw new Refusal(`unknown command ${JSON.stringify(cmd ?? "")}: reviewed-run <commit> | follow-up <pr> <run url> | comment <pr> <comment.md> | drift <comment.md> <stack>...`);
 }
 
 main(process.argv.slice(2)).catch((e: Error & { status?: number }) => {

@@ -6,6 +6,9 @@
 # whose identity is the production environment's PLAN_AGE_IDENTITY secret). In clear text only
 # the comment (our renderer masks sensitive values on both sides) and what identifies the plan.
 #   scripts/ci/seal-plans.sh <recipients file> <artifact dir> <pull request> <head commit> <base ref>
+# Env: PLAN_STATUS (plan-comment's exit status, default 0) and PLAN_DESTROYS (true when the
+# allow-destroy label let a stateful VM's destruction through): kept in meta.json, where the
+# deploy reads which environment must approve it.
 set -euo pipefail
 recipients=${1:?recipients file}
 out=${2:?artifact dir}
@@ -17,7 +20,10 @@ if ! grep -q '^age1' "$recipients" 2> /dev/null; then
   exit 2
 fi
 mkdir -p "$out"
-PR=$pr HEAD_SHA=$head BASE=$base node -e 'const e = process.env; process.stdout.write(JSON.stringify({ pr: Number(e.PR), head: e.HEAD_SHA, base: e.BASE }) + "\n")' > plans/meta.json
+PR=$pr HEAD_SHA=$head BASE=$base node -e '
+  const e = process.env;
+  const meta = { pr: Number(e.PR), head: e.HEAD_SHA, base: e.BASE, status: Number(e.PLAN_STATUS || 0), destroys: e.PLAN_DESTROYS === "true" };
+  process.stdout.write(JSON.stringify(meta) + "\n")' > plans/meta.json
 shopt -s nullglob
 saved=(cdktf.out/stacks/*/plan.bin)
 # show -json output stays behind: the deploy does not need it
