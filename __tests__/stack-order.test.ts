@@ -4,7 +4,7 @@
  * with bash (tofu replaced by a logger: the order is what is checked).
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App } from "cdktn";
@@ -32,25 +32,29 @@ describe("stack order for the deploy (#28 item 3)", () => {
     expect(Object.keys(manifest.stacks).sort()[0]).not.toBe("cluster"); // alphabetical order would be wrong
   });
 
-  it("the deploy workflow's apply loop runs in that order", () => {
+  it("the deploy job's script (scripts/ci/apply-reviewed.sh, from deploy.yml) applies in that order and frees each stack after its apply", () => {
     const w: any = YAML.parse(readFileSync(join(ROOT, ".github", "workflows", "deploy.yml"), "utf8"));
-    const step = w.jobs.deploy.steps.find((s: any) => /apply the reviewed plans/.test(s.name ?? ""));
+    expect(w.jobs.deploy.steps.find((s: any) => /apply the reviewed plans/.test(s.name ?? "")).run).toBe('bash scripts/ci/apply-reviewed.sh reviewed-artifact "$PR" "$BASE_REF"');
     const ws = mkdtempSync(join(tmpdir(), "stack-order-ws-"));
     execFileSync("cp", ["-r", out, join(ws, "cdktf.out")]);
-    mkdirSync(join(ws, "scripts"));
-    execFileSync("cp", [script, join(ws, "scripts")]);
+    const order = execFileSync("node", [script, join(out, "manifest.json")], { encoding: "utf8" }).trim().split("\n");
+    for (const stack of order) writeFileSync(join(ws, "cdktf.out", "stacks", stack, "plan.bin"), "");
+    // recording stand-ins for tofu and for npm (the lock release); the real ones run in ci-plan-flow.test.ts
     const bin = join(ws, "bin");
     mkdirSync(bin);
-    writeFileSync(join(bin, "tofu"), `#!/bin/sh\ncase "$*" in *" apply "*) echo "$1" >> "${join(ws, "applied")}" ;; esac\n`);
-    chmodSync(join(bin, "tofu"), 0o755);
-    for (const stack of execFileSync("node", [script, join(out, "manifest.json")], { encoding: "utf8" }).trim().split("\n")) {
-      mkdirSync(join(ws, "reviewed", "cdktf.out", "stacks", stack), { recursive: true });
-      writeFileSync(join(ws, "reviewed", "cdktf.out", "stacks", stack, "plan.bin"), "");
-    }
-    const r = spawnSync("bash", ["-e", "-c", step.run], { cwd: ws, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, GITHUB_WORKSPACE: ws }, encoding: "utf8" });
+    writeFileSync(join(bin, "tofu"), `#!/bin/sh\ncase "$*" in *" apply "*) echo "apply $1" >> "${join(ws, "log")}" ;; esac\n`);
+    writeFileSync(join(bin, "npm"), `#!/bin/sh\nshift 2; echo "$*" >> "${join(ws, "log")}"\n`);
+    for (const f of ["tofu", "npm"]) chmodSync(join(bin, f), 0o755);
+    const key = spawnSync("age-keygen", { encoding: "utf8" });
+    writeFileSync(join(ws, "recipients"), `${/^# public key: (age1\S+)$/m.exec(key.stderr + key.stdout)![1]}\n`);
+    mkdirSync(join(ws, "plans"));
+    execFileSync("bash", ["-c", "sha256sum cdktf.out/stacks/*/cdk.tf.json > plans/stacks.sha256"], { cwd: ws });
+    execFileSync("bash", [join(ROOT, "scripts", "ci", "seal-plans.sh"), "recipients", "artifact", "4", "e".repeat(40), "main"], { cwd: ws });
+    for (const stack of order) rmSync(join(ws, "cdktf.out", "stacks", stack, "plan.bin"));
+    const r = spawnSync("bash", [join(ROOT, "scripts", "ci", "apply-reviewed.sh"), "artifact", "4", "main"], { cwd: ws, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, PLAN_AGE_IDENTITY: key.stdout, TOFU: "tofu" }, encoding: "utf8" });
     expect({ status: r.status, err: r.stderr }).toEqual({ status: 0, err: "" });
-    const applied = readFileSync(join(ws, "applied"), "utf8").trim().split("\n").map((a) => a.replace("-chdir=cdktf.out/stacks/", ""));
-    expect(applied).toEqual(execFileSync("node", [script, join(out, "manifest.json")], { encoding: "utf8" }).trim().split("\n"));
+    const log = readFileSync(join(ws, "log"), "utf8").trim().split("\n").map((a) => a.replace("-chdir=cdktf.out/stacks/", ""));
+    expect(log).toEqual(order.flatMap((s) => [`apply ${s}`, `run -s stack-lock -- release --pr 4 ${s}`]));
   });
 
   it("refuses a manifest with a cycle or an unknown dependency with one line, exit 2", () => {
