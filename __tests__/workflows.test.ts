@@ -27,6 +27,16 @@ describe("GitHub workflows", () => {
     expect(kinds).toEqual(["expression", "shellcheck"]);
   });
 
+  it("the workflows' scripts (scripts/ci/*.sh) are clean for shellcheck, and shellcheck does catch a bug there", () => {
+    const ci = join(ROOT, "scripts", "ci");
+    const files = readdirSync(ci).filter((f) => f.endsWith(".sh")).map((f) => join(ci, f));
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    const r = spawnSync("shellcheck", ["--format=gcc", ...files], { encoding: "utf8" });
+    expect({ status: r.status, out: r.stdout }).toEqual({ status: 0, out: "" });
+    const bad = spawnSync("shellcheck", ["--format=gcc", "-s", "bash", "-"], { encoding: "utf8", input: "#!/bin/bash\nrm -rf $1/plans\n" });
+    expect(bad.stdout).toContain("SC2086");
+  });
+
   it("plan.yml: tests and flake evaluation on hosted runners, the plan on the ephemeral plan runner; only the allow-destroy label re-plans", () => {
     const w = wf("plan.yml");
     expect(w.on.pull_request.types).toEqual(expect.arrayContaining(["opened", "synchronize", "reopened", "labeled", "unlabeled", "closed"]));
