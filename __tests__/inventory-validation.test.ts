@@ -24,6 +24,48 @@ describe("inventory validation", () => {
     expect(problemsAfter((d) => d.users.push({ ...d.users[0] }))).toEqual([`users[${exampleData().users[0].name}]: name: "${exampleData().users[0].name}" is listed twice (the second entry's keys would be lost); merge the two entries into one`]);
   });
 
+  it("refuses credentials inside URLs and free text, not only as whole values (#29 item 5)", () => {
+    const cases: [string, (d: any) => void, string][] = [
+      ["nix: substituters[0]", (d) => (d.nix = { substituters: ["https://user:pass@cache.example.org"], trustedPublicKeys: ["cache.example.org-1:AAAA"] }), "a URL with a password in it"],
+      ["deploy: flake", (d) => (d.deploy.flake = "git+https://x-access-token:ghs_abc@github.com/o/r"), "a URL with a password in it"],
+      ["template: imageUrl", (d) => (d.template.imageUrl = "https://images.example.org/nixos.qcow2?token=abcdef0123456789"), "a credential in a URL's query"],
+      ['host "tappaas-iam": services.iam.database.url', (d) => (host(d, "tappaas-iam").services = { iam: { database: { url: "postgres://iam:hunter2@db.lan/iam" } } }), "a URL with a password in it"],
+      ["pciMappings[gpu0]: comment", (d) => (d.pciMappings[0].comment = "token: PVEAPIToken=root@pam!ci=0b5c3a8e-1111-2222-3333-444455556666"), "a Proxmox API token"],
+      ["pciMappings[gpu0]: comment", (d) => (d.pciMappings[0].comment = "curl -H 'Authorization: Bearer abcdefghijklmnop0123'"), "a bearer token"],
+      ["pciMappings[gpu0]: comment", (d) => (d.pciMappings[0].comment = "the HF token is hf_abcdefghijklmnopqrstuvwxyz0123456789"), "a Hugging Face token"],
+    ];
+    for (const [at, change, what] of cases) expect({ at, problems: problemsAfter(change).filter((p) => p.includes("looks like")) }).toEqual({ at, problems: [`${at}: looks like ${what}; credentials never go in the inventory (it is committed, and read into the Nix store): the Proxmox token goes in PROXMOX_VE_API_TOKEN, service keys in secrets/ (npm run secrets), SSH private keys stay in ssh-agent`] });
+    // what is not a credential stays accepted
+    expect(problemsAfter((d) => (d.nix = { substituters: ["https://cuda-maintainers.cachix.org"], trustedPublicKeys: ["cuda-maintainers.cachix.org-1:0dq3bujKpuEPMCX6U4WylrUDZ9JyUG0VpVZa7CNfq5E="] }))).toEqual([]);
+  });
+
+  it("closes the validator's gaps (#29 item 9): wrong-case time zone, a locale glibc cannot build, a port out of range, buildHost read as an option", () => {
+    expect(problemsAfter((d) => (d.cluster.timeZone = "europe/copenhagen"))).toEqual(['cluster: timeZone: "europe/copenhagen" has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write "Europe/Copenhagen"']);
+    expect(problemsAfter((d) => (d.cluster.timeZone = "US/Eastern"))).toEqual([]); // a link name is a real zoneinfo file
+    expect(problemsAfter((d) => (d.cluster.locale = "en_ZZ.UTF-8"))).toEqual(['cluster: locale: "en_ZZ.UTF-8" is not a locale glibc can build (its localedata/SUPPORTED has no "en_ZZ"); use one such as "en_US.UTF-8", "de_DE.UTF-8" or "C.UTF-8"']);
+    expect(problemsAfter((d) => (d.cluster.locale = "de_DE.ISO-8859-1"))).toEqual(['cluster: locale: "de_DE.ISO-8859-1": NixOS builds the default locale with the UTF-8 charset only; write "de_DE.UTF-8"']);
+    for (const ok of ["C.UTF-8", "nb_NO.UTF-8", "ca_ES.UTF-8@valencia", "de_DE.utf8"]) expect({ ok, p: problemsAfter((d) => (d.cluster.locale = ok)) }).toEqual({ ok, p: [] });
+    expect(problemsAfter((d) => (d.externalServices = { chainfire: ["db.lan:99999", "db.lan:2379"] }))).toEqual(['externalServices: chainfire[0]: port 99999 in "db.lan:99999" is not a TCP port (1-65535)']);
+    expect(problemsAfter((d) => (d.deploy.buildHost = "-oProxyCommand=touch /tmp/x"))).toEqual([expect.stringMatching(/^deploy: buildHost: .* must be \[user@\]host\[:port\], not starting with - \(ssh would read it as an option\)$/)]);
+  });
+
+  it("reports what JSON.parse changes silently (#29 item 9): a key given twice, 1e400, a whole number beyond 2^53, each with its place", () => {
+    const text = JSON.stringify(exampleData(), null, 2);
+    const err = (t: string) => {
+      try {
+        parseInventory(t, "fleet.json");
+        return "accepted";
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(err(text.replace('"storage": "local-lvm",', '"storage": "local-lvm",\n    "storage": "ceph",'))).toMatch(/^fleet\.json: cluster: storage: is given twice in the same object \(line \d+\); JSON keeps only the last one silently: keep one$/);
+    expect(err(text.replace('"cores": 4', '"cores": 1e400'))).toMatch(/^fleet\.json: template: cores: 1e400 is too large for a number \(line \d+\); give a value in range$/);
+    expect(err(text.replace('"vmid": 8100', '"vmid": 18446744073709551616'))).toMatch(/^fleet\.json: template: vmid: 18446744073709551616 is beyond the whole numbers JSON readers keep exactly \(2\^53\); it would silently become 18446744073709552000 \(line \d+\): give a value in range$/);
+    const h = exampleData().hosts[0].name;
+    expect(err(text.replace(`"name": "${h}",`, `"name": "${h}",\n      "cores": 2,\n      "cores": 4,`))).toMatch(new RegExp(`^fleet\\.json: host "${h}": cores: is given twice`));
+  });
+
   it("reports malformed JSON with line and column", () => {
     const text = '{\n  "cluster": {\n    "nodes": ["pve1",]\n  }\n}';
     try {

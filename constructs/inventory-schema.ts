@@ -106,7 +106,7 @@ export const DeploySchema = Obj(
   {
     user: Opt(Type.String({ minLength: 1, maxLength: 32, description: "SSH user with sudo on the hosts: an admin user. Default: the first admin user." })),
     flake: Opt(Type.String({ minLength: 1, maxLength: 4096, description: 'Flake reference of nixos/ (relative paths are from the project root). Default "./nixos".' })),
-    buildHost: Opt(Pattern("^(?:[^@\\s]+@)?[^:\\s@]+(?::\\d+)?$", "must be [user@]host[:port]", "Build on this host instead of locally (nixos-rebuild --build-host).")),
+    buildHost: Opt(Pattern("^(?!-)(?:[^@\\s]+@)?[^:\\s@]+(?::\\d+)?$", "must be [user@]host[:port], not starting with - (ssh would read it as an option)", "Build on this host instead of locally (nixos-rebuild --build-host).")),
     sshPort: Opt(Port("Port sshd listens on (the hosts' firewall opens it). Default 22.")),
     engine: Opt(Enum(["terraform_data"] as const, 'Deploy step resource: "terraform_data" (built in; the null_resource engine went with cdktf 0.21, set movedFromNullResource to move old steps).')),
     movedFromNullResource: Opt(Bool("The deploy steps were null_resources: move their state (docs/adr-0003).")),

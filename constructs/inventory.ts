@@ -10,6 +10,9 @@ import { distance } from "fastest-levenshtein";
 import { parse as parseJsonc, ParseError, printParseErrorCode } from "jsonc-parser";
 import { ROLES, ROLE_NAMES, PLATFORM_ROLES, RoleName, isRole } from "./roles";
 import { InventorySchema } from "./inventory-schema";
+import { textProblems } from "./inventory-text";
+import { credentialProblems } from "./inventory-credentials";
+import { GLIBC_LOCALES } from "./glibc-locales";
 import type { HostSpec, Inventory } from "./inventory-schema";
 
 /**
@@ -96,6 +99,9 @@ export function parseInventory(text: string, file = "<inventory>"): Inventory {
     // only a document that is not JSON is parsed a second time, for the position of the error
     refuse(jsonErrorAt(text) ?? `malformed JSON: ${(e as Error).message}; fix the syntax and run again`);
   }
+  // duplicate keys and numbers JSON.parse changes silently: reported before anything else
+  const text0 = textProblems(text);
+  if (text0.length > 0) throw new InventoryError(file, text0.map((p) => ({ ...locate(data, p.path), message: p.message })));
   const problems = validateInventory(data); // reads the document, never changes it
   if (problems.length > 0) throw new InventoryError(file, problems);
   return data as Inventory;
@@ -338,43 +344,6 @@ export function suggest(name: string, known: readonly string[]): string | undefi
 
 // ---------------------------------------------------------------- rules across fields
 
-/** Keys and values that look like credentials, anywhere in the document. */
-const CREDENTIAL_KEY = /(pass(word|wd|phrase)?$|secret|token|api[-_]?key|private[-_]?key|credential)/i;
-const CREDENTIAL_VALUE: [RegExp, string][] = [
-  [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "private key material"],
-  [/AGE-SECRET-KEY-1/, "an age secret key"],
-  [/^[\w.-]+@[\w.-]+![\w.-]+=[0-9a-f-]{36}$/i, "a Proxmox API token"],
-  [/^PVEAPIToken=/, "a Proxmox API token"],
-  [/^hf_[A-Za-z0-9]{30,}$/, "a Hugging Face token"],
-  [/^sk-[A-Za-z0-9_-]{20,}$/, "an API key"],
-  [/^(ghp|gho|ghs|github_pat|glpat)[-_][A-Za-z0-9_]{20,}$/, "a git forge token"],
-];
-const CREDENTIAL_FIX = "credentials never go in the inventory (it is committed, and read into the Nix store): the Proxmox token goes in PROXMOX_VE_API_TOKEN, service keys in secrets/ (npm run secrets), SSH private keys stay in ssh-agent";
-
-function credentialProblems(data: unknown): Problem[] {
-  const out: Problem[] = [];
-  const walk = (v: unknown, path: string[], depth: number) => {
-    if (depth > 40) return;
-    if (typeof v === "string") {
-      for (const [re, what] of CREDENTIAL_VALUE)
-        if (re.test(v)) {
-          out.push({ ...locate(data, path), message: `looks like ${what}; ${CREDENTIAL_FIX}` });
-          break;
-        }
-      return;
-    }
-    if (Array.isArray(v)) return v.forEach((x, i) => walk(x, [...path, String(i)], depth + 1));
-    if (isObj(v))
-      for (const [k, x] of Object.entries(v)) {
-        // public keys and the schema reference are not credentials
-        if (CREDENTIAL_KEY.test(k) && !/^(trustedPublicKeys|sshKeys)$/.test(k)) out.push({ ...locate(data, [...path, k]), message: `a credential field; ${CREDENTIAL_FIX}` });
-        else walk(x, [...path, k], depth + 1);
-      }
-  };
-  walk(data, [], 0);
-  return out;
-}
-
 /**
  * An OpenSSH public key line, parsed: type, base64 body whose wire form starts with the same
  * type (RFC 4253 string), and the key length the type implies; an optional comment after it.
@@ -422,7 +391,7 @@ function ruleProblems(data: unknown): Problem[] {
     add("file", "json", "the top level must be an object with cluster, template, pciMappings, users and hosts");
     return problems;
   }
-  problems.push(...credentialProblems(data));
+  problems.push(...credentialProblems(data, locate));
 
   // cluster
   const cluster = isObj(data.cluster) ? data.cluster : {};
@@ -430,11 +399,30 @@ function ruleProblems(data: unknown): Problem[] {
   const knownNode = (n: unknown) => nodes.length === 0 || nodes.includes(n as string);
   if (isStr(cluster.timeZone)) {
     try {
-      new Intl.DateTimeFormat("en", { timeZone: cluster.timeZone });
+      // ICU matches names in any case; NixOS links /etc/localtime to the zoneinfo file of exactly
+      // this name, and a wrong case leaves the host in UTC
+      const canonical = new Intl.DateTimeFormat("en", { timeZone: cluster.timeZone }).resolvedOptions().timeZone;
+      if (canonical !== cluster.timeZone && canonical.toLowerCase() === cluster.timeZone.toLowerCase())
+        add("cluster", "timeZone", `${json(cluster.timeZone)} has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write ${json(canonical)}`);
     } catch {
       add("cluster", "timeZone", `${json(cluster.timeZone)} is not a time zone; use an IANA name such as "UTC" or "Europe/Oslo" (timedatectl list-timezones)`);
     }
   }
+  if (isStr(cluster.locale)) {
+    // NixOS builds "<defaultLocale>/UTF-8" from glibc's locale sources: the name must be one
+    // glibc has, and the charset UTF-8
+    const m = /^([^.@]+)(?:\.([^@]+))?(@[a-z]+)?$/.exec(cluster.locale);
+    if (m && !GLIBC_LOCALES.has(`${m[1]}${m[3] ?? ""}`))
+      add("cluster", "locale", `${json(cluster.locale)} is not a locale glibc can build (its localedata/SUPPORTED has no ${json(`${m[1]}${m[3] ?? ""}`)}); use one such as "en_US.UTF-8", "de_DE.UTF-8" or "C.UTF-8"`);
+    else if (m?.[2] && !/^utf-?8$/i.test(m[2])) add("cluster", "locale", `${json(cluster.locale)}: NixOS builds the default locale with the UTF-8 charset only; write ${json(`${m[1]}.UTF-8${m[3] ?? ""}`)}`);
+  }
+  // endpoints of services outside the fleet: a TCP port
+  for (const [role, list] of Object.entries(isObj(data.externalServices) ? data.externalServices : {}))
+    if (Array.isArray(list))
+      list.forEach((e: unknown, i: number) => {
+        const port = typeof e === "string" ? Number(e.slice(e.lastIndexOf(":") + 1)) : NaN;
+        if (typeof e === "string" && /:\d+$/.test(e) && !(port >= 1 && port <= 65535)) add("externalServices", `${role}[${i}]`, `port ${port} in ${json(e)} is not a TCP port (1-65535)`);
+      });
 
   // template
   const template = isObj(data.template) ? data.template : undefined;
