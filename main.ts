@@ -9,6 +9,10 @@ import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadInventory, InventoryError, PROJECT_ROOT } from "./constructs/inventory";
 import { backendProblem, buildFleet } from "./stacks/fleet";
+import { blockingStdio } from "./scripts/lib/stdio";
+
+// output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
+blockingStdio();
 
 // cdktf records a stack trace for every token; with tsx's source maps on, formatting them was
 // most of the synth time of a large fleet (see docs/adr-0006-synth-speed.md).

@@ -49,6 +49,16 @@ async function discover(env: Record<string, string | undefined>, answer: typeof 
 }
 
 describe("npm run discover", () => {
+  it("shows a VM name from the API with its control characters escaped: no escape sequence reaches the terminal (#29 item 8)", async () => {
+    const data = JSON.parse(recorded);
+    const vm = data.data.find((v: any) => v.name === "win11");
+    vm.name = "win\u001b]0;owned\u0007\u001b[2J11\u202e";
+    const r = await discover({ PROXMOX_VE_ENDPOINT: endpoint, PROXMOX_VE_API_TOKEN: TOKEN }, { body: JSON.stringify(data) });
+    expect(r.status).toBe(0);
+    expect(r.out).toContain("win\\x1b]0;owned\\x07\\x1b[2J11\\u202e on pve1");
+    expect(r.out).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f\u202e]/);
+  });
+
   it("lists the VMs the inventory lacks, with an import line each, and never prints the token", async () => {
     const r = await discover({ PROXMOX_VE_ENDPOINT: endpoint, PROXMOX_VE_API_TOKEN: TOKEN });
     expect(r.status).toBe(0);

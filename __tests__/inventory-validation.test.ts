@@ -66,6 +66,27 @@ describe("inventory validation", () => {
     expect(err(text.replace(`"name": "${h}",`, `"name": "${h}",\n      "cores": 2,\n      "cores": 4,`))).toMatch(new RegExp(`^fleet\\.json: host "${h}": cores: is given twice`));
   });
 
+  it("names a bad entry once and briefly: a 100 kB name is not echoed (twice), control characters are escaped (#29 item 8)", () => {
+    const long = exampleData();
+    long.hosts[0].name = "a".repeat(100_000);
+    const msg = (d: any) => {
+      try {
+        parseInventory(JSON.stringify(d), "fleet.json");
+        return "accepted";
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    const m = msg(long);
+    expect(m.length).toBeLessThan(1000);
+    expect(m.split("\n")).toEqual([expect.stringMatching(/^fleet\.json: hosts\[0\]: name: "a{99}… \(100002 characters\) is not a host name/)]);
+    const ctl = exampleData();
+    ctl.hosts[0].name = "x\u001b]0;pwned\u0007";
+    ctl.pciMappings[0].comment = "a\u0000b";
+    expect(msg(ctl)).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+    expect(msg(ctl)).toContain("x\\u001b]0;pwned\\u0007");
+  });
+
   it("reports malformed JSON with line and column", () => {
     const text = '{\n  "cluster": {\n    "nodes": ["pve1",]\n  }\n}';
     try {

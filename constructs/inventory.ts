@@ -61,8 +61,9 @@ export class InventoryError extends Error {
   }
 }
 
+/** One line: file, place, field, what is wrong; control characters from the document escaped. */
 export function formatProblem(file: string, p: Problem): string {
-  return `${file}: ${p.where}: ${p.field}: ${p.message}`;
+  return `${file}: ${p.where}: ${p.field}: ${p.message}`.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Path of the inventory: FLEET_FILE, else fleet.json in the project root. */
@@ -275,14 +276,20 @@ function locate(data: any, path: string[]): { where: string; field: string } {
   const [top, i, ...rest] = path;
   if (top === undefined) return { where: "file", field: "(top level)" };
   const item = Array.isArray(data?.[top]) && i !== undefined && /^\d+$/.test(i) ? data[top][Number(i)] : undefined;
-  const named = typeof item?.name === "string" && item.name ? item.name : undefined;
+  // a name that is itself wrong (too long, odd characters) is not repeated: the entry's index is
+  const named = typeof item?.name === "string" && /^[A-Za-z0-9._-]{1,63}$/.test(item.name) ? item.name : undefined;
   if (top === "hosts" && i !== undefined && /^\d+$/.test(i)) return { where: named ? `host "${named}"` : `hosts[${i}]`, field: join(rest) || "host" };
   if ((top === "users" || top === "pciMappings" || top === "retired") && i !== undefined && /^\d+$/.test(i)) return { where: `${top}[${named ?? i}]`, field: join(rest) || "entry" };
   if (i === undefined) return { where: top === "$schema" ? "file" : key(top), field: key(top) };
   return { where: key(top), field: join([i, ...rest]) };
 }
 
-const json = (v: unknown) => (v === undefined ? "nothing" : JSON.stringify(v));
+/** A value as JSON, cut after 100 characters (a 100 kB name is not echoed whole). */
+const json = (v: unknown) => {
+  if (v === undefined) return "nothing";
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 120 ? `${s.slice(0, 100)}… (${s.length} characters)` : s;
+};
 
 function describeError(e: ErrorObject, extra?: string): string | undefined {
   const parent = e.parentSchema as any;
@@ -502,7 +509,7 @@ function ruleProblems(data: unknown): Problem[] {
   const mappingUse = new Map<string, Map<string, string[]>>();
   for (const [i, h] of hosts.entries()) {
     if (!isObj(h)) continue;
-    const where = isStr(h.name) ? `host "${h.name}"` : `hosts[${i}]`;
+    const where = isStr(h.name) && /^[A-Za-z0-9._-]{1,63}$/.test(h.name) ? `host "${h.name}"` : `hosts[${i}]`;
     if (isStr(h.name)) {
       if (!HOSTNAME.test(h.name))
         add(where, "name", `${json(h.name)} is not a host name: lower-case letters, digits and '-', starting with a letter and not ending with '-', at most 63 (RFC 1123, and valid as a Terraform and a NixOS name)`);

@@ -13,6 +13,10 @@ import { $, minimist } from "zx";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadInventory, InventoryError } from "../constructs/inventory";
+import { blockingStdio } from "./lib/stdio";
+
+// output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
+blockingStdio();
 
 const ROOT = resolve(__dirname, "..");
 

@@ -13,6 +13,10 @@ import { DEPLOY_SPEC_ENV } from "../constructs/deploy-step";
 import { loadInventory, InventoryError, fleetFilePath } from "../constructs/inventory";
 import { planDeploys } from "../constructs/deploy-plan";
 import { deployHost, DeploySpec, EXIT, HostResult } from "./lib/deploy-host";
+import { blockingStdio } from "./lib/stdio";
+
+// output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
+blockingStdio();
 
 const ROOT = resolve(__dirname, "..");
 /**

@@ -14,6 +14,10 @@ import { request as httpsRequest } from "node:https";
 import { loadInventory, InventoryError, RESERVED_HOST_NAMES } from "../constructs/inventory";
 import { shellQuote } from "./lib/ssh-transport";
 import { entryProblems, hostEntry, ImportFlags } from "./lib/import-entry";
+import { blockingStdio, printable } from "./lib/stdio";
+
+// output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
+blockingStdio();
 
 interface ApiVm {
   vmid: number;
@@ -130,7 +134,8 @@ async function main() {
   for (const v of unknown) {
     const mem = Math.round((Number(v.maxmem) || 0) / 1048576);
     const disk = Math.round((Number(v.maxdisk) || 0) / 1073741824);
-    process.stdout.write(`\n  ${v.vmid}  ${v.name ?? "(no name)"} on ${v.node}, ${v.status ?? "?"}, ${v.maxcpu ?? "?"} cores, ${mem} MiB, ${disk} GiB\n`);
+    // names, nodes and states come from the API: shown with their control characters escaped
+    process.stdout.write(printable(`\n  ${v.vmid}  ${v.name ?? "(no name)"} on ${v.node}, ${v.status ?? "?"}, ${v.maxcpu ?? "?"} cores, ${mem} MiB, ${disk} GiB`) + "\n");
     // Sizes the API does not know (0 for some stopped guests) are left to import's defaults.
     const flags: ImportFlags = {
       name: hostName(v, taken),
@@ -142,7 +147,7 @@ async function main() {
     };
     const problems = entryProblems(data, hostEntry(flags));
     if (problems.length) {
-      process.stdout.write(`  cannot be imported as it is: ${problems.map((p) => `${p.field}: ${p.message}`).join("; ")}\n`);
+      process.stdout.write(`${printable(`  cannot be imported as it is: ${problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`)}\n`);
       continue;
     }
     const args = ["--name", flags.name, "--node", flags.node, "--vmid", String(flags.vmid), ...(flags.cores ? ["--cores", String(flags.cores)] : []), ...(flags.memory ? ["--memory", String(flags.memory)] : []), ...(flags.disk ? ["--disk", String(flags.disk)] : [])];

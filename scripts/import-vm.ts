@@ -18,6 +18,10 @@ import writeFileAtomic from "write-file-atomic";
 import { fleetFilePath, formatProblem, parseInventory, InventoryError, stackOf } from "../constructs/inventory";
 import { ROLE_NAMES } from "../constructs/roles";
 import { entryProblems, hostEntry, insertHost } from "./lib/import-entry";
+import { blockingStdio } from "./lib/stdio";
+
+// output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
+blockingStdio();
 
 const HELP = `Usage: npm run import -- --name <host> --node <node> --vmid <n> [--role <role>...]
        [--cores N] [--memory MiB] [--disk GiB] [--address CIDR --gateway IP]

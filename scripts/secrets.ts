@@ -10,6 +10,10 @@ import { createInterface } from "node:readline";
 import { fleetFilePath, InventoryError, loadInventory } from "../constructs/inventory";
 import { SECRETS, SECRET_NAMES } from "../constructs/secrets";
 import { checkStore, checkValue, encrypt, lockedStore as locked, newValue, operatorIdentity, planOf, recipientsOf, reencrypt, secretFile, SecretsError, Store, unusedFiles, writeRules } from "./lib/secrets-store";
+import { blockingStdio } from "./lib/stdio";
+
+// output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
+blockingStdio();
 
 const ROOT = resolve(__dirname, "..");
 
