@@ -1,5 +1,8 @@
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SECRET_NAMES } from "../constructs/secrets";
 import { ROOT } from "./helpers";
 
 const run = (script: string, args: string[], env: Record<string, string> = {}) => {
@@ -30,8 +33,25 @@ describe("deploy CLI usage", () => {
     expect(r.err).toContain("cluster: cluster: missing");
   });
 
+  // a dry run checks what the real run needs first: nixos-rebuild on PATH (the stand-in here) and
+  // every secret file a host needs (their existence; their content is age's business)
+  const secretsDir = mkdtempSync(join(tmpdir(), "dry-secrets-"));
+  for (const n of SECRET_NAMES) writeFileSync(join(secretsDir, `${n}.age`), "");
+  const ready = { PATH: `${join(ROOT, "__tests__", "stand-ins", "bin")}:${process.env.PATH}`, FLEET_SECRETS_DIR: secretsDir };
+
+  it("a dry run fails as the real run would when nixos-rebuild or a host's secret is missing (#29 item 10: it said ok)", () => {
+    const noRebuild = run("deploy.ts", ["tappaas-iam", "--dry-run"], { FLEET_SECRETS_DIR: secretsDir });
+    expect(noRebuild.status).toBe(2);
+    expect(noRebuild.out).toContain("[tappaas-iam] FAILED: nixos-rebuild is not on PATH");
+    const empty = mkdtempSync(join(tmpdir(), "dry-nosecrets-"));
+    const noSecret = run("deploy.ts", ["tappaas-litellm", "--dry-run"], { ...ready, FLEET_SECRETS_DIR: empty });
+    expect(noSecret.status).toBe(7);
+    expect(noSecret.out).toMatch(/\[tappaas-litellm\] FAILED: secret \S+ for tappaas-litellm does not exist .*; run `npm run secrets -- generate`, then deploy again/);
+    expect(noSecret.out).toContain("dry run: 1 hosts, 1 would fail, nothing was changed");
+  });
+
   it("dry-runs every host in dependency order, printing a line per phase per host", () => {
-    const r = run("deploy.ts", ["--all", "--dry-run", "--concurrency", "1"]);
+    const r = run("deploy.ts", ["--all", "--dry-run", "--concurrency", "1"], ready);
     expect(r.status).toBe(0);
     const firsts = [...r.out.matchAll(/^\[(tappaas-[a-z]+)\] would wait for SSH/gm)].map((m) => m[1]);
     expect(firsts.indexOf("tappaas-chainfire")).toBeLessThan(firsts.indexOf("tappaas-flaredb"));

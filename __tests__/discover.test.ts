@@ -49,6 +49,13 @@ async function discover(env: Record<string, string | undefined>, answer: typeof 
 }
 
 describe("npm run discover", () => {
+  it("refuses a FLEET_DISCOVER_TIMEOUT that is not a number of seconds with one line, exit 2 (#29 item 10: it was a stack trace)", async () => {
+    for (const v of ["abc", "0", "-5"]) {
+      const r = await discover({ PROXMOX_VE_ENDPOINT: endpoint, PROXMOX_VE_API_TOKEN: TOKEN, FLEET_DISCOVER_TIMEOUT: v });
+      expect({ v, status: r.status, err: r.err }).toEqual({ v, status: 2, err: `discover: FLEET_DISCOVER_TIMEOUT must be a number of seconds (1-86400), got ${JSON.stringify(v)}\n` });
+    }
+  });
+
   it("shows a VM name from the API with its control characters escaped: no escape sequence reaches the terminal (#29 item 8)", async () => {
     const data = JSON.parse(recorded);
     const vm = data.data.find((v: any) => v.name === "win11");

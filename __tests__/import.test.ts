@@ -45,6 +45,16 @@ describe("npm run import", () => {
     expect(r.text).toBe(readFileSync(EXAMPLE_FLEET, "utf8"));
   });
 
+  it("refuses to write through a read-only (0444) inventory, even as root, and leaves it as it was (#29 item 10)", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "import-ro-")), "fleet.json");
+    copyFileSync(EXAMPLE_FLEET, file);
+    chmodSync(file, 0o444);
+    const r = spawnSync("node", ["--import", "tsx", join(ROOT, "scripts", "import-vm.ts"), "--name", "adopted", "--node", "pve1", "--vmid", "151"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, FLEET_FILE: file } });
+    expect({ status: r.status, err: r.stderr }).toEqual({ status: 2, err: `import: ${file} is read-only (mode 0444); nothing was written: make it writable (chmod u+w) if you mean to add the host\n` });
+    expect(readFileSync(file, "utf8")).toBe(readFileSync(EXAMPLE_FLEET, "utf8"));
+    expect(statSync(file).mode & 0o777).toBe(0o444);
+  });
+
   it("refuses a vmid that is already in the inventory", () => {
     const r = importVm(["--name", "other", "--node", "pve1", "--vmid", "8201", "--role", "iam"]);
     expect(r.status).toBe(2);

@@ -1,5 +1,9 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseInventory, InventoryError, validateInventory } from "../constructs/inventory";
-import { exampleData } from "./helpers";
+import { exampleData, ROOT } from "./helpers";
 
 /** Problems reported for the example inventory after `change` is applied to it. */
 function problemsAfter(change: (d: any) => void): string[] {
@@ -85,6 +89,15 @@ describe("inventory validation", () => {
     ctl.pciMappings[0].comment = "a\u0000b";
     expect(msg(ctl)).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
     expect(msg(ctl)).toContain("x\\u001b]0;pwned\\u0007");
+  });
+
+  it("refuses an inventory path that is a device, a FIFO or a directory at once, without reading it (#29 item 10: /dev/zero and a FIFO hung)", () => {
+    const fifo = join(mkdtempSync(join(tmpdir(), "fifo-")), "fleet.json");
+    execFileSync("mkfifo", [fifo]);
+    for (const [f, what] of [["/dev/zero", "a device or socket"], [fifo, "a FIFO"], [tmpdir(), "a directory"]]) {
+      const r = spawnSync("node", ["--import", "tsx", "-e", `try { require("./constructs/inventory").loadInventory(${JSON.stringify(f)}) } catch (e) { console.log(e.message) }`], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+      expect({ f, out: r.stdout, signal: r.signal }).toEqual({ f, out: `${f}: file: path: is not a regular file (${what}); set FLEET_FILE to an inventory JSON file\n`, signal: null });
+    }
   });
 
   it("reports malformed JSON with line and column", () => {

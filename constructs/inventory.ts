@@ -3,7 +3,7 @@
  * (builtins.fromJSON). Validation collects every problem before reporting, so a user fixes
  * a broken file in one pass.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import Ajv, { ErrorObject, ValidateFunction } from "ajv";
 import { distance } from "fastest-levenshtein";
@@ -75,14 +75,23 @@ export function fleetFilePath(env: NodeJS.ProcessEnv = process.env, root = PROJE
 export function loadInventory(file: string = fleetFilePath()): Inventory {
   let text: string;
   try {
+    // a device (/dev/zero) or a FIFO would be read forever, or block: only a regular file of a
+    // sane size is opened at all (statSync opens nothing)
+    const st = statSync(file);
+    if (!st.isFile()) throw new InventoryError(file, [{ where: "file", field: "path", message: `is not a regular file (${st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : "a device or socket"}); set FLEET_FILE to an inventory JSON file` }]);
+    if (st.size > MAX_INVENTORY_BYTES) throw new InventoryError(file, [{ where: "file", field: "path", message: `is ${Math.round(st.size / 1048576)} MiB; an inventory is at most ${MAX_INVENTORY_BYTES >> 20} MiB` }]);
     text = readFileSync(file, "utf8");
   } catch (e) {
+    if (e instanceof InventoryError) throw e;
     throw new InventoryError(file, [
       { where: "file", field: "path", message: `cannot read it (${(e as NodeJS.ErrnoException).code ?? e}); set FLEET_FILE to an inventory JSON file` },
     ]);
   }
   return parseInventory(text, file);
 }
+
+/** Larger than any inventory can be (100,000 hosts are about 25 MiB). */
+const MAX_INVENTORY_BYTES = 64 << 20;
 
 /** Deeper than any inventory can be (hosts[].services.<role>.<setting>...): refused before parsing. */
 const MAX_DEPTH = 32;

@@ -190,7 +190,7 @@ async function main() {
   process.stdout.write("\nsummary\n");
   for (const r of rows) process.stdout.write(`  ${r.ok ? "ok     " : "FAILED "} ${r.host.padEnd(28)} ${r.seconds.toFixed(1).padStart(7)}s  ${r.message ?? r.address ?? ""}\n`);
   const bad = rows.filter((r) => !r.ok);
-  process.stdout.write(opts.dryRun ? `dry run: ${rows.length} hosts, nothing was changed\n` : `${rows.length - bad.length} ${opts.rollback ? "rolled back" : "deployed"}, ${bad.length} failed\n`);
+  process.stdout.write(opts.dryRun ? `dry run: ${rows.length} hosts${bad.length ? `, ${bad.length} would fail` : ""}, nothing was changed\n` : `${rows.length - bad.length} ${opts.rollback ? "rolled back" : "deployed"}, ${bad.length} failed\n`);
   process.exit(bad.length ? Math.max(...bad.map((r) => r.exitCode)) || EXIT.failed : EXIT.ok);
 }
 

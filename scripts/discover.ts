@@ -37,9 +37,11 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-/** One deadline for the whole run: every request is aborted when it passes. */
+/** One deadline for the whole run: every request is aborted when it passes, and the suggestions stop. */
 const deadlineSeconds = Number(process.env.FLEET_DISCOVER_TIMEOUT || 60);
+if (!(Number.isFinite(deadlineSeconds) && deadlineSeconds > 0 && deadlineSeconds <= 86400)) fail(`FLEET_DISCOVER_TIMEOUT must be a number of seconds (1-86400), got ${JSON.stringify(process.env.FLEET_DISCOVER_TIMEOUT)}`, 2);
 const deadline = AbortSignal.timeout(deadlineSeconds * 1000);
+const deadlineAt = Date.now() + deadlineSeconds * 1000;
 
 function call(method: string, url: URL, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
   const insecure = /^(1|true|yes)$/i.test(process.env.PROXMOX_VE_INSECURE ?? "");
@@ -131,7 +133,13 @@ async function main() {
   process.stdout.write(`${vms.length} guests on the cluster, ${managed} in the inventory, ${unknown.length} VMs not in it\n`);
   const taken = new Set(inventory.hosts.map((h) => h.name));
   const data = JSON.parse(JSON.stringify(inventory));
-  for (const v of unknown) {
+  for (const [i, v] of unknown.entries()) {
+    // checking each suggestion validates the inventory with it (hosts x VMs): the deadline bounds it too
+    if (Date.now() > deadlineAt) {
+      process.stdout.write(`\n  ... ${unknown.length - i} more VMs not examined within ${deadlineSeconds}s (FLEET_DISCOVER_TIMEOUT); raise it to see them all\n`);
+      process.exitCode = 1;
+      break;
+    }
     const mem = Math.round((Number(v.maxmem) || 0) / 1048576);
     const disk = Math.round((Number(v.maxdisk) || 0) / 1073741824);
     // names, nodes and states come from the API: shown with their control characters escaped

@@ -12,7 +12,7 @@
  * Exit codes: 0 added, 2 refused (one line per problem says why).
  */
 import { parseArgs } from "node:util";
-import { readFileSync, realpathSync } from "node:fs";
+import { accessSync, constants, readFileSync, realpathSync, statSync } from "node:fs";
 import { lock } from "proper-lockfile";
 import writeFileAtomic from "write-file-atomic";
 import { fleetFilePath, formatProblem, parseInventory, InventoryError, stackOf } from "../constructs/inventory";
@@ -76,6 +76,15 @@ async function main() {
     file = realpathSync(configured);
   } catch {
     refuse(`cannot read the inventory ${configured}; set FLEET_FILE`);
+  }
+  // write-file-atomic renames a new file over the inventory, which a read-only mode does not
+  // stop: a file its owner made read-only is refused here, before anything is read or locked
+  // (checked by its mode bits too: root may write any file, but a 0444 inventory is a decision)
+  try {
+    accessSync(file, constants.W_OK);
+    if ((statSync(file).mode & 0o222) === 0) throw new Error("no write bit");
+  } catch {
+    refuse(`${configured} is read-only (mode ${(statSync(file).mode & 0o777).toString(8).padStart(4, "0")}); nothing was written: make it writable (chmod u+w) if you mean to add the host`);
   }
   const release = await lock(file, { realpath: false, stale: 30_000, retries: { retries: 200, minTimeout: 25, maxTimeout: 250 } }).catch((e: Error) => refuse(`cannot lock ${file}: ${e.message}`));
   try {

@@ -5,6 +5,7 @@
  * The pieces live beside it: ssh-transport (ssh_config, shared connections), host-keys
  * (pinning), activation (switch, drop recovery, rollback), health (the gate), secrets-delivery.
  */
+import { join } from "node:path";
 import { $ } from "zx";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
 import { ROLES } from "../../constructs/roles";
@@ -16,7 +17,7 @@ import { healthCheck } from "./health";
 import { pinBuildHostKey, pinHostKey } from "./host-keys";
 import { rebootForPending } from "./pending-reboot";
 import { clusterState } from "./quorum";
-import { DeliveredSecrets, deliverSecrets } from "./secrets-delivery";
+import { checkSecretsExist, DeliveredSecrets, deliverSecrets } from "./secrets-delivery";
 import { BuildHost, openSession, parseBuildHost, tcpOpen, untilDeadline } from "./ssh-transport";
 
 export type DeploySpec = DeploySpecDocument;
@@ -90,6 +91,27 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
   const act = activation({ spec, root: opts.root, session, build, sudoFlag: opts.sudoFlag, guardSeconds, say });
   const { rebuildArgs, stateOf, rebuild, rollbackTo, reach } = act;
 
+  // Before touching the host (and in a dry run, which must not say ok when the real run would
+  // stop at once): the tools this needs on PATH, and the secrets the host needs in secrets/.
+  for (const tool of ["ssh", "ssh-keyscan", "nixos-rebuild"]) {
+    const found = await $({ nothrow: true, quiet: true })`command -v ${tool}`;
+    if (found.exitCode !== 0) {
+      const hint = tool === "nixos-rebuild" ? "install Nix, then `nix profile install nixpkgs#nixos-rebuild` (or run from a NixOS machine)" : "install the OpenSSH client";
+      say(`FAILED: ${tool} is not on PATH; ${hint}`);
+      cleanup();
+      return { host: spec.host, ok: false, seconds: 0, exitCode: EXIT.usage, message: `${tool} is not on PATH` };
+    }
+  }
+  if (spec.secrets?.length && !opts.rollback)
+    try {
+      checkSecretsExist(spec, opts.secretsDir ?? join(opts.root, "secrets"));
+    } catch (e) {
+      const err = e as DeployError;
+      say(`FAILED: ${err.message}${err.hint ? `; ${err.hint}` : ""}`);
+      cleanup();
+      return { host: spec.host, ok: false, seconds: 0, exitCode: err.exitCode ?? EXIT.secrets, message: err.message };
+    }
+
   if (opts.dryRun) {
     say(`would wait for SSH on ${candidates.join(" or ")} port ${port} (up to ${spec.timeouts.sshSeconds}s)`);
     say(`would pin the host key in ${opts.knownHostsFile}: ssh-keyscan -p ${port} -t ed25519 <address>`);
@@ -105,17 +127,6 @@ export async function deployHost(spec: DeploySpec, opts: DeployOptions): Promise
     }
     cleanup();
     return { host: spec.host, ok: true, seconds: 0, exitCode: EXIT.ok, message: "dry run" };
-  }
-
-  // Before touching the host: the tools this needs must be on PATH.
-  for (const tool of ["ssh", "ssh-keyscan", "nixos-rebuild"]) {
-    const found = await $({ nothrow: true, quiet: true })`command -v ${tool}`;
-    if (found.exitCode !== 0) {
-      const hint = tool === "nixos-rebuild" ? "install Nix, then `nix profile install nixpkgs#nixos-rebuild` (or run from a NixOS machine)" : "install the OpenSSH client";
-      say(`FAILED: ${tool} is not on PATH; ${hint}`);
-      cleanup();
-      return { host: spec.host, ok: false, seconds: 0, exitCode: EXIT.usage, message: `${tool} is not on PATH` };
-    }
   }
 
   let address: string | undefined;

@@ -27,6 +27,15 @@ const HOST_KEY = '"${FLEET_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key}"';
  * The previous store and files are kept beside until keep() (the health gate passed) or
  * restore() (the deploy failed).
  */
+/** Throws (EXIT.secrets) when a secret the host needs, and may not go without, has no file in `dir`. */
+export function checkSecretsExist(spec: DeploySpecDocument, dir: string): void {
+  const needed = [...new Set((spec.secrets ?? []).flatMap((f) => f.entries.map((e) => e.secret)))].sort();
+  const optional = (name: string) => spec.secrets!.every((f) => f.entries.every((e) => e.secret !== name || e.optional));
+  const pathOf = (name: string) => join(dir, `${name}.age`);
+  const missing = needed.find((n) => !existsSync(pathOf(n)) && !optional(n));
+  if (missing) throw new DeployError(`secret ${missing} for ${spec.host} does not exist (${pathOf(missing)}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- generate`, then deploy again");
+}
+
 export async function deliverSecrets(
   spec: DeploySpecDocument,
   opts: { root: string; knownHostsFile: string; secretsDir?: string },
@@ -37,11 +46,9 @@ export async function deliverSecrets(
   const dir = opts.secretsDir ?? join(opts.root, "secrets");
   const pinned = readPins(opts.knownHostsFile).get(spec.host)?.key;
   if (!pinned) throw new DeployError(`no pinned host key for ${spec.host}`, EXIT.hostKey, "deploy again: the key is pinned on first contact");
+  checkSecretsExist(spec, dir);
   const needed = [...new Set(spec.secrets!.flatMap((f) => f.entries.map((e) => e.secret)))].sort();
-  const optional = (name: string) => spec.secrets!.every((f) => f.entries.every((e) => e.secret !== name || e.optional));
   const pathOf = (name: string) => join(dir, `${name}.age`);
-  const missing = needed.find((n) => !existsSync(pathOf(n)) && !optional(n));
-  if (missing) throw new DeployError(`secret ${missing} for ${spec.host} does not exist (${pathOf(missing)}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- generate`, then deploy again");
   const present = needed.filter((n) => existsSync(pathOf(n)));
   let notTo = present.filter((n) => !encryptedTo(pathOf(n), pinned));
   if (notTo.length) {

@@ -95,10 +95,22 @@ export function encryptedTo(file: string, recipient: string): boolean {
 
 // ------------------------------------------------------------------ age
 
+/** Largest decrypted or encrypted output read back from age. */
+const AGE_MAX_BYTES = 64 << 20;
+
 function age(args: string[], input: Buffer | string): Buffer {
-  const r = spawnSync("age", args, { input, maxBuffer: 1 << 20 });
-  if (r.error) throw new SecretsError(`cannot run age: ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}`, "install age (Debian/Ubuntu: apt-get install age; macOS: brew install age)");
-  if (r.status !== 0) throw new SecretsError(`age ${args[0]} failed: ${r.stderr.toString().trim().split("\n").pop()}`, "see the message above");
+  const r = spawnSync("age", args, { input, maxBuffer: AGE_MAX_BYTES });
+  const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT") throw new SecretsError("cannot run age: it is not installed", "install age (Debian/Ubuntu: apt-get install age; macOS: brew install age)");
+  if (code === "ENOBUFS") throw new SecretsError(`age ${args[0]}: the output is larger than ${AGE_MAX_BYTES >> 20} MiB`, "a secret this large does not belong in secrets/ (it is copied to every host that needs it on each deploy): keep the file elsewhere and store only its key here");
+  if (r.error) throw new SecretsError(`cannot run age: ${code ?? r.error.message}`, "check that age runs (age --version)");
+  if (r.status !== 0) {
+    // age ends every error with a fixed "report unexpected or unhelpful errors" line: the
+    // message is the "age: error:" line(s) before it
+    const lines = r.stderr.toString().trim().split("\n").filter((l) => l && !/report unexpected or unhelpful errors/.test(l));
+    const errorLines = lines.filter((l) => /^age: error:/.test(l));
+    throw new SecretsError(`age ${args[0]} failed: ${(errorLines.length ? errorLines : lines.slice(-1)).join(" ").replace(/^age: error: /, "")}`, "see the message above");
+  }
   return r.stdout;
 }
 
