@@ -5,8 +5,8 @@
  */
 import { App } from "cdktn";
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { delimiter, dirname, join } from "node:path";
 import { loadInventory, InventoryError, PROJECT_ROOT } from "./constructs/inventory";
 import { backendProblem, buildFleet } from "./stacks/fleet";
 import { blockingStdio } from "./scripts/lib/stdio";
@@ -25,6 +25,48 @@ process.setSourceMapsEnabled(false);
  */
 function checkTerraformVersion(): Promise<string | undefined> {
   const bin = process.env.TERRAFORM_BINARY_NAME || "terraform";
+  // Starting Terraform costs ~0.1 s, a third of a small synth (issue #30): the answer is kept
+  // for the binary it came from (its path, size and modification time) and asked again only
+  // when that changes.
+  const path = onPath(bin);
+  const stat = path ? statSync(path) : undefined;
+  const key = path && stat ? `${path}\u0000${stat.size}\u0000${stat.mtimeMs}` : undefined;
+  const cacheFile = join(PROJECT_ROOT, ".build", "terraform-version.json");
+  if (key)
+    try {
+      const cached = JSON.parse(readFileSync(cacheFile, "utf8"));
+      if (cached.key === key) return Promise.resolve(cached.problem ?? undefined);
+    } catch {
+      // no cache yet, or an unreadable one: ask the binary
+    }
+  return askTerraformVersion(bin).then((problem) => {
+    if (key)
+      try {
+        mkdirSync(dirname(cacheFile), { recursive: true });
+        writeFileSync(cacheFile, JSON.stringify({ key, problem: problem ?? null }));
+      } catch {
+        // a read-only checkout: ask again next time
+      }
+    return problem;
+  });
+}
+
+/** The executable `cmd` resolves to on PATH (a path is taken as it is), or undefined. */
+function onPath(cmd: string): string | undefined {
+  if (cmd.includes("/")) return existsSync(cmd) ? cmd : undefined;
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const p = join(dir || ".", cmd);
+    try {
+      accessSync(p, constants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function askTerraformVersion(bin: string): Promise<string | undefined> {
   // No update check; and the project's CLI config where the environment names a missing one.
   const env: NodeJS.ProcessEnv = { ...process.env, CHECKPOINT_DISABLE: process.env.CHECKPOINT_DISABLE ?? "1" };
   if (!env.TF_CLI_CONFIG_FILE || !existsSync(env.TF_CLI_CONFIG_FILE)) env.TF_CLI_CONFIG_FILE = join(PROJECT_ROOT, "config", "terraformrc");

@@ -5,14 +5,14 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import Ajv, { ErrorObject, ValidateFunction } from "ajv";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import { distance } from "fastest-levenshtein";
 import { parse as parseJsonc, ParseError, printParseErrorCode } from "jsonc-parser";
 import { ROLES, ROLE_NAMES, PLATFORM_ROLES, RoleName, isRole } from "./roles";
-import { InventorySchema } from "./inventory-schema";
 import { textProblems } from "./inventory-text";
 import { credentialProblems } from "./inventory-credentials";
 import { GLIBC_LOCALES } from "./glibc-locales";
+import { TZ_NAMES } from "./tz-names";
 import type { HostSpec, Inventory } from "./inventory-schema";
 
 /**
@@ -255,7 +255,13 @@ export function validateInventory(data: unknown): Problem[] {
 
 let compiled: ValidateFunction | undefined;
 function schemaValidator(): ValidateFunction {
+  // scripts/app.mjs (the synth) hands over the same schema compiled ahead of time
+  // (scripts/gen-validator.mjs; issue #30: compiling cost ~145 ms of every synth)
+  compiled ??= (globalThis as Record<symbol, ValidateFunction | undefined>)[Symbol.for("proxmox-nixos-fleet.inventoryValidator")];
   if (!compiled) {
+    // loaded only here: the synth never needs ajv's compiler or the schema builder
+    const Ajv = (require("ajv") as typeof import("ajv")).default;
+    const { InventorySchema } = require("./inventory-schema") as typeof import("./inventory-schema");
     const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
     // VS Code's message for a pattern; an annotation to ajv.
     ajv.addKeyword({ keyword: "patternErrorMessage", schemaType: "string" });
@@ -413,16 +419,19 @@ function ruleProblems(data: unknown): Problem[] {
   const cluster = isObj(data.cluster) ? data.cluster : {};
   const nodes: string[] = Array.isArray(cluster.nodes) ? cluster.nodes.filter(isStr) : [];
   const knownNode = (n: unknown) => nodes.length === 0 || nodes.includes(n as string);
-  if (isStr(cluster.timeZone)) {
-    try {
-      // ICU matches names in any case; NixOS links /etc/localtime to the zoneinfo file of exactly
-      // this name, and a wrong case leaves the host in UTC
-      const canonical = new Intl.DateTimeFormat("en", { timeZone: cluster.timeZone }).resolvedOptions().timeZone;
-      if (canonical !== cluster.timeZone && canonical.toLowerCase() === cluster.timeZone.toLowerCase())
-        add("cluster", "timeZone", `${json(cluster.timeZone)} has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write ${json(canonical)}`);
-    } catch {
-      add("cluster", "timeZone", `${json(cluster.timeZone)} is not a time zone; use an IANA name such as "UTC" or "Europe/Oslo" (timedatectl list-timezones)`);
-    }
+  if (isStr(cluster.timeZone) && !TZ_NAMES.has(cluster.timeZone)) {
+    // NixOS links /etc/localtime to the zoneinfo file of exactly this name: a wrong case leaves
+    // the host in UTC. The tz list first; ICU only for a name it does not have (a newer zone).
+    const lower = cluster.timeZone.toLowerCase();
+    const sameLetters = [...TZ_NAMES].find((z) => z.toLowerCase() === lower);
+    if (sameLetters) add("cluster", "timeZone", `${json(cluster.timeZone)} has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write ${json(sameLetters)}`);
+    else
+      try {
+        const canonical = new Intl.DateTimeFormat("en", { timeZone: cluster.timeZone }).resolvedOptions().timeZone;
+        if (canonical !== cluster.timeZone && canonical.toLowerCase() === lower) add("cluster", "timeZone", `${json(cluster.timeZone)} has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write ${json(canonical)}`);
+      } catch {
+        add("cluster", "timeZone", `${json(cluster.timeZone)} is not a time zone; use an IANA name such as "UTC" or "Europe/Oslo" (timedatectl list-timezones)`);
+      }
   }
   if (isStr(cluster.locale)) {
     // NixOS builds "<defaultLocale>/UTF-8" from glibc's locale sources: the name must be one

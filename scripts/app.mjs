@@ -2,27 +2,34 @@
 // The cdktf app command (cdktf.json "app"): runs main.ts from a bundle that esbuild rebuilds
 // whenever one of its TypeScript inputs is newer than the bundle. No type-checking at synth
 // (`npm test` runs tsc), no per-module transpiling at start-up: see docs/adr-0006-synth-speed.md.
-import { buildSync } from "esbuild";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import Module, { createRequire } from "node:module";
+import vm from "node:vm";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
 const out = join(root, ".build", "main.js");
 const meta = join(root, ".build", "inputs.json");
+const validatorFile = join(root, ".build", "inventory-validator.cjs");
 
 function stale() {
-  if (!existsSync(out) || !existsSync(meta)) return true;
+  if (!existsSync(out) || !existsSync(meta) || !existsSync(validatorFile)) return true;
   const built = statSync(out).mtimeMs;
-  const inputs = JSON.parse(readFileSync(meta, "utf8"));
+  // what esbuild read, and what shapes the build without being read by it
+  const inputs = [...JSON.parse(readFileSync(meta, "utf8")), "scripts/app.mjs", "scripts/gen-validator.mjs", "scripts/lib/cdktn-fast-resolve.mjs"];
   return inputs.some((f) => !existsSync(join(root, f)) || statSync(join(root, f)).mtimeMs > built);
 }
 
 if (stale()) {
+  // esbuild and ajv's compiler are loaded only to rebuild: a synth of an unchanged app reads one bundle
+  const { build, buildSync } = await import("esbuild");
+  const { writeValidator } = await import("./gen-validator.mjs");
+  const { fastResolve } = await import("./lib/cdktn-fast-resolve.mjs");
   let r;
   try {
-    r = buildSync({
+    r = await build({
       absWorkingDir: root,
       entryPoints: [join(root, "main.ts")],
       bundle: true,
@@ -30,7 +37,10 @@ if (stale()) {
       target: "node20",
       format: "cjs",
       outfile: out,
-      packages: "external",
+      // the packages too: one file to read instead of a few hundred modules to resolve; their
+      // ES module builds where they have one (jsonc-parser's UMD build requires at run time)
+      mainFields: ["module", "main"],
+      plugins: [fastResolve],
       metafile: true,
       logLevel: "silent",
     });
@@ -41,5 +51,47 @@ if (stale()) {
     process.exit(1);
   }
   writeFileSync(meta, JSON.stringify(Object.keys(r.metafile.inputs)));
+  // The inventory validator, compiled ahead of time from the schema this bundle holds.
+  const schemaBundle = join(root, ".build", "inventory-schema.cjs");
+  buildSync({ absWorkingDir: root, entryPoints: [join(root, "constructs", "inventory-schema.ts")], bundle: true, platform: "node", target: "node20", format: "cjs", outfile: schemaBundle, packages: "external", logLevel: "silent" });
+  writeValidator(require(schemaBundle).InventorySchema, validatorFile);
 }
-createRequire(import.meta.url)(out);
+// the key constructs/inventory.ts reads (scripts/gen-validator.mjs)
+globalThis[Symbol.for("proxmox-nixos-fleet.inventoryValidator")] = runWithCodeCache(validatorFile, `${validatorFile}.v8cache`);
+runWithCodeCache(out, `${out}.v8cache`);
+
+/**
+ * Runs a CommonJS file of .build (the bundle, the validator) with V8's code cache and returns its exports: compiling 1.4 MB of JavaScript, and the
+ * functions a synth then compiles lazily, cost ~40 ms of every small synth (issue #30). The cache
+ * (V8's own format, checked by V8 against the source and V8's version; a rejected one is rebuilt)
+ * is written after the run, so it holds the functions the synth used. Node 22's
+ * module.enableCompileCache() does this too, where it exists.
+ */
+function runWithCodeCache(file, cacheFile) {
+  const source = readFileSync(file, "utf8");
+  let cachedData;
+  try {
+    if (statSync(cacheFile).mtimeMs >= statSync(file).mtimeMs) cachedData = readFileSync(cacheFile);
+  } catch {
+    // no cache yet
+  }
+  const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+  const fresh = cachedData === undefined || script.cachedDataRejected;
+  const mod = new Module(file, undefined);
+  mod.filename = file;
+  mod.paths = Module._nodeModulePaths(dirname(file));
+  const localRequire = (id) => mod.require(id);
+  localRequire.resolve = (id) => Module._resolveFilename(id, mod);
+  localRequire.cache = Module._cache;
+  if (fresh)
+    process.once("exit", () => {
+      try {
+        writeFileSync(`${cacheFile}.tmp-${process.pid}`, script.createCachedData());
+        renameSync(`${cacheFile}.tmp-${process.pid}`, cacheFile);
+      } catch {
+        // a read-only checkout: compile again next time
+      }
+    });
+  script.runInThisContext()(mod.exports, localRequire, mod, file, dirname(file));
+  return mod.exports;
+}

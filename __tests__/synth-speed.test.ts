@@ -1,0 +1,66 @@
+/**
+ * What the synth-speed work (issue #30) changed must not change what the synth writes:
+ * - cdktn's resolver, edited at bundle time (scripts/lib/cdktn-fast-resolve.mjs), still finds
+ *   every edit in the installed cdktn, and the stacks `node scripts/app.mjs` writes are byte for
+ *   byte those the unedited cdktn writes (in this process, through ts-jest's own module loading);
+ * - the validator compiled ahead of time reports the same problems as ajv compiling the schema.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App } from "cdktn";
+import { buildFleet } from "../stacks/fleet";
+import { parseInventory } from "../constructs/inventory";
+import { generateInventory } from "../scripts/lib/gen-inventory";
+import { exampleData, ROOT } from "./helpers";
+
+const stacksOf = (outdir: string) => Object.fromEntries(readdirSync(join(outdir, "stacks")).map((s) => [s, readFileSync(join(outdir, "stacks", s, "cdk.tf.json"), "utf8")]));
+
+describe("synth speed changes keep the output", () => {
+  it("every edit of the resolver applies to the installed cdktn", () => {
+    const file = require.resolve("cdktn/lib/tokens/private/resolve.js", { paths: [ROOT] });
+    const r = spawnSync("node", ["--input-type=module", "-e", `import { patchResolve } from ${JSON.stringify(join(ROOT, "scripts", "lib", "cdktn-fast-resolve.mjs"))}; import { readFileSync } from "node:fs"; process.stdout.write(patchResolve(readFileSync(${JSON.stringify(file)}, "utf8")) ?? "NOT PATCHED")`], { encoding: "utf8" });
+    const patched = r.stdout;
+    expect(patched).not.toBe("NOT PATCHED");
+    expect(patched).not.toContain("const pathName");
+    expect(patched).toContain("const __leaf = (v) =>");
+    expect(patched.match(/__leaf\(/g)).toHaveLength(2); // in objects and in lists
+  });
+
+  it.each([["fleet.json", () => exampleData()], ["150 generated hosts", () => generateInventory(150)]])("%s: the bundled app writes the same stacks as the unedited cdktn", (_name, make) => {
+    const dir = mkdtempSync(join(tmpdir(), "synth-same-"));
+    const data = make();
+    writeFileSync(join(dir, "fleet.json"), JSON.stringify(data));
+    const r = spawnSync("node", [join(ROOT, "scripts", "app.mjs")], { cwd: ROOT, encoding: "utf8", env: { ...process.env, FLEET_FILE: join(dir, "fleet.json"), CDKTF_OUTDIR: join(dir, "bundled"), FLEET_SKIP_VALIDATION: "1" } });
+    expect({ status: r.status, err: r.stderr }).toEqual({ status: 0, err: "" });
+    const app = new App({ outdir: join(dir, "stock"), skipValidation: true });
+    buildFleet(app, parseInventory(JSON.stringify(data), "fleet.json"));
+    app.synth();
+    const bundled = stacksOf(join(dir, "bundled"));
+    const stock = stacksOf(join(dir, "stock"));
+    expect(Object.keys(bundled).sort()).toEqual(Object.keys(stock).sort());
+    for (const s of Object.keys(stock)) expect({ s, same: bundled[s] === stock[s] }).toEqual({ s, same: true });
+  });
+
+  it("the validator compiled ahead of time reports what ajv compiling the schema reports", () => {
+    const broken = exampleData();
+    broken.cluster.nodes = "pve1";
+    broken.hosts[0].cores = "4";
+    broken.hosts[1].bogus = true;
+    broken.template.vmid = 5;
+    delete broken.users[0].sshKeys;
+    const dir = mkdtempSync(join(tmpdir(), "synth-val-"));
+    writeFileSync(join(dir, "fleet.json"), JSON.stringify(broken));
+    const r = spawnSync("node", [join(ROOT, "scripts", "app.mjs")], { cwd: ROOT, encoding: "utf8", env: { ...process.env, FLEET_FILE: join(dir, "fleet.json"), CDKTF_OUTDIR: join(dir, "out"), FLEET_SKIP_VALIDATION: "1" } });
+    let expected = "";
+    try {
+      parseInventory(JSON.stringify(broken), join(dir, "fleet.json"));
+    } catch (e) {
+      expected = (e as Error).message;
+    }
+    expect(expected.split("\n").length).toBeGreaterThanOrEqual(5);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`${expected}\n${expected.split("\n").length} problem(s) in the inventory; nothing was synthesized.\n`);
+  });
+});
