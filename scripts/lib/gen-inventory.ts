@@ -1,18 +1,24 @@
 /**
  * Generates valid inventories of any size with mixed roles, for the benchmark (and its test).
- * Every fleet has the platform chain (chainfire, flaredb, iam), the rest rotates through the
- * roles; vLLM hosts get the GPU mapping of their node, which has a device for each of them.
+ * Every fleet starts with the platform chain as a real one is built: Raft clusters of three
+ * (chainfire, flaredb), then iam and two LiteLLM gateways; the rest rotates through the other
+ * roles. (Rotating the Raft roles and LiteLLM too made clusters of hundreds of members and
+ * gateways listing hundreds of upstreams: every member lists every other, so the output grew
+ * with the square of the fleet, which no fleet does.) vLLM hosts get the GPU mapping of their
+ * node, which has a device for each of them.
  */
 import { ROLE_NAMES, RoleName } from "../../constructs/roles";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMBdEQbWhgNDvUkSvdg4aRf6CDzDCIrCGUKcIJmGvsZo bench@laptop";
 
 export function generateInventory(hosts: number, opts: { nodes?: number; roles?: RoleName[] } = {}): any {
-  const nodes = Array.from({ length: opts.nodes ?? 4 }, (_, i) => `pve${i + 1}`);
-  const rotation: RoleName[] = opts.roles ?? [...ROLE_NAMES];
+  // more nodes past 16,000 hosts: a node maps at most 1024 GPUs (the schema's limit)
+  const nodes = Array.from({ length: opts.nodes ?? Math.max(4, Math.ceil(hosts / 4000)) }, (_, i) => `pve${i + 1}`);
+  const head: RoleName[] = ["chainfire", "chainfire", "chainfire", "flaredb", "flaredb", "flaredb", "iam", "litellm", "litellm"];
+  const rotation: RoleName[] = opts.roles ?? ROLE_NAMES.filter((r) => !["chainfire", "flaredb", "litellm"].includes(r));
   const list: any[] = [];
   for (let i = 0; i < hosts; i++) {
-    const role: RoleName = opts.roles ? rotation[i % rotation.length] : i < 3 ? (["chainfire", "flaredb", "iam"] as RoleName[])[i] : rotation[i % rotation.length];
+    const role: RoleName = opts.roles ? rotation[i % rotation.length] : i < head.length ? head[i] : rotation[i % rotation.length];
     const node = nodes[i % nodes.length];
     const gpu = role === "vllm";
     list.push({
