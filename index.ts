@@ -15,7 +15,7 @@ export type { NixosTemplateProps } from "./constructs/nixos-template";
 export { NixosVm, OS_DISK } from "./constructs/nixos-vm";
 export type { NixosVmProps, NetworkDevice } from "./constructs/nixos-vm";
 export { PciMapping, gpuHostpci } from "./constructs/gpu";
-export { NixosDeployStep, DEPLOY_SPEC_ENV } from "./constructs/deploy-step";
+export { NixosDeployStep, DEPLOY_SPEC_ENV, DEFAULT_DEPLOY_COMMAND } from "./constructs/deploy-step";
 export type { NixosDeployStepProps, DeploySpecDocument } from "./constructs/deploy-step";
 export { FleetHost } from "./constructs/fleet-host";
 export type { FleetHostProps } from "./constructs/fleet-host";
@@ -26,7 +26,7 @@ export { buildFleet, ClusterStack, HostsStack } from "./stacks/fleet";
 export type { FleetOptions, FleetStacks } from "./stacks/fleet";
 
 // The inventory: types, loader and validator
-export { loadInventory, parseInventory, validateInventory, InventoryError, formatProblem, hostPorts, stackOf } from "./constructs/inventory";
+export { loadInventory, parseInventory, validateInventory, InventoryError, formatProblem, hostPorts, stackOf, fleetFilePath, PROJECT_ROOT } from "./constructs/inventory";
 export type {
   Inventory, ClusterSpec, TemplateSpec, PciMappingSpec, UserSpec, NetworkSpec, GpuSpec, ServiceSettings, HostSpec, DeploySpec, Problem,
 } from "./constructs/inventory";

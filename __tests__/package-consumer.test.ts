@@ -93,8 +93,18 @@ describe("the package, installed from its tarball into a cdktn project outside t
     expect({ status: replan.status, out: replan.status === 0 ? "" : replan.out }).toEqual({ status: 0, out: "" });
     expect(readFileSync(join(proj, "steps.log"), "utf8")).toContain('"host":"ml-box"');
     expect(readdirSync(proj)).not.toContain("constructs");
-    // the package takes over neither CLI in its consumer: no `cdktf` or `cdktn` bin comes with it
-    expect(JSON.parse(readFileSync(join(proj, "node_modules", pkg.name, "package.json"), "utf8")).bin).toBeUndefined();
+    // the package takes over neither CLI in its consumer: no `cdktf` or `cdktn` bin comes with it,
+    // only its own deploy command, which runs without tsx or the repository (#29 item 4)
+    expect(JSON.parse(readFileSync(join(proj, "node_modules", pkg.name, "package.json"), "utf8")).bin).toEqual({ "proxmox-nixos-fleet-deploy": "dist/scripts/deploy.js" });
+    const help = spawnSync(join(proj, "node_modules", ".bin", "proxmox-nixos-fleet-deploy"), ["--help"], { cwd: proj, encoding: "utf8" });
+    expect({ status: help.status, usage: help.stdout.startsWith("Usage:"), err: help.stderr }).toEqual({ status: 0, usage: true, err: "" });
+    // the defaults point into the consumer's project, not into node_modules: the inventory, the
+    // deploy steps' command, and a flake that is not there is said at synth
+    writeFileSync(join(proj, "defaults.js"), `const p = require(${JSON.stringify(pkg.name)}); const { App } = require("cdktn");
+let flake; try { p.buildFleet(new App({ outdir: "out2" }), p.parseInventory(require("fs").readFileSync(${JSON.stringify(join(ROOT, "fleet.json"))}, "utf8"))); } catch (e) { flake = e.message; }
+console.log(JSON.stringify({ file: p.fleetFilePath(), root: p.PROJECT_ROOT, command: p.DEFAULT_DEPLOY_COMMAND, flake }));`);
+    const defaults = JSON.parse(spawnSync(process.execPath, ["defaults.js"], { cwd: proj, encoding: "utf8" }).stdout);
+    expect(defaults).toEqual({ file: join(proj, "fleet.json"), root: proj, command: "node_modules/.bin/proxmox-nixos-fleet-deploy --from-env", flake: expect.stringMatching(/nixos\/flake\.nix does not exist: the deploy steps apply the NixOS flake of deploy\.flake \("\.\/nixos"\) relative to the project root/) });
     for (const bin of ["cdktf", "cdktn"]) expect(existsSync(join(proj, "node_modules", ".bin", bin))).toBe(false);
     expect(existsSync(join(proj, "node_modules", pkg.name, "config", "terraformrc"))).toBe(true);
   });

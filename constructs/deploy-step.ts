@@ -1,6 +1,7 @@
 import { Construct } from "constructs";
 import { DataResource, TerraformResource } from "cdktn";
 import type { SecretEnvFile } from "./secrets";
+import { IN_CHECKOUT } from "./inventory";
 
 /** Name of the environment variable that carries a deploy step's input (one JSON document). */
 export const DEPLOY_SPEC_ENV = "FLEET_DEPLOY_SPEC";
@@ -66,13 +67,20 @@ export interface NixosDeployStepProps {
    * state instead of re-deploying. @default false
    */
   readonly movedFromNullResource?: boolean;
-  /** Command run by local-exec. @default "node --import tsx scripts/deploy.ts --from-env" */
+  /**
+   * Command run by local-exec. @default in a checkout of the repository `node --import tsx
+   * scripts/deploy.ts --from-env`; from the installed package its bin,
+   * `node_modules/.bin/proxmox-nixos-fleet-deploy --from-env` (run in the project root)
+   */
   readonly command?: string;
   /** Working directory of the command, relative to the stack's directory. @default "../../.." (the project root from cdktf.out/stacks/<stack>) */
   readonly workingDir?: string;
 }
 
 const AGENT = "__FLEET_AGENT_ADDRESS__";
+
+/** What a deploy step runs unless told otherwise: the repository's script, or the package's bin. */
+export const DEFAULT_DEPLOY_COMMAND = IN_CHECKOUT ? "node --import tsx scripts/deploy.ts --from-env" : "node_modules/.bin/proxmox-nixos-fleet-deploy --from-env";
 
 /** A resource's Terraform address ("type.name") as a plain string, without creating a token. */
 export function addressOf(r: TerraformResource): string {
@@ -109,7 +117,7 @@ export class NixosDeployStep extends Construct {
     const lifecycle = props.vmAddress ? { replaceTriggeredBy: [`${props.vmAddress}.id`] } : undefined;
     const provisioner = {
       type: "local-exec" as const,
-      command: props.command ?? "node --import tsx scripts/deploy.ts --from-env",
+      command: props.command ?? DEFAULT_DEPLOY_COMMAND,
       workingDir: props.workingDir ?? "../../..",
       environment: { [DEPLOY_SPEC_ENV]: doc },
     };

@@ -3,8 +3,8 @@
  * (builtins.fromJSON). Validation collects every problem before reporting, so a user fixes
  * a broken file in one pass.
  */
-import { readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { distance } from "fastest-levenshtein";
 import { parse as parseJsonc, ParseError, printParseErrorCode } from "jsonc-parser";
@@ -33,8 +33,19 @@ function nullAt(v: unknown, path: string): string | undefined {
 
 const RESERVED_USERS = new Set<string>(["root", "nobody", "sshd", "messagebus", "nscd", "polkituser", "avahi", "vllm", "litellm", "open-webui", "git", ...PLATFORM_ROLES]);
 
-/** The project root (this file lives one level down, in constructs/ or in the .build/ bundle). */
-export const PROJECT_ROOT = resolve(__dirname, "..");
+/**
+ * Whether this code runs from a checkout of the repository (this file one level down, in
+ * constructs/ or in the .build/ bundle, beside the nixos/ flake), not from the installed package
+ * (node_modules/<package>/dist/constructs, with no flake beside it).
+ */
+export const IN_CHECKOUT = existsSync(join(resolve(__dirname, ".."), "nixos", "flake.nix"));
+
+/**
+ * The project root: the checkout; for the installed package the working directory, where cdktf
+ * runs the app and Terraform runs the deploy steps (#29 item 4: it was the package's own dist/,
+ * inside node_modules).
+ */
+export const PROJECT_ROOT = IN_CHECKOUT ? resolve(__dirname, "..") : process.cwd();
 
 /** Default inventory path, relative to the project root; FLEET_FILE overrides it. */
 export const DEFAULT_FLEET_FILE = "fleet.json";

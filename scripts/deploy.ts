@@ -1,6 +1,8 @@
+#!/usr/bin/env node
 /**
  * npm run deploy -- <host>... | --all [--concurrency N] [--dry-run] [--rollback] [--address A]
  * node --import tsx scripts/deploy.ts --from-env      (what the deploy steps run)
+ * proxmox-nixos-fleet-deploy ...                       (the same, as the installed package's bin)
  *
  * Applies hosts' NixOS flakes over SSH with host-key pinning, health checks and rollback.
  * Exit codes: 0 ok, 1 deploy failed (rolled back where it had switched), 2 bad usage or input,
@@ -10,7 +12,7 @@
 import { minimist } from "zx";
 import { join, resolve } from "node:path";
 import { DEPLOY_SPEC_ENV } from "../constructs/deploy-step";
-import { loadInventory, InventoryError, fleetFilePath } from "../constructs/inventory";
+import { loadInventory, InventoryError, fleetFilePath, PROJECT_ROOT } from "../constructs/inventory";
 import { planDeploys } from "../constructs/deploy-plan";
 import { deployHost, DeploySpec, EXIT, HostResult } from "./lib/deploy-host";
 import { blockingStdio } from "./lib/stdio";
@@ -18,7 +20,8 @@ import { blockingStdio } from "./lib/stdio";
 // output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
 blockingStdio();
 
-const ROOT = resolve(__dirname, "..");
+// the checkout, or (the package's bin) the project the deploy step runs in
+const ROOT = PROJECT_ROOT;
 /**
  * By hand, hosts exist already: SSH gets 120 s (a reboot), not the 600 s a deploy step gives a
  * VM that Terraform has just created.

@@ -1,6 +1,7 @@
 import { App, DataResource, LocalBackend, PgBackend, S3Backend, TerraformLocal, TerraformStack } from "cdktn";
 import { Construct } from "constructs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
 import { Inventory, HostSpec, PROJECT_ROOT, stackOf } from "../constructs/inventory";
 import type { RoleName } from "../constructs/roles";
@@ -197,7 +198,14 @@ export function buildFleet(app: App, inv: Inventory, opts: FleetOptions = {}): F
   const root = opts.root ?? PROJECT_ROOT;
   const backend = opts.backend ?? (process.env.FLEET_BACKEND as FleetOptions["backend"]) ?? inv.backend ?? "local";
   const o = { ...opts, backend };
-  const hasher = new ConfigHasher(join(root, "nixos"));
+  // The deploy steps apply this flake and re-deploy when its files change: a local flake that is
+  // not there would hash as empty, and no change would ever re-deploy (#29 item 4)
+  const flake = inv.deploy?.flake ?? "./nixos";
+  const local = /^(\.{0,2}\/|path:)/.test(flake);
+  const flakeDir = local ? resolve(root, flake.replace(/^path:/, "")) : join(root, "nixos");
+  if (local && !existsSync(join(flakeDir, "flake.nix")))
+    throw new Error(`${join(flakeDir, "flake.nix")} does not exist: the deploy steps apply the NixOS flake of deploy.flake (${JSON.stringify(flake)}) relative to the project root ${root}; run synth in the project, or pass { root } to buildFleet`);
+  const hasher = new ConfigHasher(flakeDir);
   // Configuration-only fleets need no template or PCI mappings.
   const cluster = opts.manageVms === false ? undefined : new ClusterStack(app, "cluster", inv, o);
   const groups = new Map<string, HostSpec[]>();
