@@ -127,7 +127,7 @@ async function main() {
         `added host "${entry.name}" (existing VM ${entry.vmid} on ${entry.node}) to ${configured}`,
         "next:",
         `  1. npx cdktf diff ${stack}      # the VM shows as an import of ${entry.node}/${entry.vmid}, not a create`,
-        `  2. if the plan wants to change cores/memory/tags, set them in ${configured} to the VM's values and diff again`,
+        `  2. if the plan wants to change the VM's name, tags, pool or on-boot, set them in ${configured} to the VM's values and diff again (its cores, memory, disks and devices are left as they are: an adopted VM keeps them)`,
         `  3. npx cdktf deploy ${stack}    # imports the VM into state, then applies its NixOS configuration`,
         "",
       ].join("\n"),

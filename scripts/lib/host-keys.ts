@@ -6,6 +6,7 @@
 import { $ } from "zx";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { createHash } from "node:crypto";
 import type { DeploySpecDocument } from "../../constructs/deploy-step";
 import { DeployError, EXIT } from "./deploy-errors";
 import { withDirLock } from "./dir-lock";
@@ -104,10 +105,20 @@ export async function pinHostKey(spec: DeploySpecDocument, address: string, port
       say(`VM was recreated (vmid ${pin.vmid} -> ${spec.vmid}): replaced the pinned host key`);
     } else {
       throw new DeployError(
-        `host key of ${spec.host} at ${address} changed (pinned ${pin.key.slice(0, 40)}..., got ${scanned.slice(0, 40)}...) while its vmid stayed ${spec.vmid}; refusing to connect`,
+        `host key of ${spec.host} at ${address} changed (pinned ${fingerprint(pin.key)}, got ${fingerprint(scanned)}) while its vmid stayed ${spec.vmid}; refusing to connect`,
         EXIT.hostKey,
         `if the VM was rebuilt on purpose, delete the two lines for ${spec.host} from ${file} and deploy again; otherwise something else answers at ${address}`,
       );
     }
   });
+}
+
+/**
+ * A public key's fingerprint as `ssh-keygen -l` prints it ("SHA256:" and the unpadded base64 of
+ * the SHA-256 of the key blob): the first characters of two ed25519 keys are the same for every
+ * key (the type's prefix), so a message that cut the keys showed two equal strings (#29 item 11).
+ */
+export function fingerprint(key: string): string {
+  const blob = key.trim().split(/\s+/)[1] ?? key;
+  return `SHA256:${createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64").replace(/=+$/, "")}`;
 }
