@@ -286,6 +286,17 @@ describe("plan comment against hostile plans", () => {
       expect(readFileSync(join(dir, "full.md"), "utf8").length).toBeGreaterThan(200_000);
     });
 
+    it("says the lists were shortened when every entry fitted but the head had to shrink", () => {
+      // one small change, and a failed stack whose error alone is over the limit
+      const one = { ...steps[0], change: { ...steps[0].change, before: { triggers_replace: { config_hash: "a" } }, after: { triggers_replace: { config_hash: "b" } } } };
+      const r = renderPlans([{ label: "ai", plan: asPlan({ format_version: "1.2", resource_changes: [one] }) }], { maxChars: 3500, fullReportHint: "see full.md" }, [{ label: "ops", error: "x".repeat(50_000) }]);
+      expect(r.markdown.length).toBeLessThanOrEqual(3500);
+      expect(r.full.length).toBeGreaterThan(3500);
+      expect(r.markdown).toContain("<details>");
+      expect(r.markdown).not.toContain("0 more entries");
+      expect(r.markdown).toContain("_Some lists above are shortened to stay under GitHub's comment limit; see full.md._");
+    });
+
     it("refuses a bad --commit or --run-url, and a --full it cannot write, with one line", () => {
       const f = join(mkdtempSync(join(tmpdir(), "pc-bad-")), "p.json");
       writeFileSync(f, JSON.stringify({ format_version: "1.2", resource_changes: [] }));

@@ -429,7 +429,8 @@ function compose(p: Parts, l: Limits, provenance: string[], entries: string[], n
  */
 function fit(p: Parts, provenance: string[], entries: string[], max: number, where: string): string {
   const counted = entries.filter((e) => e.startsWith("<details>") || e.startsWith("- ")).length;
-  const note = (left: number) => `_… ${left} more entr${left === 1 ? "y" : "ies"} left out to stay under GitHub's comment limit; ${where}._`;
+  const note = (left: number) =>
+    left ? `_… ${left} more entr${left === 1 ? "y" : "ies"} left out to stay under GitHub's comment limit; ${where}._` : `_Some lists above are shortened to stay under GitHub's comment limit; ${where}._`;
   for (const l of LADDER) {
     const bare = compose(p, l, provenance, [], note(counted));
     if (bare.length > max) continue;
