@@ -15,11 +15,6 @@ import { GLIBC_LOCALES } from "./glibc-locales";
 import { TZ_NAMES } from "./tz-names";
 import type { HostSpec, Inventory } from "./inventory-schema";
 
-/**
- * Accounts that NixOS (nixpkgs nixos/modules/misc/ids.nix and the modules the fleet uses) or the
- * fleet's own services (nixos/modules: vllm, git, the platform services; litellm and open-webui
- * run as DynamicUser under their own names) own; systemd-* and nixbld* are matched apart.
- */
 /** The path of the first null inside `v` (a setting TOML cannot hold), if any. */
 function nullAt(v: unknown, path: string): string | undefined {
   if (v === null) return path;
@@ -31,6 +26,11 @@ function nullAt(v: unknown, path: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Accounts that NixOS (nixpkgs nixos/modules/misc/ids.nix and the modules the fleet uses) or the
+ * fleet's own services (nixos/modules: vllm, git, the platform services; litellm and open-webui
+ * run as DynamicUser under their own names) own; systemd-* and nixbld* are matched apart.
+ */
 const RESERVED_USERS = new Set<string>(["root", "nobody", "sshd", "messagebus", "nscd", "polkituser", "avahi", "vllm", "litellm", "open-webui", "git", ...PLATFORM_ROLES]);
 
 /**

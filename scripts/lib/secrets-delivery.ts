@@ -18,6 +18,20 @@ const HOST_STORE = '"${FLEET_VAR_LIB:-/var/lib}/fleet-secrets"';
 const HOST_RUN = '"${FLEET_RUN_DIR:-/run}/fleet-secrets"';
 const HOST_KEY = '"${FLEET_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key}"';
 
+const secretFile = (dir: string, name: string) => join(dir, `${name}.age`);
+
+/**
+ * The secrets the host needs, sorted; throws (EXIT.secrets) when one it may not go without has
+ * no file in `dir`.
+ */
+export function checkSecretsExist(spec: DeploySpecDocument, dir: string): string[] {
+  const needed = [...new Set((spec.secrets ?? []).flatMap((f) => f.entries.map((e) => e.secret)))].sort();
+  const optional = (name: string) => spec.secrets!.every((f) => f.entries.every((e) => e.secret !== name || e.optional));
+  const missing = needed.find((n) => !existsSync(secretFile(dir, n)) && !optional(n));
+  if (missing) throw new DeployError(`secret ${missing} for ${spec.host} does not exist (${secretFile(dir, missing)}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- generate`, then deploy again");
+  return needed;
+}
+
 /**
  * Puts the host's secrets in place before the switch (docs/adr-0014-secrets.md): checks here
  * that each exists and is encrypted to the host's pinned key, copies the encrypted files to
@@ -27,15 +41,6 @@ const HOST_KEY = '"${FLEET_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key}"';
  * The previous store and files are kept beside until keep() (the health gate passed) or
  * restore() (the deploy failed).
  */
-/** Throws (EXIT.secrets) when a secret the host needs, and may not go without, has no file in `dir`. */
-export function checkSecretsExist(spec: DeploySpecDocument, dir: string): void {
-  const needed = [...new Set((spec.secrets ?? []).flatMap((f) => f.entries.map((e) => e.secret)))].sort();
-  const optional = (name: string) => spec.secrets!.every((f) => f.entries.every((e) => e.secret !== name || e.optional));
-  const pathOf = (name: string) => join(dir, `${name}.age`);
-  const missing = needed.find((n) => !existsSync(pathOf(n)) && !optional(n));
-  if (missing) throw new DeployError(`secret ${missing} for ${spec.host} does not exist (${pathOf(missing)}); nothing was switched`, EXIT.secrets, "run `npm run secrets -- generate`, then deploy again");
-}
-
 export async function deliverSecrets(
   spec: DeploySpecDocument,
   opts: { root: string; knownHostsFile: string; secretsDir?: string },
@@ -46,9 +51,8 @@ export async function deliverSecrets(
   const dir = opts.secretsDir ?? join(opts.root, "secrets");
   const pinned = readPins(opts.knownHostsFile).get(spec.host)?.key;
   if (!pinned) throw new DeployError(`no pinned host key for ${spec.host}`, EXIT.hostKey, "deploy again: the key is pinned on first contact");
-  checkSecretsExist(spec, dir);
-  const needed = [...new Set(spec.secrets!.flatMap((f) => f.entries.map((e) => e.secret)))].sort();
-  const pathOf = (name: string) => join(dir, `${name}.age`);
+  const needed = checkSecretsExist(spec, dir);
+  const pathOf = (name: string) => secretFile(dir, name);
   const present = needed.filter((n) => existsSync(pathOf(n)));
   let notTo = present.filter((n) => !encryptedTo(pathOf(n), pinned));
   if (notTo.length) {

@@ -21,8 +21,3 @@ export function printable(s: string): string {
     return n < 0x100 ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
   });
 }
-
-/** One line of it: newlines and tabs escaped too. */
-export function printableLine(s: string): string {
-  return printable(s).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
-}
