@@ -40,7 +40,7 @@ export interface RenderOptions {
   /** Where the full, untruncated Markdown and plan are (said in the note on what was left out). */
   readonly fullReportHint?: string;
   /** The commit (and workflow run) the plans were made for, shown on the first line. */
-  readonly provenance?: { readonly commit: string; readonly runUrl?: string; readonly time?: string };
+  readonly provenance?: { readonly commit: string; readonly runUrl?: string };
 }
 
 export interface Rendered {
@@ -307,7 +307,7 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
   const blocked = (dangerous.some((d) => d.stateful) || detaching.length > 0) && !opts.allowDestroy;
   const max = opts.maxChars ?? 65000;
   const hint = opts.fullReportHint ?? "the full report is in the workflow run's artifacts";
-  const parts = { labels: [...plans.map((p) => p.label), ...failed.map((f) => f.label)].sort(), failed: [...failed].sort((a, b) => a.label.localeCompare(b.label)), counts, forgotten: forgotten.sort(), impacts: impacts.sort((a, b) => a.host.localeCompare(b.host)), dangerous: dangerous.sort((a, b) => Number(b.stateful) - Number(a.stateful) || a.host.localeCompare(b.host)), redeploys: redeploys.sort((a, b) => a.host.localeCompare(b.host)), detaching: detaching.sort((a, b) => a.host.localeCompare(b.host)), blocked, nothing: !details.length && !drift.length && !failed.length };
+  const parts = { labels: [...plans.map((p) => p.label), ...failed.map((f) => f.label)].sort(), failed: [...failed].sort((a, b) => a.label.localeCompare(b.label)).map((f) => ({ ...f, hosts: hostsInError(f.error), kept: statefulKept(f.error) })), counts, forgotten: forgotten.sort(), impacts: impacts.sort((a, b) => a.host.localeCompare(b.host)), dangerous: dangerous.sort((a, b) => Number(b.stateful) - Number(a.stateful) || a.host.localeCompare(b.host)), redeploys: redeploys.sort((a, b) => a.host.localeCompare(b.host)), detaching: detaching.sort((a, b) => a.host.localeCompare(b.host)), blocked, nothing: !details.length && !drift.length && !failed.length };
   const sections = [imports.length ? ["#### Imports", "", ...imports, ""] : [], drift.length ? ["#### Drift", "", ...drift, ""] : [], details.length ? ["#### Changes", "", ...details, ""] : []];
   const provenance = provenanceLine(opts.provenance);
   const full = compose(parts, LADDER[0], provenance, sections.flat(), "");
@@ -319,7 +319,8 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
 /** What the comment's head is made of (everything but the per-resource sections). */
 interface Parts {
   labels: string[];
-  failed: FailedPlan[];
+  /** with the hosts and kept stateful VMs their errors name, read once (fit() composes several times) */
+  failed: (FailedPlan & { hosts: string[]; kept: string[] })[];
   counts: Record<Kind, number>;
   forgotten: string[];
   impacts: { host: string; impact: string }[];
@@ -350,7 +351,7 @@ function provenanceLine(p: RenderOptions["provenance"]): string[] {
   if (!p) return [];
   // the URL is checked by the caller (https, no spaces); parentheses are escaped for the link
   const run = p.runUrl ? ` by [this workflow run](${p.runUrl.replace(/[()<>\s]/g, encodeURIComponent)})` : "";
-  return [`<sub>Planned for commit <code>${html(p.commit)}</code>${run}${p.time ? ` at ${html(p.time)}` : ""}; a newer push replaces this comment.</sub>`, ""];
+  return [`<sub>Planned for commit <code>${html(p.commit)}</code>${run}; a newer push replaces this comment.</sub>`, ""];
 }
 
 function compose(p: Parts, l: Limits, provenance: string[], entries: string[], note: string): string {
@@ -360,8 +361,8 @@ function compose(p: Parts, l: Limits, provenance: string[], entries: string[], n
   head.push(`### Plan: ${shownLabels.shown.map((x) => code(x)).join(", ")}${shownLabels.more ? ` and ${shownLabels.more} more` : ""}`, "");
   const failedShown = cap(p.failed, Math.max(l.rows, 3));
   for (const f of failedShown.shown) {
-    const hosts = cap(hostsInError(f.error), Math.max(l.rows, 5));
-    const kept = cap(statefulKept(f.error), Math.max(l.rows, 5));
+    const hosts = cap(f.hosts, Math.max(l.rows, 5));
+    const kept = cap(f.kept, Math.max(l.rows, 5));
     head.push(
       "> [!WARNING]",
       `> **The plan of stack ${code(f.label)} failed**${hosts.shown.length ? `; hosts involved: ${hosts.shown.map((h) => code(h)).join(", ")}${hosts.more ? ` and ${hosts.more} more` : ""}` : ""}. Nothing below is complete for this stack.`,
