@@ -434,15 +434,15 @@ function ruleProblems(data: unknown): Problem[] {
     // NixOS links /etc/localtime to the zoneinfo file of exactly this name: a wrong case leaves
     // the host in UTC. The tz list first; ICU only for a name it does not have (a newer zone).
     const lower = cluster.timeZone.toLowerCase();
-    const sameLetters = [...TZ_NAMES].find((z) => z.toLowerCase() === lower);
-    if (sameLetters) add("cluster", "timeZone", `${json(cluster.timeZone)} has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write ${json(sameLetters)}`);
-    else
+    let rightCase = [...TZ_NAMES].find((z) => z.toLowerCase() === lower);
+    if (!rightCase)
       try {
         const canonical = new Intl.DateTimeFormat("en", { timeZone: cluster.timeZone }).resolvedOptions().timeZone;
-        if (canonical !== cluster.timeZone && canonical.toLowerCase() === lower) add("cluster", "timeZone", `${json(cluster.timeZone)} has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write ${json(canonical)}`);
+        if (canonical !== cluster.timeZone && canonical.toLowerCase() === lower) rightCase = canonical;
       } catch {
         add("cluster", "timeZone", `${json(cluster.timeZone)} is not a time zone; use an IANA name such as "UTC" or "Europe/Oslo" (timedatectl list-timezones)`);
       }
+    if (rightCase) add("cluster", "timeZone", `${json(cluster.timeZone)} has the wrong case: zoneinfo names are case-sensitive (the host would run in UTC); write ${json(rightCase)}`);
   }
   if (isStr(cluster.locale)) {
     // NixOS builds "<defaultLocale>/UTF-8" from glibc's locale sources: the name must be one

@@ -61,8 +61,9 @@ globalThis[Symbol.for("proxmox-nixos-fleet.inventoryValidator")] = runWithCodeCa
 runWithCodeCache(out, `${out}.v8cache`);
 
 /**
- * Runs a CommonJS file of .build (the bundle, the validator) with V8's code cache and returns its exports: compiling 1.4 MB of JavaScript, and the
- * functions a synth then compiles lazily, cost ~40 ms of every small synth (issue #30). The cache
+ * Runs a CommonJS file of .build (the bundle, the validator) with V8's code cache and returns its
+ * exports: compiling 1.4 MB of JavaScript, and the functions a synth then compiles lazily, cost
+ * ~40 ms of every small synth (issue #30). The cache
  * (V8's own format, checked by V8 against the source and V8's version; a rejected one is rebuilt)
  * is written after the run, so it holds the functions the synth used. Node 22's
  * module.enableCompileCache() does this too, where it exists.
@@ -77,12 +78,8 @@ function runWithCodeCache(file, cacheFile) {
   }
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
   const fresh = cachedData === undefined || script.cachedDataRejected;
-  const mod = new Module(file, undefined);
-  mod.filename = file;
-  mod.paths = Module._nodeModulePaths(dirname(file));
-  const localRequire = (id) => mod.require(id);
-  localRequire.resolve = (id) => Module._resolveFilename(id, mod);
-  localRequire.cache = Module._cache;
+  // what a CommonJS module gets: its exports, and a require that resolves from its own folder
+  const mod = { exports: {} };
   if (fresh)
     process.once("exit", () => {
       try {
@@ -92,6 +89,6 @@ function runWithCodeCache(file, cacheFile) {
         // a read-only checkout: compile again next time
       }
     });
-  script.runInThisContext()(mod.exports, localRequire, mod, file, dirname(file));
+  script.runInThisContext()(mod.exports, createRequire(file), mod, file, dirname(file));
   return mod.exports;
 }
