@@ -24,6 +24,8 @@ import { Octokit } from "@octokit/rest";
 const DRIFT_LABEL = "fleet-drift";
 const COMMENT_MARKER = "<!-- fleet-plan -->";
 class Refusal extends Error {}
+/** A refusal for how the command was called (exit 2), not for what GitHub holds (exit 1). */
+class Usage extends Refusal {}
 
 function output(values: Record<string, string | number>) {
   const text = Object.entries(values).map(([k, v]) => `${k}=${v}\n`).join("");
@@ -35,14 +37,14 @@ async function main(argv: string[]): Promise<void> {
   const [cmd, ...args] = argv;
   const repo = process.env.GITHUB_REPOSITORY ?? "";
   const [owner, name] = repo.split("/");
-  if (!owner || !name) throw new Refusal("GITHUB_REPOSITORY must be owner/name");
-  if (!process.env.GITHUB_TOKEN) throw new Refusal("GITHUB_TOKEN is not set");
+  if (!owner || !name) throw new Usage("GITHUB_REPOSITORY must be owner/name");
+  if (!process.env.GITHUB_TOKEN) throw new Usage("GITHUB_TOKEN is not set");
   const gh = new Octokit({ auth: process.env.GITHUB_TOKEN, baseUrl: process.env.GITHUB_API_URL || "https://api.github.com", request: { retries: 0 } });
   const r = { owner, repo: name };
 
   if (cmd === "reviewed-run") {
     const sha = args[0] ?? "";
-    if (!/^[0-9a-f]{40}$/.test(sha)) throw new Refusal("reviewed-run needs the pushed commit's full id");
+    if (!/^[0-9a-f]{40}$/.test(sha)) throw new Usage("reviewed-run needs the pushed commit's full id");
     const prs = (await gh.rest.repos.listPullRequestsAssociatedWithCommit({ ...r, commit_sha: sha })).data;
     const pr = prs.find((p) => p.merged_at && p.merge_commit_sha === sha);
     if (!pr) throw new Refusal(`commit ${sha} is not the merge of a pull request: there is no reviewed plan to apply (push to main only through pull requests)`);
@@ -70,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (cmd === "follow-up") {
     const [prArg, runUrl] = args;
-    if (!/^\d+$/.test(prArg ?? "") || !/^https:\/\/\S+$/.test(runUrl ?? "")) throw new Refusal("follow-up needs the failed pull request's number and the run's URL");
+    if (!/^\d+$/.test(prArg ?? "") || !/^https:\/\/\S+$/.test(runUrl ?? "")) throw new Usage("follow-up needs the failed pull request's number and the run's URL");
     const base = (await gh.rest.repos.get(r)).data.default_branch;
     const head = (await gh.rest.git.getRef({ ...r, ref: `heads/${base}` })).data.object.sha;
     const tree = (await gh.rest.git.getCommit({ ...r, commit_sha: head })).data.tree.sha;
@@ -91,7 +93,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (cmd === "comment") {
     const [prArg, file] = args;
-    if (!/^\d+$/.test(prArg ?? "") || !file) throw new Refusal("comment needs the pull request's number and the rendered comment");
+    if (!/^\d+$/.test(prArg ?? "") || !file) throw new Usage("comment needs the pull request's number and the rendered comment");
     const body = `${COMMENT_MARKER}\n${readFileSync(file, "utf8")}`;
     const mine = (await gh.paginate(gh.rest.issues.listComments, { ...r, issue_number: Number(prArg), per_page: 100 })).find((c) => c.user?.type === "Bot" && c.body?.startsWith(COMMENT_MARKER));
     if (mine) await gh.rest.issues.updateComment({ ...r, comment_id: mine.id, body });
@@ -102,7 +104,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (cmd === "drift") {
     const [file, ...stacks] = args;
-    if (!file) throw new Refusal("drift needs the rendered plan (comment.md) and the stacks that drifted");
+    if (!file) throw new Usage("drift needs the rendered plan (comment.md) and the stacks that drifted");
     const open = (await gh.paginate(gh.rest.issues.listForRepo, { ...r, labels: DRIFT_LABEL, state: "open", per_page: 100 })).filter((i) => !i.pull_request);
     const current = open.sort((a, b) => a.number - b.number)[0];
     if (!stacks.length) {
@@ -124,11 +126,11 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
-  throw new Refusal(`unknown command ${JSON.stringify(cmd ?? "")}: reviewed-run <commit> | follow-up <pr> <run url> | comment <pr> <comment.md> | drift <comment.md> <stack>...`);
+  throw new Usage(`unknown command ${JSON.stringify(cmd ?? "")}: reviewed-run <commit> | follow-up <pr> <run url> | comment <pr> <comment.md> | drift <comment.md> <stack>...`);
 }
 
 main(process.argv.slice(2)).catch((e: Error & { status?: number }) => {
-  const usage = e instanceof Refusal && /needs|must be|unknown command|not set/.test(e.message);
+  const usage = e instanceof Usage;
   process.stdout.write(`::error::${(e instanceof Refusal ? e.message : `GitHub API: ${e.status ?? ""} ${e.message}`.trim()).split("\n")[0]}\n`);
   process.exitCode = usage ? 2 : 1;
 });
