@@ -226,3 +226,85 @@ describe("removing a data disk of a stateful host (examples/raft-platform.json +
     expect(fleet.cluster.vms["9303"].config.scsi1).toMatch(/^local-lvm:vm-9303-disk-\d+,/);
   });
 });
+
+describe("a host's pool removed (fleet.json: the ai hosts in pool ai)", () => {
+  const FLEET = () => JSON.parse(readFileSync(join(ROOT, "fleet.json"), "utf8"));
+  const parse = (d: unknown) => parseInventory(JSON.stringify(d), "fleet.json");
+  const members = (f: SimFleet, pool: string) => f.cluster.pools[pool]?.members.map((m) => Number(m.split("/")[1])).sort();
+  const apply = async (f: SimFleet, s: string) => {
+    const r = await f.run(s, "apply", "-auto-approve", "-input=false");
+    return { s, status: r.status, out: r.status === 0 ? "" : r.out.replace(/\s+/g, " ").slice(-1500) };
+  };
+
+  it("the VM leaves the pool, the pool is deleted by the first apply after its last VM left, no VM is touched, and the plans are empty afterwards", async () => {
+    const data = FLEET();
+    const fleet = await SimFleet.create(parse(data));
+    // the cluster stack as the previous release wrote it (one resource per pool): its state moves
+    const old = fleet.json("cluster");
+    const ours = Object.values<any>(old.resource.proxmox_virtual_environment_pool)[0];
+    old.resource.proxmox_virtual_environment_pool = Object.fromEntries(["ai", "platform"].map((p) => [`pool-${p}`, { pool_id: p, comment: ours.comment }]));
+    delete old.moved;
+    delete old.data;
+    fleet.writeJson("cluster", old);
+    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+    fleet.resynth(parse(data));
+    const moved = await fleet.run("cluster", "apply", "-auto-approve", "-input=false");
+    expect(moved.out).toMatch(/0 added, 0 changed, 0 destroyed/);
+    expect(Object.keys(fleet.cluster.pools).sort()).toEqual(["ai", "platform"]);
+    expect(members(fleet, "ai")).toEqual([8201, 8202, 8203]);
+
+    const from = fleet.cluster.tasks.length;
+    delete data.hosts.find((h: any) => h.name === "tappaas-litellm").pool;
+    fleet.resynth(parse(data));
+    // the comment says it (the VM itself shows no change: bpg suppresses a cleared pool_id)
+    expect((await fleet.run("ai", "plan", "-input=false", "-out=tfplan")).status).toBe(0);
+    const md = renderPlans([{ label: "ai", plan: asPlan(JSON.parse((await fleet.run("ai", "show", "-json", "tfplan")).out)) }]).markdown;
+    // (the inventory entry is in the deploy step's hash: its NixOS is re-applied, the same generation)
+    expect(md.split("\n").filter((l) => l.startsWith("| `tappaas-"))).toEqual(["| `tappaas-litellm (ai)` | `leaves pool ai (the provider never takes a VM out of a pool)` |", "| `tappaas-litellm` | `config_hash` |"]);
+    expect(md).not.toMatch(/new host/i);
+    for (const s of ["cluster", "ai"]) expect(await apply(fleet, s)).toEqual({ s, status: 0, out: "" });
+    expect(members(fleet, "ai")).toEqual([8201, 8203]);
+    for (const s of ["cluster", "ai"]) expect((await fleet.run(s, "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+
+    // the last two: the cluster stack runs first and keeps the pool while it has a member
+    for (const h of data.hosts) if (h.pool === "ai") delete h.pool;
+    fleet.resynth(parse(data));
+    for (const s of ["cluster", "ai"]) expect(await apply(fleet, s)).toEqual({ s, status: 0, out: "" });
+    expect(members(fleet, "ai")).toEqual([]);
+    expect((await fleet.run("ai", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+    expect((await fleet.run("cluster", "plan", "-detailed-exitcode", "-input=false")).status).toBe(2);
+    expect(await apply(fleet, "cluster")).toEqual({ s: "cluster", status: 0, out: "" });
+    expect(Object.keys(fleet.cluster.pools)).toEqual(["platform"]);
+    expect((await fleet.run("cluster", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+    // only pool changes: no task on any VM
+    expect(fleet.cluster.tasks.slice(from).filter((t) => t.type !== "vncproxy").map((t) => `${t.type}:${t.id}`)).toEqual([]);
+
+    // a pool named again: the VMs join it (bpg's own update), nothing runs for the leave
+    data.hosts.find((h: any) => h.name === "tappaas-vllm").pool = "ai";
+    fleet.resynth(parse(data));
+    for (const s of ["cluster", "ai"]) expect(await apply(fleet, s)).toEqual({ s, status: 0, out: "" });
+    expect(members(fleet, "ai")).toEqual([8201]);
+    for (const s of ["cluster", "ai"]) expect((await fleet.run(s, "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+
+  it("what the provider does on its own (the leave and the kept pools taken out of the JSON): the VMs stay in the pool and Proxmox refuses to delete it", async () => {
+    const data = FLEET();
+    const fleet = await SimFleet.create(parse(data));
+    for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+    for (const h of data.hosts) if (h.pool === "ai") delete h.pool;
+    fleet.resynth(parse(data));
+    const cluster = fleet.json("cluster");
+    const pool = Object.values<any>(cluster.resource.proxmox_virtual_environment_pool)[0];
+    pool.for_each = pool.for_each.replace(/^\$\{setunion\((\[[^\]]*\]), .*\)\}$/, "$${toset($1)}");
+    fleet.writeJson("cluster", cluster);
+    const ai = fleet.json("ai");
+    delete ai.resource.terraform_data.pool_leave;
+    fleet.writeJson("ai", ai);
+    const r = await apply(fleet, "cluster");
+    expect(r.status).not.toBe(0);
+    expect(r.out).toContain("delete pool failed: pool 'ai' is not empty (contains VM 8201)");
+    expect(await apply(fleet, "ai")).toEqual({ s: "ai", status: 0, out: "" });
+    expect(members(fleet, "ai")).toEqual([8201, 8202, 8203]);
+    expect((await fleet.run("ai", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+});

@@ -13,6 +13,8 @@ import { ROOT, runAsync } from "./helpers";
 import { providerEnv, seedFromInventory, simulatorCert, SimCluster, SimServer, startSimulator } from "../sandbox/pve";
 
 export const RECORD = join(ROOT, "__tests__", "stand-ins", "record-step.mjs");
+/** The real `deploy --leave-pool`, from any working directory. */
+export const LEAVE_POOL = `${join(ROOT, "node_modules", ".bin", "tsx")} ${join(ROOT, "scripts", "deploy.ts")} --leave-pool`;
 export const TOKEN = { id: "terraform@pve!fleet", secret: "5a0d1c3e-2b4f-4a6d-8e9f-0123456789ab" };
 
 /** The toolchain that scripts/tools.mjs built (setup-env.ts put it in the environment). */
@@ -48,7 +50,8 @@ export function simEnv(sim: SimServer): Record<string, string> {
 
 function synthInto(dir: string, inv: Inventory) {
   const app = new App({ outdir: join(dir, "out"), skipValidation: true });
-  const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir });
+  // the deploy steps run a stand-in; a VM leaving a pool runs the real script against the simulator
+  const stacks = buildFleet(app, inv, { root: ROOT, deployCommand: `node ${RECORD}`, deployWorkingDir: dir, leavePoolCommand: LEAVE_POOL });
   app.synth();
   return stacks;
 }

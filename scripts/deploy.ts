@@ -2,6 +2,7 @@
 /**
  * npm run deploy -- <host>... | --all [--concurrency N] [--dry-run] [--rollback] [--address A]
  * node --import tsx scripts/deploy.ts --from-env      (what the deploy steps run)
+ * node --import tsx scripts/deploy.ts --leave-pool    (what a host stack runs when a host loses its pool)
  * proxmox-nixos-fleet-deploy ...                       (the same, as the installed package's bin)
  *
  * Applies hosts' NixOS flakes over SSH with host-key pinning, health checks and rollback.
@@ -16,6 +17,9 @@ import { loadInventory, InventoryError, fleetFilePath, PROJECT_ROOT } from "../c
 import { planDeploys } from "../constructs/deploy-plan";
 import { deployHost, DeploySpec, EXIT, HostResult } from "./lib/deploy-host";
 import { blockingStdio } from "./lib/stdio";
+import { leavePool } from "./lib/pool-leave";
+import { pveAccess } from "./lib/pve-api";
+import { LEAVE_POOL_ENV, LEAVE_VMID_ENV } from "../constructs/pool-leave";
 
 // output reaches a pipe whole before the process exits (scripts/lib/stdio.ts)
 blockingStdio();
@@ -32,6 +36,8 @@ const HELP = `Usage:
   npm run deploy -- <host> [<host>...]   deploy the named hosts (in dependency order)
   npm run deploy -- --all                 deploy every host of the inventory
   node --import tsx scripts/deploy.ts --from-env   read one host's spec from $${DEPLOY_SPEC_ENV} (deploy steps)
+  node --import tsx scripts/deploy.ts --leave-pool take VM $${LEAVE_VMID_ENV} out of pool $${LEAVE_POOL_ENV}
+                                                   (what a host stack runs when a host's pool is removed)
 
 Options:
   --dry-run            print exactly what would run, run nothing
@@ -59,9 +65,26 @@ function fail(message: string): never {
   process.exit(EXIT.usage);
 }
 
+/** --leave-pool: one VM out of one pool (constructs/pool-leave.ts sets the environment). */
+async function leavePoolFromEnv(): Promise<never> {
+  const pool = process.env[LEAVE_POOL_ENV] ?? "";
+  const vmid = Number(process.env[LEAVE_VMID_ENV]);
+  if (!pool || !Number.isInteger(vmid) || vmid < 100) fail(`--leave-pool needs $${LEAVE_POOL_ENV} and $${LEAVE_VMID_ENV} (the host stacks set them)`);
+  const access = pveAccess();
+  if (typeof access === "string") fail(`--leave-pool: ${access}`);
+  try {
+    const r = await leavePool(access, pool, vmid);
+    process.stdout.write(r === "left" ? `VM ${vmid} left pool ${pool}\n` : `VM ${vmid} was not in pool ${pool}: nothing to do\n`);
+    process.exit(EXIT.ok);
+  } catch (e) {
+    process.stderr.write(`deploy: VM ${vmid} could not leave pool ${pool}: ${(e as Error).message}\n`);
+    process.exit(EXIT.failed);
+  }
+}
+
 async function main() {
   const args = minimist(process.argv.slice(2), {
-    boolean: ["all", "dry-run", "rollback", "from-env", "help"],
+    boolean: ["all", "dry-run", "rollback", "from-env", "leave-pool", "help"],
     string: ["address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable", "guard-seconds"],
     alias: { h: "help" },
   });
@@ -69,8 +92,10 @@ async function main() {
     process.stdout.write(`${HELP}\n`);
     return;
   }
-  const unknown = Object.keys(args).filter((k) => !["_", "all", "dry-run", "rollback", "from-env", "help", "h", "address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable", "guard-seconds"].includes(k));
+  const unknown = Object.keys(args).filter((k) => !["_", "all", "dry-run", "rollback", "from-env", "leave-pool", "help", "h", "address", "build-host", "concurrency", "ssh-timeout", "health-timeout", "health-stable", "guard-seconds"].includes(k));
   if (unknown.length) fail(`unknown option --${unknown[0]}; see --help`);
+
+  if (args["leave-pool"]) return leavePoolFromEnv();
 
   const opts = {
     root: ROOT,

@@ -11,8 +11,9 @@ import { FleetHost } from "../constructs/fleet-host";
 import { NixosDeployStep } from "../constructs/deploy-step";
 import { ConfigHasher } from "../constructs/config-hash";
 import { planDeploys } from "../constructs/deploy-plan";
-import { VirtualEnvironmentPool } from "../.gen/providers/proxmox/virtual-environment-pool";
+import { FleetPools } from "../constructs/pools";
 import { forgetRetired, StatefulGuard } from "../constructs/retirement";
+import { poolLeave } from "../constructs/pool-leave";
 
 export interface FleetOptions {
   /** Project root (holds nixos/). @default the repository root */
@@ -23,6 +24,8 @@ export interface FleetOptions {
   readonly deployWorkingDir?: string;
   /** Create Proxmox VMs. false: only the deploy steps, for machines made elsewhere. @default true */
   readonly manageVms?: boolean;
+  /** Override of the command a host stack runs when a host loses its pool (constructs/pool-leave.ts). */
+  readonly leavePoolCommand?: string;
   /** State backend; FLEET_BACKEND or the inventory's `backend` choose it. @default "local" */
   readonly backend?: "local" | "pg" | "s3";
 }
@@ -71,7 +74,7 @@ function configureBackend(stack: TerraformStack, name: string, backend: FleetOpt
 export class ClusterStack extends TerraformStack {
   readonly template: NixosTemplate;
   readonly mappings: PciMapping[];
-  readonly pools: VirtualEnvironmentPool[];
+  readonly pools: FleetPools;
 
   constructor(scope: Construct, id: string, inv: Inventory, opts: FleetOptions) {
     super(scope, id);
@@ -94,10 +97,7 @@ export class ClusterStack extends TerraformStack {
       imageSha256: t.imageSha256,
     });
     this.mappings = inv.pciMappings.map((m) => new PciMapping(this, `pci-${m.name}`, m));
-    // A clone into a pool that does not exist fails (qemu-server PVE/API2/Qemu.pm clone_vm checks
-    // the pool first): every pool a host names is made here, before any host stack runs.
-    const pools = [...new Set(inv.hosts.flatMap((h) => (h.pool ? [h.pool] : [])))].sort();
-    this.pools = pools.map((p) => new VirtualEnvironmentPool(this, `pool-${p}`, { poolId: p, comment: "managed by cdktf (proxmox-nixos-fleet)" }));
+    this.pools = new FleetPools(this, "pools", inv);
   }
 }
 
@@ -117,6 +117,8 @@ export class HostsStack extends TerraformStack {
       // no host name (those are lower-case).
       new StatefulGuard(this, "StatefulGuard", inv);
       forgetRetired(this, inv);
+      const poolless = this.hosts.filter((x) => x.vm && !x.spec.pool && !x.spec.existing);
+      poolLeave(this, { vms: poolless.map((x) => [x.spec.name, x.vm!.address]), command: opts.leavePoolCommand, workingDir: opts.deployWorkingDir });
     }
 
     const byName = new Map(this.hosts.map((x) => [x.spec.name, x]));

@@ -87,7 +87,7 @@ export function poolsGet({ c, params }: Ctx) {
   if (params.poolid !== undefined) {
     const p = c.pools[params.poolid];
     if (!p) die(`pool '${params.poolid}' does not exist\n`);
-    return [{ poolid: params.poolid, ...(p!.comment ? { comment: p!.comment } : {}), members: p!.members.map((m) => memberOf(c, m)) }];
+    return [{ poolid: params.poolid, ...(p!.comment ? { comment: p!.comment } : {}), members: [...p!.members].sort().filter((m) => c.vms[m.split("/")[1]]).map((m) => memberOf(c, m)) }];
   }
   return Object.entries(c.pools).map(([poolid, p]) => ({ poolid, ...(p.comment ? { comment: p.comment } : {}) }));
 }
@@ -96,35 +96,60 @@ function memberOf(c: Ctx["c"], m: string) {
   const vm = c.vms[String(vmid)];
   return { id: m, type: "qemu", vmid, node: vm?.node ?? "", status: vm?.status ?? "unknown", name: vm?.config.name ?? "" };
 }
-export function poolCreate({ c, params }: Ctx) {
-  if (c.pools[params.poolid]) die(`pool '${params.poolid}' already exists\n`);
-  c.pools[params.poolid] = { comment: params.comment || undefined, members: [] };
-  return null;
-}
-export function poolUpdate({ c, params }: Ctx, poolid = params.poolid) {
-  const p = c.pools[poolid];
-  if (!p) die(`pool '${poolid}' does not exist\n`);
-  if (params.comment !== undefined) p!.comment = params.comment || undefined;
-  for (const vmid of (params.vms ?? "").split(/[,;\s]+/).filter(Boolean)) {
-    if (!c.vms[vmid]) die(`VM ${vmid} does not exist\n`);
-    const id = `qemu/${vmid}`;
-    if (params.delete === "1") p!.members = p!.members.filter((m) => m !== id);
-    else {
-      const other = Object.entries(c.pools).find(([n, q]) => n !== poolid && q.members.includes(id));
-      // Pool.pm 380: a VM belongs to one pool; moving needs allow-move
-      if (other && params["allow-move"] !== "1") die(`VM ${vmid} belongs already to pool '${other[0]}' and 'allow-move' is not set\n`);
-      if (other) other[1].members = other[1].members.filter((m) => m !== id);
-      if (!p!.members.includes(id)) p!.members.push(id);
-    }
+/**
+ * Pool.pm (pve-manager 14a22df) changes user.cfg inside PVE::AccessControl::lock_user_config,
+ * which prefixes every error with its caller's text (pve-access-control
+ * src/PVE/AccessControl.pm lock_user_config: `die "$errmsg: $err"`).
+ */
+function locked(what: string, fn: () => void) {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof PveError) throw new PveError(e.status, `${what}: ${e.message}`, e.errors);
+    throw e;
   }
+}
+/** Pool.pm 183-210: "create pool failed"; a pool name starts with a letter. */
+export function poolCreate({ c, params }: Ctx) {
+  locked("create pool failed", () => {
+    if (c.pools[params.poolid]) die(`pool '${params.poolid}' already exists\n`);
+    if (!/^[A-Za-z]/.test(params.poolid)) die("pool name must start with a letter\n");
+    c.pools[params.poolid] = { comment: params.comment || undefined, members: [] };
+  });
   return null;
 }
-/** Pool.pm 512-525: a pool with members is not deleted. */
+/** Pool.pm 321-378: "update pools failed"; adding a member twice or deleting a non-member is refused. */
+export function poolUpdate({ c, params }: Ctx, poolid = params.poolid) {
+  locked("update pools failed", () => {
+    const p = c.pools[poolid];
+    if (!p) die(`pool '${poolid}' does not exist\n`);
+    if (params.comment !== undefined) p!.comment = params.comment || undefined;
+    for (const vmid of (params.vms ?? "").split(/[,;\s]+/).filter(Boolean)) {
+      const id = `qemu/${vmid}`;
+      if (params.delete === "1") {
+        if (!p!.members.includes(id)) die(`VM ${vmid} is not a pool member\n`);
+        p!.members = p!.members.filter((m) => m !== id);
+      } else {
+        if (p!.members.includes(id)) die(`VM ${vmid} is already a pool member\n`);
+        const other = Object.entries(c.pools).find(([n, q]) => n !== poolid && q.members.includes(id));
+        if (other && params["allow-move"] !== "1") die(`VM ${vmid} belongs already to pool '${other[0]}' and 'allow-move' is not set\n`);
+        if (other) other[1].members = other[1].members.filter((m) => m !== id);
+        p!.members.push(id);
+      }
+    }
+  });
+  return null;
+}
+/** Pool.pm 501-532: "delete pool failed"; a pool with a (still existing) member is not deleted. */
 export function poolDelete({ c, params }: Ctx, poolid = params.poolid) {
-  const p = c.pools[poolid];
-  if (!p) die(`pool '${poolid}' does not exist\n`);
-  if (p!.members.length) die(`pool '${poolid}' is not empty (contains VM ${p!.members[0].split("/")[1]})\n`);
-  delete c.pools[poolid];
+  locked("delete pool failed", () => {
+    const p = c.pools[poolid];
+    if (!p) die(`pool '${poolid}' does not exist\n`);
+    // `sort keys`: Perl's string order
+    const vm = p!.members.map((m) => m.split("/")[1]).sort().find((v) => c.vms[v]);
+    if (vm) die(`pool '${poolid}' is not empty (contains VM ${vm})\n`);
+    delete c.pools[poolid];
+  });
   return null;
 }
 

@@ -4,7 +4,7 @@
  * (stateful first), hosts whose NixOS is re-applied and why, imports, drift, and per-resource
  * details with sensitive values masked. Output is sorted, so the comment updates cleanly.
  */
-import { STATEFUL_TAG } from "../../constructs/markers";
+import { POOL_LEAVE_ID, STATEFUL_TAG } from "../../constructs/markers";
 import { detachedDisks, vmImpact } from "./plan-impact";
 export { STATEFUL_TAG };
 
@@ -23,6 +23,8 @@ export interface ResourceChange {
   readonly type: string;
   readonly name: string;
   readonly mode?: string;
+  /** The for_each key of an instance. */
+  readonly index?: unknown;
   readonly change: PlanChange;
 }
 
@@ -280,7 +282,11 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
       if (detached.length) detaching.push({ host: hostOf(rc) ?? rc.address, disks: detached, label });
       if (VM_TYPES.has(rc.type) && kind === "forget") forgotten.push(`- host ${code(host)}: ${code(rc.address)} (${code(label)}) — the VM keeps running as it is; Terraform no longer manages it (retired)`);
       if (VM_TYPES.has(rc.type) && (kind === "destroy" || kind === "replace")) dangerous.push({ host, stateful: statefulBefore(rc), kind, address: rc.address, label });
-      if (STEP_TYPES.has(rc.type) && (kind === "replace" || kind === "create")) redeploys.push({ host, triggers: kind === "create" ? ["new host"] : triggersChanged(rc.change), label, kind });
+      // a host that lost its pool (constructs/pool-leave.ts): its VM leaves it; no deploy
+      const leaving = rc.type === "terraform_data" && rc.name === POOL_LEAVE_ID;
+      const pool = leaving && kind === "create" ? rc.change.after?.input?.pool : undefined;
+      if (typeof pool === "string" && pool) impacts.push({ host: `${String(rc.index)} (${label})`, impact: `leaves pool ${pool} (the provider never takes a VM out of a pool)` });
+      if (STEP_TYPES.has(rc.type) && !leaving && (kind === "replace" || kind === "create")) redeploys.push({ host, triggers: kind === "create" ? ["new host"] : triggersChanged(rc.change), label, kind });
       if (kind !== "no-op" && kind !== "read") {
         // A destroy removes everything: listing every attribute would only bury the rest.
         const rows = kind === "destroy" ? [] : attributeChanges(rc.change);

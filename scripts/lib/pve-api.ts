@@ -5,7 +5,7 @@
  * pve-docs api-viewer/apidata.js (e5010dc): GET /cluster/resources, GET
  * /nodes/{node}/qemu/{vmid}/pending, POST /nodes/{node}/qemu/{vmid}/status/reboot ("Reboot the
  * VM by shutting it down, and starting it again. Applies pending changes."), GET
- * /nodes/{node}/tasks/{upid}/status.
+ * /nodes/{node}/tasks/{upid}/status, PUT /pools (a VM out of a pool, scripts/lib/pool-leave.ts).
  */
 import { request } from "node:https";
 import { request as httpRequest } from "node:http";
@@ -32,7 +32,7 @@ export function pveAccess(env: NodeJS.ProcessEnv = process.env): PveAccess | str
 export class PveApiError extends Error {}
 
 /** One API call; the answer's `data`. PVE's error text (the status line, `errors`) becomes the message. */
-export function pveCall(a: PveAccess, method: "GET" | "POST", path: string, params: Record<string, string> = {}): Promise<any> {
+export function pveCall(a: PveAccess, method: "GET" | "POST" | "PUT", path: string, params: Record<string, string> = {}): Promise<any> {
   const url = new URL(`${a.endpoint.pathname.replace(/\/+$/, "")}/api2/json${path}`, a.endpoint);
   const body = new URLSearchParams(params).toString();
   if (method === "GET") for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
@@ -46,7 +46,7 @@ export function pveCall(a: PveAccess, method: "GET" | "POST", path: string, para
         timeout: 30_000,
         headers: {
           Authorization: `PVEAPIToken=${a.token}`,
-          ...(method === "POST" ? { "Content-Type": "application/x-www-form-urlencoded", "Content-Length": Buffer.byteLength(body) } : {}),
+          ...(method !== "GET" ? { "Content-Type": "application/x-www-form-urlencoded", "Content-Length": Buffer.byteLength(body) } : {}),
         },
       },
       (res) => {
@@ -70,7 +70,7 @@ export function pveCall(a: PveAccess, method: "GET" | "POST", path: string, para
     );
     req.on("timeout", () => req.destroy(new PveApiError(`${method} ${path}: no answer within 30s`)));
     req.on("error", (e) => reject(e instanceof PveApiError ? e : new PveApiError(`${method} ${path}: ${e.message}`)));
-    if (method === "POST") req.write(body);
+    if (method !== "GET") req.write(body);
     req.end();
   });
 }
