@@ -13,6 +13,7 @@ import { Inventory, parseInventory } from "../constructs/inventory";
 import { asPlan, EXIT_PLAN_FAILED, renderPlans } from "../scripts/lib/plan-comment";
 import { ROOT } from "./helpers";
 import { SimFleet, vmsOf } from "./sim-harness";
+import { ALL_PRIVILEGES } from "../sandbox/pve";
 
 const RAFT = "examples/raft-platform.json";
 const raw = () => JSON.parse(readFileSync(join(ROOT, RAFT), "utf8"));
@@ -245,6 +246,7 @@ describe("a host's pool removed (fleet.json: the ai hosts in pool ai)", () => {
     old.resource.proxmox_virtual_environment_pool = Object.fromEntries(["ai", "platform"].map((p) => [`pool-${p}`, { pool_id: p, comment: ours.comment }]));
     delete old.moved;
     delete old.data;
+    delete old.check;
     fleet.writeJson("cluster", old);
     for (const s of ["cluster", "ai"]) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
     fleet.resynth(parse(data));
@@ -306,5 +308,75 @@ describe("a host's pool removed (fleet.json: the ai hosts in pool ai)", () => {
     expect(await apply(fleet, "ai")).toEqual({ s: "ai", status: 0, out: "" });
     expect(members(fleet, "ai")).toEqual([8201, 8202, 8203]);
     expect((await fleet.run("ai", "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+});
+
+describe("hosts cloned to other nodes than the template's (examples/ha-3-node-platform.json: template on pve1, local-lvm not shared)", () => {
+  const HA = "examples/ha-3-node-platform.json";
+  const ha = () => parseInventory(readFileSync(join(ROOT, HA), "utf8"), HA);
+  const AWAY = { core2: 9112, core3: 9113, edge2: 9122, edge3: 9123 };
+  const WARNING = "hosts core2, core3, edge2, edge3 (on pve2, pve3) are cloned on pve1 and then migrated, because datastore \"local-lvm\" is not shared";
+
+  it("every plan warns, naming them; the apply clones each on pve1 and migrates it to its node; the plans are empty afterwards", async () => {
+    const fleet = await SimFleet.create(ha());
+    expect((await fleet.run("cluster", "init", "-input=false")).status).toBe(0);
+    const plan = await fleet.run("cluster", "plan", "-input=false", "-out=tfplan");
+    expect(plan.status).toBe(0);
+    expect(plan.out.replace(/\s+/g, " ")).toContain(WARNING);
+    const md = renderPlans([{ label: "cluster", plan: asPlan(JSON.parse((await fleet.run("cluster", "show", "-json", "tfplan")).out)) }]).markdown;
+    expect(md).toContain(`> **Checks that failed** (the plan goes on):\n> - \`check.clone_path\` (\`cluster\`): ${WARNING}`);
+    for (const s of fleet.stacks) {
+      const r = await fleet.lifecycle(s, { validate: false });
+      expect({ s, failed: r.failed ?? "", replan: r.replan?.status }).toEqual({ s, failed: "", replan: 0 });
+    }
+    for (const [host, vmid] of Object.entries(AWAY)) {
+      // PVE's clone task carries the source VMID; the migrate task the new VM's (bpg vm.go 2420-2466)
+      const migrate = fleet.tasks("qmigrate", vmid);
+      expect({ host, migrated: migrate.map((t) => `${t.node}:${t.exitstatus}`), node: fleet.cluster.vms[String(vmid)].node }).toEqual({ host, migrated: ["pve1:OK"], node: host.endsWith("2") ? "pve2" : "pve3" });
+    }
+    expect(fleet.tasks("qmigrate").length).toBe(4);
+  });
+
+  it("with the datastore shared: no warning, and every host is cloned straight to its node (no migrate)", async () => {
+    const fleet = await SimFleet.create(ha(), { seed: (c) => (c.storages["local-lvm"].shared = true) });
+    expect((await fleet.run("cluster", "init", "-input=false")).status).toBe(0);
+    const plan = await fleet.run("cluster", "plan", "-input=false");
+    expect(plan.status).toBe(0);
+    expect(plan.out).not.toMatch(/Check block assertion failed|cloned on pve1/);
+    for (const s of fleet.stacks) expect((await fleet.lifecycle(s, { validate: false })).failed ?? "").toBe("");
+    expect(fleet.tasks("qmigrate")).toEqual([]);
+    for (const [host, vmid] of Object.entries(AWAY)) expect([host, fleet.cluster.vms[String(vmid)].node]).toEqual([host, host.endsWith("2") ? "pve2" : "pve3"]);
+  });
+
+  it("a token without VM.Migrate: the apply fails with Proxmox's refusal and the clone stays on pve1 outside the state; every apply fails the same way until the token has it, then the next one migrates that clone (docs/troubleshooting.md)", async () => {
+    const fleet = await SimFleet.create(ha(), { seed: (c) => (c.token.privileges = new Set(ALL_PRIVILEGES.filter((p) => p !== "VM.Migrate"))) });
+    expect((await fleet.lifecycle("cluster", { validate: false })).failed ?? "").toBe("");
+    const stack = fleet.stacks.find((s) => s !== "cluster" && JSON.stringify(fleet.json(s)).includes("core2"))!;
+    const first = await fleet.lifecycle(stack, { validate: false });
+    expect((first.failed ?? "").replace(/\s+/g, " ")).toContain("error migrating VM: received an HTTP 403 response - Reason: Permission check failed (/vms/9112, VM.Migrate)");
+    expect(fleet.cluster.vms["9112"].node).toBe("pve1");
+    expect((await fleet.run(stack, "state", "list")).out).not.toMatch(/core2_nixos_vm/);
+    // bpg retries a clone refused as "already exists" and takes it as done (v0.112.0
+    // proxmox/nodes/vms/vms.go 35-40, proxmox/retry/retry.go 106-160), then migrates again
+    const again = await fleet.run(stack, "apply", "-auto-approve", "-input=false");
+    expect(again.out.replace(/\s+/g, " ")).toContain("Permission check failed (/vms/9112, VM.Migrate)");
+    const clones = fleet.tasks("qmclone").length;
+    fleet.cluster.token.privileges.add("VM.Migrate");
+    const fixed = await fleet.run(stack, "apply", "-auto-approve", "-input=false");
+    expect({ status: fixed.status, out: fixed.status === 0 ? "" : fixed.out.slice(-1500) }).toEqual({ status: 0, out: "" });
+    expect(fleet.tasks("qmclone").length).toBe(clones);
+    for (const [host, vmid] of Object.entries(AWAY)) expect([host, fleet.cluster.vms[String(vmid)].node]).toEqual([host, host.endsWith("2") ? "pve2" : "pve3"]);
+    expect((await fleet.run(stack, "plan", "-detailed-exitcode", "-input=false")).status).toBe(0);
+  });
+
+  it("cluster.storage not available on a host's node: the cluster stack's plan fails before anything is made, naming the node, the datastore and the hosts", async () => {
+    const fleet = await SimFleet.create(ha(), { seed: (c) => (c.storages["local-lvm"].nodes = ["pve1", "pve2"]) });
+    expect((await fleet.run("cluster", "init", "-input=false")).status).toBe(0);
+    const from = fleet.cluster.tasks.length;
+    const plan = await fleet.run("cluster", "apply", "-auto-approve", "-input=false");
+    expect(plan.status).not.toBe(0);
+    expect(plan.out.replace(/\s+/g, " ")).toContain('datastore "local-lvm" (cluster.storage) is not enabled on node "pve3", where hosts core3, edge3 are cloned: nothing was changed.');
+    expect(fleet.cluster.tasks.length).toBe(from);
+    expect(Object.keys(fleet.cluster.pools)).toEqual([]);
   });
 });

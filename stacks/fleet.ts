@@ -12,6 +12,7 @@ import { NixosDeployStep } from "../constructs/deploy-step";
 import { ConfigHasher } from "../constructs/config-hash";
 import { planDeploys } from "../constructs/deploy-plan";
 import { FleetPools } from "../constructs/pools";
+import { checkCloneSource } from "../constructs/clone-source";
 import { forgetRetired, StatefulGuard } from "../constructs/retirement";
 import { poolLeave } from "../constructs/pool-leave";
 
@@ -98,6 +99,7 @@ export class ClusterStack extends TerraformStack {
     });
     this.mappings = inv.pciMappings.map((m) => new PciMapping(this, `pci-${m.name}`, m));
     this.pools = new FleetPools(this, "pools", inv);
+    checkCloneSource(this, inv);
   }
 }
 

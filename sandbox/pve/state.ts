@@ -84,7 +84,8 @@ export interface PciDevice {
 
 export interface SimCluster {
   nodes: string[];
-  storages: Record<string, { type: string; content: string[]; shared: boolean; total: number }>;
+  /** `nodes`: storage.cfg's node restriction (absent: every node). */
+  storages: Record<string, { type: string; content: string[]; shared: boolean; total: number; nodes?: string[] }>;
   volumes: Record<string, Volume>;
   pools: Record<string, { comment?: string; members: string[] }>;
   vms: Record<string, SimVm>;

@@ -32,6 +32,8 @@ export interface Plan {
   readonly format_version: string;
   readonly resource_changes?: ResourceChange[];
   readonly resource_drift?: ResourceChange[];
+  /** Checkable objects and their results (`check` blocks, conditions): Terraform's JSON output format. */
+  readonly checks?: { address?: { kind?: string; to_display?: string }; status?: string; instances?: { problems?: { message?: string }[] }[] }[];
 }
 
 export interface RenderOptions {
@@ -310,10 +312,16 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
     }
   }
 
+  // a failed `check` block is a warning: the plan goes on (constructs/clone-source.ts has one)
+  const warnings = plans.flatMap(({ label, plan }) =>
+    (Array.isArray(plan.checks) ? plan.checks : [])
+      .filter((c) => c?.address?.kind === "check" && c.status === "fail")
+      .flatMap((c) => (c.instances ?? []).flatMap((i) => i.problems ?? []).map((pr) => `${code(String(c.address?.to_display ?? "check"))} (${code(label)}): ${String(pr.message ?? "").replace(/\s+/g, " ").slice(0, 600)}`)),
+  );
   const blocked = (dangerous.some((d) => d.stateful) || detaching.length > 0) && !opts.allowDestroy;
   const max = opts.maxChars ?? 65000;
   const hint = opts.fullReportHint ?? "the full report is in the workflow run's artifacts";
-  const parts = { labels: [...plans.map((p) => p.label), ...failed.map((f) => f.label)].sort(), failed: [...failed].sort((a, b) => a.label.localeCompare(b.label)).map((f) => ({ ...f, hosts: hostsInError(f.error), kept: statefulKept(f.error) })), counts, forgotten: forgotten.sort(), impacts: impacts.sort((a, b) => a.host.localeCompare(b.host)), dangerous: dangerous.sort((a, b) => Number(b.stateful) - Number(a.stateful) || a.host.localeCompare(b.host)), redeploys: redeploys.sort((a, b) => a.host.localeCompare(b.host)), detaching: detaching.sort((a, b) => a.host.localeCompare(b.host)), blocked, nothing: !details.length && !drift.length && !failed.length };
+  const parts = { labels: [...plans.map((p) => p.label), ...failed.map((f) => f.label)].sort(), failed: [...failed].sort((a, b) => a.label.localeCompare(b.label)).map((f) => ({ ...f, hosts: hostsInError(f.error), kept: statefulKept(f.error) })), counts, forgotten: forgotten.sort(), impacts: impacts.sort((a, b) => a.host.localeCompare(b.host)), dangerous: dangerous.sort((a, b) => Number(b.stateful) - Number(a.stateful) || a.host.localeCompare(b.host)), redeploys: redeploys.sort((a, b) => a.host.localeCompare(b.host)), detaching: detaching.sort((a, b) => a.host.localeCompare(b.host)), warnings: [...new Set(warnings)].sort(), blocked, nothing: !details.length && !drift.length && !failed.length };
   const sections = [imports.length ? ["#### Imports", "", ...imports, ""] : [], drift.length ? ["#### Drift", "", ...drift, ""] : [], details.length ? ["#### Changes", "", ...details, ""] : []];
   const provenance = provenanceLine(opts.provenance);
   const full = compose(parts, LADDER[0], provenance, sections.flat(), "");
@@ -333,6 +341,8 @@ interface Parts {
   dangerous: { host: string; stateful: boolean; kind: Kind; address: string; label: string }[];
   redeploys: { host: string; triggers: string[]; label: string; kind: Kind }[];
   detaching: { host: string; disks: string[]; label: string }[];
+  /** failed `check` blocks: "<address> (<stack>): <message>" */
+  warnings: string[];
   blocked: boolean;
   nothing: boolean;
 }
@@ -381,6 +391,10 @@ function compose(p: Parts, l: Limits, provenance: string[], entries: string[], n
   if (failedShown.more) head.push("> [!WARNING]", `> **The plans of ${failedShown.more} more stacks failed**; their errors are in the workflow run's artifacts.`, "");
   const c = p.counts;
   head.push(`**${c.create} to create · ${c.update} to update · ${c.replace} to replace · ${c.destroy} to destroy · ${c.import} to import${c.forget ? ` · ${c.forget} to forget` : ""} · ${c["no-op"]} unchanged**`, "");
+  if (p.warnings.length) {
+    const { shown, more } = cap(p.warnings, Math.max(l.rows, 3));
+    head.push("> [!WARNING]", "> **Checks that failed** (the plan goes on):", ...shown.map((w) => `> - ${w}`), ...(more ? [`> - … and ${more} more`] : []), "");
+  }
   if (p.forgotten.length) {
     const { shown, more } = cap(p.forgotten, l.rows);
     head.push("#### Retired (kept, no longer managed)", "", ...shown, ...(more ? [`- … and ${more} more`] : []), "");
