@@ -199,8 +199,9 @@ export const HostSchema = Obj(
     gpu: Opt(GpuSchema),
     tags: Opt(Type.Array(Pattern("^[a-zA-Z0-9_][a-zA-Z0-9_+.-]{0,127}$", "is not a Proxmox tag (letters, digits, - _ . +)", "A tag."), { maxItems: 64, description: "Proxmox VM tags." })),
     // Proxmox makes a pool only when its name starts with a letter ("pool name must start with a
-    // letter", pve-manager PVE/API2/Pool.pm 196-198 at 14a22df).
-    pool: Opt(Pattern("^[a-zA-Z][a-zA-Z0-9_-]{0,63}$", "is not a Proxmox pool id (a letter, then letters, digits, - and _)", "Resource pool (created by the cluster stack).")),
+    // letter", pve-manager PVE/API2/Pool.pm 196-198 at 14a22df); the rest as pve-access-control
+    // AccessControl.pm verify_poolname 1353-1368 (nested pools, a/b, are not made here).
+    pool: Opt(Pattern("^[a-zA-Z][a-zA-Z0-9._-]{0,63}$", "is not a Proxmox pool id (a letter, then letters, digits, ., - and _)", "Resource pool (created by the cluster stack).")),
     onBoot: Opt(Bool("Start the VM when its node boots. Default true.")),
     startupOrder: Opt(Int(0, 65535, "Start order on boot (lower first).")),
     stateful: Opt(Bool("Holds data that must survive: prevent_destroy, Proxmox protection and the tag stateful.")),

@@ -70,7 +70,7 @@ export const tasks = ({ c }: Ctx) => clusterTasks(c);
 export const nodeTasks = ({ c }: Ctx, node: string) => clusterTasks(c).filter((t) => t.node === node);
 export function taskGet({ c }: Ctx, node: string, upid: string) {
   const t = findTask(c, upid);
-  if (t.node !== node) throw new PveError(400, "no such task");
+  if (t.node !== node) paramError({ upid: "no such task" });
   return taskStatus(t);
 }
 export function taskLog({ c }: Ctx, node: string, upid: string) {
@@ -154,8 +154,11 @@ export function poolDelete({ c, params }: Ctx, poolid = params.poolid) {
 }
 
 /**
- * /cluster/mapping/pci (Cluster/Mapping/PCI.pm): entries keep the `map` strings as written;
- * an unknown id is "mapping 'X' not found" (175), a second create "pci ID 'X' already defined" (210).
+ * /cluster/mapping/pci (pve-manager PVE/API2/Cluster/Mapping/PCI.pm at 14a22df): entries keep the
+ * `map` strings as written; an unknown id is "mapping 'X' not found" (175); create and update run
+ * under pve-guest-common Mapping/PCI.pm's lock, whose errors get "create hardware mapping failed: "
+ * (210, 217) or "update hardware mapping failed: " (254, 269); delete removes only what exists
+ * (300-311). The map's node is only the format pve-node: no check that the node exists.
  */
 export function mappingsList({ c }: Ctx) {
   return Object.entries(c.mappings).map(([id, m]) => ({ id, type: "pci", map: m.map, ...(m.description ? { description: m.description } : {}) }));
@@ -170,12 +173,11 @@ function checkMap(c: Ctx["c"], entries: string[]) {
   for (const e of entries) {
     const p = parseProp(e, "");
     for (const k of Object.keys(p)) if (!["id", "node", "path", "iommugroup", "subsystem-id", "description"].includes(k)) paramError({ map: `invalid format - invalid key in comma-separated list property: ${k}` });
-    if (!p.node || !p.path || !p.id) paramError({ map: "invalid format - format error" });
-    if (!c.nodes.includes(p.node)) die(`no such cluster node '${p.node}'\n`);
+    if (!p.node || !p.path || !p.id) paramError({ map: `invalid format - format error\n${!p.id ? "id" : !p.node ? "node" : "path"}: property is missing and it is not optional` });
   }
 }
 export function mappingCreate({ c, params }: Ctx) {
-  if (c.mappings[params.id]) die(`pci ID '${params.id}' already defined\n`);
+  if (c.mappings[params.id]) die(`create hardware mapping failed: pci ID '${params.id}' already defined\n`);
   const map = asList(params.map);
   checkMap(c, map);
   c.mappings[params.id] = { map, description: params.description, mdev: params.mdev === "1" };
@@ -183,7 +185,7 @@ export function mappingCreate({ c, params }: Ctx) {
 }
 export function mappingUpdate({ c, params }: Ctx, id: string) {
   const m = c.mappings[id];
-  if (!m) die(`pci ID '${id}' does not exist\n`);
+  if (!m) die(`update hardware mapping failed: pci ID '${id}' does not exist\n`);
   const deletes = (params.delete ?? "").split(/[,;\s]+/).filter(Boolean);
   if (params.map !== undefined) {
     const map = asList(params.map);
@@ -197,7 +199,6 @@ export function mappingUpdate({ c, params }: Ctx, id: string) {
   return null;
 }
 export function mappingDelete({ c }: Ctx, id: string) {
-  if (!c.mappings[id]) die(`pci ID '${id}' does not exist\n`);
   // qemu-server refuses nothing here: a VM using the mapping fails at its next start.
   delete c.mappings[id];
   return null;

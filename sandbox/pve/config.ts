@@ -110,14 +110,16 @@ export function applyConfig(c: SimCluster, vm: SimVm, params: Record<string, str
   const deletes = (params.delete ?? "").split(/[,;\s]+/).filter(Boolean);
   const sets = Object.fromEntries(Object.entries(params).filter(([k]) => !["node", "vmid", "delete", "digest", "skiplock", "revert", "force", "background_delay"].includes(k)));
   const overlap = deletes.find((k) => sets[k] !== undefined);
-  if (overlap) paramError({ delete: `cannot set and delete '${overlap}' at the same time` });
+  // Qemu.pm 2136 (qemu-server e6352be), the unbalanced quote as in the original
+  if (overlap) paramError({ delete: `you can't use '-${overlap}' and -delete ${overlap}' at the same time` });
   const running = vm.status === "running";
   const conf = vm.config;
   for (const k of deletes) {
     const current = vm.pending[k] ?? conf[k];
-    if (current === undefined) continue; // Qemu.pm 2280: "cannot delete '$opt' - not set in current configuration!" is a warning
-    if (/^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$/.test(k) && !/media=cdrom/.test(current) && (conf.protection === "1")) die(`can't remove drive '${k}' - protection mode enabled\n`);
-    if (/^unused\d+$/.test(k) && conf.protection === "1") die(`unable to delete '${volumeOf(current)}' - protection mode enabled\n`);
+    if (current === undefined) continue; // Qemu.pm 2298: "cannot delete '$opt' - not set in current configuration!" is a warning
+    // Qemu.pm 2310-2341 with AbstractConfig.pm check_protection 393: every drive, a cdrom too
+    if (/^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$/.test(k) && conf.protection === "1") die(`can't remove drive '${k}' - protection mode enabled\n`);
+    if (/^unused\d+$/.test(k) && conf.protection === "1") die(`can't remove unused disk '${volumeOf(current)}' - protection mode enabled\n`);
     if (running && !isFastPlug(k) && !isHotplug(k, conf)) {
       if (!vm.pendingDelete.includes(k)) vm.pendingDelete.push(k);
       delete vm.pending[k];

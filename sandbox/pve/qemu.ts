@@ -7,7 +7,7 @@
  */
 import { applyConfig, normalizeNet } from "./config";
 import { start } from "./power";
-import { allocVolume, die, formatProp, formatSize, parseProp, PveError, SimCluster, SimVm } from "./state";
+import { allocVolume, die, formatProp, formatSize, paramError, parseProp, PveError, SimCluster, SimVm } from "./state";
 import { startTask } from "./tasks";
 import { checkLock, Ctx, DRIVE_RE, effective, vmOn, volumeOf } from "./vm";
 
@@ -83,8 +83,10 @@ export function clone({ c, params, user }: Ctx, node: string, vmid: string) {
 /** create_vm (Qemu.pm 1000-1400): a VM from scratch; `import-from` disks copy an image volume. */
 export function create({ c, params, user }: Ctx, node: string) {
   const vmid = params.vmid;
-  if (c.vms[vmid]) die(`unable to create VM ${vmid}: config file already exists\n`);
+  // Qemu.pm 1295 checks the pool first; 1372-1375 with AbstractConfig.pm 261 and pve-cluster
+  // Cluster.pm 796 check_vmid_unused
   if (params.pool) assertPool(c, params.pool);
+  if (c.vms[vmid]) die(`unable to create VM ${vmid} - VM ${vmid} already exists on node '${c.vms[vmid].node}'\n`);
   const vm: SimVm = { vmid: Number(vmid), node, config: {}, pending: {}, pendingDelete: [], status: "stopped", agent: "ok", lock: "create" };
   c.vms[vmid] = vm;
   return startTask(c, node, "qmcreate", vmid, user, () => {
@@ -139,7 +141,7 @@ export function migrate({ c, params, user }: Ctx, node: string, vmid: string) {
   checkLock(vm, params);
   const target = params.target;
   if (!c.nodes.includes(target)) die(`no such cluster node '${target}'\n`);
-  if (target === node) die(`target is local node.\n`);
+  if (target === node) paramError({ target: "target is local node." }); // Qemu.pm 5567
   if (vm.status === "running" && params.online !== "1") die("can't migrate running VM without --online\n");
   vm.lock = "migrate";
   return startTask(c, node, "qmigrate", vmid, user, (log) => {
@@ -152,7 +154,8 @@ export function migrate({ c, params, user }: Ctx, node: string, vmid: string) {
       if (vm.status === "running" && mapped.length) die(`can't live migrate running VM which uses following mapped devices: ${mapped.map(([k, v]) => `${k}:${parseProp(v, "host").mapping}`).join(", ")}\n`);
     } catch (e: any) {
       delete vm.lock;
-      log(`ERROR: ${e.message.trim()}`);
+      // pve-guest-common AbstractMigrate.pm 18-28 and 232-242 (4a8f6cb)
+      log(`${new Date().toISOString().replace("T", " ").slice(0, 19)} ERROR: migration aborted (duration 00:00:00): ${e.message.trim()}`);
       die("migration aborted\n");
     }
     vm.node = target;

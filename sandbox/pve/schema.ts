@@ -86,7 +86,8 @@ const NAMED_FORMATS: Record<string, (v: string) => string | undefined> = {
   "pve-configid": (v) => (CONFIGID_RE.test(v) ? undefined : `invalid configuration ID '${v}'`),
   "pve-configid-list": (v) => v.split(/[,;\s]+/).filter(Boolean).map((x) => (CONFIGID_RE.test(x) ? undefined : `invalid configuration ID '${x}'`)).find(Boolean),
   "pve-bridge-id": (v) => (/^[-_.\w]+$/.test(v) ? undefined : `invalid bridge ID '${v}'`),
-  "pve-poolid": (v) => (/^[A-Za-z0-9_\-/]+$/.test(v) ? undefined : `invalid pool ID '${v}'`),
+  // pve-access-control src/PVE/AccessControl.pm verify_poolname 1353-1368
+  "pve-poolid": (v) => (v.split("/").length > 3 ? `pool name '${v}' nested too deeply (max levels = 3)` : /^[A-Za-z0-9.\-_]+(?:\/[A-Za-z0-9.\-_]+){0,2}$/.test(v) ? undefined : `pool name '${v}' contains invalid characters`),
 };
 
 const isInteger = (v: unknown) => (typeof v === "number" && Number.isInteger(v)) || (typeof v === "string" && /^-?\d+$/.test(v));

@@ -64,7 +64,7 @@ export function contentDelete({ c, user }: Ctx, node: string, storage: string, v
   const id = volumeId(storage, volume);
   const v = c.volumes[id];
   if (!v) die(`volume '${id}' does not exist\n`);
-  if (v!.vmid && Object.values(c.vms).some((vm) => Object.values(vm.config).some((x) => x.split(",")[0] === id))) die(`volume '${id}' is in use\n`);
+  // no in-use check: pve-storage API2/Storage/Content.pm 495-525 frees the volume in the task
   return startTask(c, node, "imgdel", volume, user, () => {
     delete c.volumes[id];
   });
@@ -91,11 +91,15 @@ export function downloadUrl({ c, params, user }: Ctx, node: string, storage: str
   if (ct === "import" && !/\.(qcow2|raw|vmdk|img|ova)$/.test(params.filename)) paramError({ filename: "invalid filename or wrong extension" });
   if (ct === "iso" && !/\.(iso|img)$/i.test(params.filename)) paramError({ filename: "wrong file extension" });
   const volid = `${storage}:${ct}/${params.filename}`;
+  // the destination is $path/$filename (Status.pm 903); a dir storage keeps iso under template/iso
+  // (pve-storage src/PVE/Storage/Plugin.pm 842)
+  const dest = `/var/lib/vz/${ct === "iso" ? "template/iso" : ct === "vztmpl" ? "template/cache" : ct}/${params.filename}`;
   return startTask(c, node, "download", encodeURIComponent(params.filename), user, (log) => {
-    log(`downloading ${params.url} to /var/lib/vz/${ct}/${params.filename}`);
+    log(`downloading ${params.url} to ${dest}`);
     const size = c.urls[params.url];
-    if (size === undefined) die(`download failed: 404 Not Found\n`);
-    if (c.volumes[volid]) die(`refusing to override existing file '/var/lib/vz/${ct}/${params.filename}'\n`);
+    // pve-common Tools.pm 1550: "download failed: " and wget's last line on stderr
+    if (size === undefined) die(`download failed: ${new Date().toISOString().replace("T", " ").slice(0, 19)} ERROR 404: Not Found.\n`);
+    if (c.volumes[volid]) die(`refusing to override existing file '${dest}'\n`);
     c.volumes[volid] = { storage, name: `${ct}/${params.filename}`, size: size!, format: params.filename.split(".").pop()!, content: ct };
   });
 }

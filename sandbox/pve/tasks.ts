@@ -6,7 +6,7 @@
  * 14a22df; an unknown UPID is 400 "no such task". /cluster/tasks lists every task ever run
  * (pve-manager PVE/API2/Cluster.pm 730-771).
  */
-import { PveError, SimCluster, SimTask } from "./state";
+import { paramError, PveError, SimCluster, SimTask } from "./state";
 
 let pid = 0x1000;
 
@@ -43,10 +43,11 @@ export function startTask(c: SimCluster, node: string, type: string, id: string,
 }
 
 export function findTask(c: SimCluster, upid: string): SimTask {
-  if (!/^UPID:[^:]+:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:[^:]+:[^:]*:[^:]+:$/.test(upid)) throw new PveError(400, "unable to parse worker upid");
+  // pve-manager PVE/API2/Tasks.pm 315-316, 516-517: parameter errors on upid
+  if (!/^UPID:[^:]+:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:[^:]+:[^:]*:[^:]+:$/.test(upid)) paramError({ upid: "unable to parse worker upid" });
   const t = c.tasks.find((x) => x.upid === upid);
-  if (!t) throw new PveError(400, "no such task");
-  return t;
+  if (!t) paramError({ upid: "no such task" });
+  return t!;
 }
 
 export function taskStatus(t: SimTask) {
