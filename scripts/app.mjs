@@ -2,7 +2,7 @@
 // The cdktf app command (cdktf.json "app"): runs main.ts from a bundle that esbuild rebuilds
 // whenever one of its TypeScript inputs is newer than the bundle. No type-checking at synth
 // (`npm test` runs tsc), no per-module transpiling at start-up: see docs/adr-0006-synth-speed.md.
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import Module, { createRequire } from "node:module";
 import vm from "node:vm";
 import { dirname, join } from "node:path";
@@ -27,6 +27,9 @@ if (stale()) {
   const { build, buildSync } = await import("esbuild");
   const { writeValidator } = await import("./gen-validator.mjs");
   const { fastResolve } = await import("./lib/cdktn-fast-resolve.mjs");
+  // Everything is written under a name of this process and renamed into place, the bundle last:
+  // synths that rebuild at once (jest workers on a fresh clone) never read a half-written file.
+  const tmp = (f) => `${f}.tmp-${process.pid}`;
   let r;
   try {
     r = await build({
@@ -36,7 +39,7 @@ if (stale()) {
       platform: "node",
       target: "node20",
       format: "cjs",
-      outfile: out,
+      outfile: tmp(out),
       // the packages too: one file to read instead of a few hundred modules to resolve; their
       // ES module builds where they have one (jsonc-parser's UMD build requires at run time)
       mainFields: ["module", "main"],
@@ -50,11 +53,14 @@ if (stale()) {
     process.stderr.write("the app does not compile; nothing was synthesized\n");
     process.exit(1);
   }
-  writeFileSync(meta, JSON.stringify(Object.keys(r.metafile.inputs)));
   // The inventory validator, compiled ahead of time from the schema this bundle holds.
-  const schemaBundle = join(root, ".build", "inventory-schema.cjs");
+  const schemaBundle = tmp(join(root, ".build", "inventory-schema.cjs"));
   buildSync({ absWorkingDir: root, entryPoints: [join(root, "constructs", "inventory-schema.ts")], bundle: true, platform: "node", target: "node20", format: "cjs", outfile: schemaBundle, packages: "external", logLevel: "silent" });
   writeValidator(require(schemaBundle).InventorySchema, validatorFile);
+  rmSync(schemaBundle, { force: true });
+  writeFileSync(tmp(meta), JSON.stringify(Object.keys(r.metafile.inputs)));
+  renameSync(tmp(meta), meta);
+  renameSync(tmp(out), out);
 }
 // the key constructs/inventory.ts reads (scripts/gen-validator.mjs)
 globalThis[Symbol.for("proxmox-nixos-fleet.inventoryValidator")] = runWithCodeCache(validatorFile, `${validatorFile}.v8cache`);

@@ -192,8 +192,10 @@ export function startSimulator(c: SimCluster, opts: { cert: string; key: string;
     let params: Record<string, unknown>;
     try {
       params = parseParams(url.searchParams, body, String(req.headers["content-type"] ?? ""), r.info);
-    } catch {
-      return fail(400, "Parameter verification failed.", { body: "unable to parse the request body" });
+    } catch (e) {
+      // pve-http-server src/PVE/APIServer/AnyEvent.pm 925-940 and 1068-1069 (5c9e4ea): a body that
+      // is not JSON dies in decode_json inside the handler: 500 with the decoder's text
+      return fail(500, `${(e as Error).message} at /usr/share/perl5/PVE/APIServer/AnyEvent.pm line 934.`);
     }
     for (const [k, v] of Object.entries(r.uriParams)) {
       if (params[k] !== undefined && params[k] !== v) return fail(400, "Parameter verification failed.", { [k]: "duplicate parameter (already defined in URI) with conflicting values!" });
