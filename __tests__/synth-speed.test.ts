@@ -28,6 +28,53 @@ describe("synth speed changes keep the output", () => {
     expect(patched.match(/__leaf\(/g)).toHaveLength(2); // in objects and in lists
   });
 
+  it("the edits that keep the preparing resolve's result apply to the installed cdktn, and step aside for cross-stack references and aspects", () => {
+    const dir = mkdtempSync(join(tmpdir(), "synth-edits-"));
+    // an app whose second stack reads the first (a cross-stack reference) and whose third has an
+    // aspect that changes an element after the stacks were prepared: bundled with the edits and
+    // without, it writes the same stacks
+    writeFileSync(
+      join(dir, "app.ts"),
+      `import { App, Aspects, DataResource, LocalBackend, TerraformStack } from "cdktn";
+      const app = new App({ outdir: process.argv[2], skipValidation: true });
+      const stack = (id: string) => { const s = new TerraformStack(app, id); new LocalBackend(s, { path: id + ".tfstate" }); return s; };
+      const a = stack("a"), b = stack("b"), c = stack("c");
+      const d = new DataResource(a, "d", { input: "from a" });
+      new DataResource(b, "e", { input: process.env.CROSS ? d.output : "plain" });
+      new DataResource(c, "f", { input: "before" });
+      if (process.env.ASPECT) Aspects.of(c).add({ visit: (n: any) => { if (n instanceof DataResource) n.input = "changed by an aspect"; } });
+      app.synth();`,
+    );
+    // (jest cannot import the .mjs plugin: a small ES module script builds both bundles)
+    writeFileSync(
+      join(dir, "build.mjs"),
+      `import { readFileSync } from "node:fs";
+      import { createRequire } from "node:module";
+      import { fastResolve, patchStack } from ${JSON.stringify(join(ROOT, "scripts", "lib", "cdktn-fast-resolve.mjs"))};
+      const req = createRequire(${JSON.stringify(join(ROOT, "package.json"))});
+      const { build } = req("esbuild");
+      const p = patchStack(readFileSync(req.resolve("cdktn/lib/terraform-stack.js"), "utf8"), readFileSync(req.resolve("cdktn/lib/synthesize/synthesizer.js"), "utf8"));
+      const opts = { entryPoints: [${JSON.stringify(join(dir, "app.ts"))}], nodePaths: [${JSON.stringify(join(ROOT, "node_modules"))}], bundle: true, platform: "node", format: "cjs", logLevel: "silent" };
+      await build({ ...opts, outfile: ${JSON.stringify(join(dir, "stock.js"))} });
+      await build({ ...opts, outfile: ${JSON.stringify(join(dir, "edited.js"))}, plugins: [fastResolve] });
+      process.stdout.write(JSON.stringify({ stack: p?.stack.includes("e.__fleetPrepared = "), synthesizer: p?.synthesizer.includes("__fleetPreparedStale = true") }));`,
+    );
+    const b = spawnSync("node", [join(dir, "build.mjs")], { cwd: ROOT, encoding: "utf8" });
+    expect({ status: b.status, err: b.stderr, out: b.stdout }).toEqual({ status: 0, err: "", out: JSON.stringify({ stack: true, synthesizer: true }) });
+    expect(readFileSync(join(dir, "edited.js"), "utf8")).toContain("__fleetPrepared");
+    expect(readFileSync(join(dir, "stock.js"), "utf8")).not.toContain("__fleetPrepared");
+    for (const env of [{}, { CROSS: "1" }, { ASPECT: "1" }, { CROSS: "1", ASPECT: "1" }]) {
+      const out: Record<string, Record<string, string>> = {};
+      for (const kind of ["stock", "edited"]) {
+        const r = spawnSync("node", [join(dir, `${kind}.js`), join(dir, `${kind}-out`)], { encoding: "utf8", env: { ...process.env, ...env } });
+        expect({ kind, env, status: r.status, err: r.stderr }).toEqual({ kind, env, status: 0, err: "" });
+        out[kind] = stacksOf(join(dir, `${kind}-out`));
+      }
+      expect({ env, edited: out.edited }).toEqual({ env, edited: out.stock });
+    }
+    expect(JSON.stringify(stacksOf(join(dir, "edited-out")))).toContain("changed by an aspect");
+  });
+
   it.each([["fleet.json", () => exampleData()], ["150 generated hosts", () => generateInventory(150)]])("%s: the bundled app writes the same stacks as the unedited cdktn", (_name, make) => {
     const dir = mkdtempSync(join(tmpdir(), "synth-same-"));
     const data = make();

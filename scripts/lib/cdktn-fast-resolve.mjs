@@ -12,6 +12,14 @@
 //  4. so is a member of an object or a list that resolves to itself: such a string, a boolean,
 //     null, or a number far from the encoded token numbers (about -1.9e+289); the resolver
 //     built a context (a new path array, a copy of its options, two closures) for each.
+// And two edits that spare the second walk (cdktn/lib/terraform-stack.js,
+// cdktn/lib/synthesize/synthesizer.js): App.synth() resolves every element of a stack once to
+// prepare it (finding cross-stack references) and again to write it, and the two results are the
+// same unless a cross-stack reference was registered (tfExpression.js Reference.resolve is the
+// only code that reads `preparing`) or an aspect changed an element in between. So:
+//  5. the preparing resolve keeps its result on the element;
+//  6. the writing resolve takes it (once) unless a cross-stack reference was registered or an
+//     aspect ran, which set a flag that turns this off for the rest of the process.
 // Output is unchanged (tested: the same stacks byte for byte with and without). When cdktn's
 // source no longer has these exact lines the file is bundled as it is and the synth is only
 // slower: `npm test` says so (__tests__/synth-speed.test.ts).
@@ -33,15 +41,41 @@ export const EDITS = [
   ["            .map((x, i) => makeContext(`${i}`)[0].resolve(x))\n", "            .map((x, i) => (__leaf(x) ? x : makeContext(`${i}`)[0].resolve(x)))\n"],
 ];
 
-/** The patched source, or undefined when an edit does not match cdktn's source exactly. */
-export function patchResolve(source) {
+/** The flag of edits 5-6: once set, every stack is resolved again to be written. */
+const STALE = "globalThis.__fleetPreparedStale = true;";
+export const STACK_FILE = /[\\/]cdktn[\\/]lib[\\/]terraform-stack\.js$/;
+export const STACK_EDITS = [
+  ["        terraformElements(this).forEach((e) => (0, _tokens_1.resolve)(this, e.toTerraform(), true));\n", "        terraformElements(this).forEach((e) => { e.__fleetPrepared = (0, _tokens_1.resolve)(this, e.toTerraform(), true); });\n"],
+  [
+    "        const fragments = elements.map((e) => (0, _tokens_1.resolve)(this, e.toTerraform()));\n",
+    "        const fragments = elements.map((e) => { const p = e.__fleetPrepared; e.__fleetPrepared = undefined; return p !== undefined && !globalThis.__fleetPreparedStale ? p : (0, _tokens_1.resolve)(this, e.toTerraform()); });\n",
+  ],
+  ["    registerOutgoingCrossStackReference(identifier) {\n", `    registerOutgoingCrossStackReference(identifier) {\n        ${STALE}\n`],
+  ["    registerIncomingCrossStackReference(fromStack) {\n", `    registerIncomingCrossStackReference(fromStack) {\n        ${STALE}\n`],
+];
+export const SYNTHESIZER_FILE = /[\\/]cdktn[\\/]lib[\\/]synthesize[\\/]synthesizer\.js$/;
+export const SYNTHESIZER_EDITS = [["            aspect.visit(construct);\n", `            ${STALE}\n            aspect.visit(construct);\n`]];
+
+function applyEdits(source, edits) {
   let out = source;
-  for (const [from, to] of EDITS) {
+  for (const [from, to] of edits) {
     const count = out.split(from).length - 1;
     if (from === "(pathName" ? count < 1 : count !== 1) return undefined;
     out = out.split(from).join(to);
   }
-  return `${PLAIN}\n${out}`;
+  return out;
+}
+
+/** The patched source, or undefined when an edit does not match cdktn's source exactly. */
+export function patchResolve(source) {
+  const out = applyEdits(source, EDITS);
+  return out === undefined ? undefined : `${PLAIN}\n${out}`;
+}
+/** Edits 5-6, or undefined unless every one of them (in both files) matches: they work only together. */
+export function patchStack(stackSource, synthesizerSource) {
+  const stack = applyEdits(stackSource, STACK_EDITS);
+  const synthesizer = applyEdits(synthesizerSource, SYNTHESIZER_EDITS);
+  return stack === undefined || synthesizer === undefined ? undefined : { stack, synthesizer };
 }
 
 export const fastResolve = {
@@ -51,5 +85,12 @@ export const fastResolve = {
       const source = readFileSync(args.path, "utf8");
       return { contents: patchResolve(source) ?? source, loader: "js" };
     });
+    const both = (path) => {
+      const stackFile = path.replace(SYNTHESIZER_FILE, "/cdktn/lib/terraform-stack.js");
+      const synthFile = path.replace(STACK_FILE, "/cdktn/lib/synthesize/synthesizer.js");
+      return patchStack(readFileSync(stackFile, "utf8"), readFileSync(synthFile, "utf8"));
+    };
+    build.onLoad({ filter: STACK_FILE }, (args) => ({ contents: both(args.path)?.stack ?? readFileSync(args.path, "utf8"), loader: "js" }));
+    build.onLoad({ filter: SYNTHESIZER_FILE }, (args) => ({ contents: both(args.path)?.synthesizer ?? readFileSync(args.path, "utf8"), loader: "js" }));
   },
 };
