@@ -42,6 +42,9 @@ describe("synth speed changes keep the output", () => {
       const d = new DataResource(a, "d", { input: "from a" });
       new DataResource(b, "e", { input: process.env.CROSS ? d.output : "plain" });
       new DataResource(c, "f", { input: "before" });
+      // stack overrides: a token in one, and one that deletes (deepMerge's undefined)
+      a.addOverride("locals.from_d", d.output);
+      a.addOverride("terraform.backend.local.path", undefined);
       if (process.env.ASPECT) Aspects.of(c).add({ visit: (n: any) => { if (n instanceof DataResource) n.input = "changed by an aspect"; } });
       app.synth();`,
     );
@@ -73,6 +76,8 @@ describe("synth speed changes keep the output", () => {
       expect({ env, edited: out.edited }).toEqual({ env, edited: out.stock });
     }
     expect(JSON.stringify(stacksOf(join(dir, "edited-out")))).toContain("changed by an aspect");
+    const a = JSON.parse(stacksOf(join(dir, "edited-out")).a);
+    expect({ local: a.locals.from_d, backend: a.terraform.backend.local }).toEqual({ local: "${terraform_data.d.output}", backend: {} });
   });
 
   it.each([["fleet.json", () => exampleData()], ["150 generated hosts", () => generateInventory(150)]])("%s: the bundled app writes the same stacks as the unedited cdktn", (_name, make) => {

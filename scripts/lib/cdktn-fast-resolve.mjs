@@ -19,7 +19,10 @@
 // only code that reads `preparing`) or an aspect changed an element in between. So:
 //  5. the preparing resolve keeps its result on the element;
 //  6. the writing resolve takes it (once) unless a cross-stack reference was registered or an
-//     aspect ran, which set a flag that turns this off for the rest of the process.
+//     aspect ran, which set a flag that turns this off for the rest of the process;
+//  7. the stack's document, made of those resolved fragments and the stack's raw overrides, was
+//     resolved once more as a whole: when every fragment came resolved from step 6, only the
+//     overrides' values are resolved (an undefined one still deletes, as deepMerge does).
 // Output is unchanged (tested: the same stacks byte for byte with and without). When cdktn's
 // source no longer has these exact lines the file is bundled as it is and the synth is only
 // slower: `npm test` says so (__tests__/synth-speed.test.ts).
@@ -48,7 +51,14 @@ export const STACK_EDITS = [
   ["        terraformElements(this).forEach((e) => (0, _tokens_1.resolve)(this, e.toTerraform(), true));\n", "        terraformElements(this).forEach((e) => { e.__fleetPrepared = (0, _tokens_1.resolve)(this, e.toTerraform(), true); });\n"],
   [
     "        const fragments = elements.map((e) => (0, _tokens_1.resolve)(this, e.toTerraform()));\n",
-    "        const fragments = elements.map((e) => { const p = e.__fleetPrepared; e.__fleetPrepared = undefined; return p !== undefined && !globalThis.__fleetPreparedStale ? p : (0, _tokens_1.resolve)(this, e.toTerraform()); });\n",
+    "        let __allPrepared = true;\n        const fragments = elements.map((e) => { const p = e.__fleetPrepared; e.__fleetPrepared = undefined; if (p !== undefined && !globalThis.__fleetPreparedStale) return p; __allPrepared = false; return (0, _tokens_1.resolve)(this, e.toTerraform()); });\n",
+  ],
+  [
+    "        (0, util_1.deepMerge)(tf, this.rawOverrides);\n        return (0, _tokens_1.resolve)(this, tf);\n",
+    "        if (__allPrepared && !globalThis.__fleetPreparedStale) {\n" +
+      "            const leaves = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v === undefined ? undefined : v !== null && typeof v === \"object\" && !Array.isArray(v) && typeof v.resolve !== \"function\" ? leaves(v) : (0, _tokens_1.resolve)(this, v)]));\n" +
+      "            (0, util_1.deepMerge)(tf, leaves(this.rawOverrides));\n            return tf;\n        }\n" +
+      "        (0, util_1.deepMerge)(tf, this.rawOverrides);\n        return (0, _tokens_1.resolve)(this, tf);\n",
   ],
   ["    registerOutgoingCrossStackReference(identifier) {\n", `    registerOutgoingCrossStackReference(identifier) {\n        ${STALE}\n`],
   ["    registerIncomingCrossStackReference(fromStack) {\n", `    registerIncomingCrossStackReference(fromStack) {\n        ${STALE}\n`],
