@@ -20,6 +20,7 @@ export function hostConfigFiles(host: Pick<HostSpec, "name" | "roles">, nixosDir
 /** Hashes files once per process: a 1000-host synth reads each shared module once. */
 export class ConfigHasher {
   private readonly fileHashes = new Map<string, string>();
+  private readonly filesText = new Map<string, string>();
 
   constructor(readonly nixosDir: string) {}
 
@@ -40,7 +41,15 @@ export class ConfigHasher {
    */
   hostHash(host: HostSpec, context: unknown = null): string {
     const h = createHash("sha256");
-    for (const rel of hostConfigFiles(host, this.nixosDir)) h.update(`${rel}\0${this.fileHash(rel)}\n`);
+    // the same text for every host with the same roles and no override file: made once
+    const files = hostConfigFiles(host, this.nixosDir);
+    const key = files.join("\0");
+    let text = this.filesText.get(key);
+    if (text === undefined) {
+      text = files.map((rel) => `${rel}\0${this.fileHash(rel)}\n`).join("");
+      this.filesText.set(key, text);
+    }
+    h.update(text);
     h.update(`inventory\0${canonicalJson(host)}\n`);
     h.update(`context\0${canonicalJson(context)}`);
     return h.digest("hex");
