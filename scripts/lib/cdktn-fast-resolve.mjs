@@ -53,6 +53,9 @@ export const STACK_EDITS = [
     "        const fragments = elements.map((e) => (0, _tokens_1.resolve)(this, e.toTerraform()));\n",
     "        let __allPrepared = true;\n        const fragments = elements.map((e) => { const p = e.__fleetPrepared; e.__fleetPrepared = undefined; if (p !== undefined && !globalThis.__fleetPreparedStale) return p; __allPrepared = false; return (0, _tokens_1.resolve)(this, e.toTerraform()); });\n",
   ],
+  // (each fragment is let go once merged: the stack's fragments and its merged copy are not all
+  // held at once, which was the peak of a 5000-host synth)
+  ["        for (const fragment of fragments) {\n            (0, util_1.deepMerge)(tf, fragment);\n        }\n", "        for (let i = 0; i < fragments.length; i++) {\n            (0, util_1.deepMerge)(tf, fragments[i]);\n            fragments[i] = undefined;\n        }\n"],
   [
     "        (0, util_1.deepMerge)(tf, this.rawOverrides);\n        return (0, _tokens_1.resolve)(this, tf);\n",
     "        if (__allPrepared && !globalThis.__fleetPreparedStale) {\n" +
