@@ -42,7 +42,9 @@ describe("synth speed changes keep the output", () => {
       const d = new DataResource(a, "d", { input: "from a" });
       new DataResource(b, "e", { input: process.env.CROSS ? d.output : "plain" });
       new DataResource(c, "f", { input: "before" });
-      // stack overrides: a token in one, and one that deletes (deepMerge's undefined)
+      // what the JSON writer must write as safe-stable-stringify does: escapes, empty and nested
+      // containers, nulls and gaps in lists, key order, array-index-like keys, numbers
+      new DataResource(c, "g", { input: { z: "é \u2028 \\"quoted\\" \\\\ \\u0001 \\ud800", a: [null, 1.5, -0, 1e21, [], {}, [[]], { "10": 1, "9": 2, b: { c: [] } }], m: {}, "${"${"}x}": "${"${"}y}" } });
       a.addOverride("locals.from_d", d.output);
       a.addOverride("terraform.backend.local.path", undefined);
       if (process.env.ASPECT) Aspects.of(c).add({ visit: (n: any) => { if (n instanceof DataResource) n.input = "changed by an aspect"; } });

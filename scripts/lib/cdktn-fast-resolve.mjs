@@ -23,6 +23,13 @@
 //  7. the stack's document, made of those resolved fragments and the stack's raw overrides, was
 //     resolved once more as a whole: when every fragment came resolved from step 6, only the
 //     overrides' values are resolved (an undefined one still deletes, as deepMerge does).
+// And one in the synthesizer (cdktn/lib/synthesize/synthesizer.js):
+//  8. a stack's JSON was one string built by safe-stable-stringify (keys sorted, indent 2) from
+//     many small concatenations, then written: 30 MB of JSON held a few times that while it was
+//     built. It is written as it is made instead, in 64 KiB pieces, the same text (strings by
+//     V8's JSON.stringify, which is what safe-stable-stringify's strEscape produces). A value it
+//     does not know (a cycle, a typed array, a bigint) hands the whole stack back to
+//     safe-stable-stringify.
 // Output is unchanged (tested: the same stacks byte for byte with and without). When cdktn's
 // source no longer has these exact lines the file is bundled as it is and the synth is only
 // slower: `npm test` says so (__tests__/synth-speed.test.ts).
@@ -67,7 +74,78 @@ export const STACK_EDITS = [
   ["    registerIncomingCrossStackReference(fromStack) {\n", `    registerIncomingCrossStackReference(fromStack) {\n        ${STALE}\n`],
 ];
 export const SYNTHESIZER_FILE = /[\\/]cdktn[\\/]lib[\\/]synthesize[\\/]synthesizer\.js$/;
-export const SYNTHESIZER_EDITS = [["            aspect.visit(construct);\n", `            ${STALE}\n            aspect.visit(construct);\n`]];
+const WRITE_JSON = String.raw`
+const __fleetUnknown = {};
+function __fleetWriteJson(file, value) {
+    const fd = fs.openSync(file, "w");
+    let buf = "";
+    const out = (s) => {
+        buf += s;
+        if (buf.length > 65536) {
+            fs.writeSync(fd, buf);
+            buf = "";
+        }
+    };
+    const stack = [];
+    const prepare = (v, key) => (v !== null && typeof v === "object" && typeof v.toJSON === "function" ? v.toJSON(key) : v);
+    const skip = (v) => v === undefined || typeof v === "function" || typeof v === "symbol";
+    const write = (v, indent) => {
+        if (v === null) return out("null");
+        switch (typeof v) {
+            case "string": return out(JSON.stringify(v));
+            case "number": return out(isFinite(v) ? String(v) : "null");
+            case "boolean": return out(v ? "true" : "false");
+            case "object": break;
+            default: throw __fleetUnknown;
+        }
+        if (stack.includes(v) || ArrayBuffer.isView(v)) throw __fleetUnknown;
+        const inner = indent + "  ";
+        stack.push(v);
+        if (Array.isArray(v)) {
+            if (v.length === 0) out("[]");
+            else {
+                out("[\n" + inner);
+                for (let i = 0; i < v.length; i++) {
+                    if (i) out(",\n" + inner);
+                    const x = prepare(v[i], String(i));
+                    if (skip(x)) out("null");
+                    else write(x, inner);
+                }
+                out("\n" + indent + "]");
+            }
+        } else {
+            const keys = Object.keys(v).sort();
+            let first = true;
+            for (const key of keys) {
+                const x = prepare(v[key], key);
+                if (skip(x)) continue;
+                out((first ? "{\n" : ",\n") + inner + JSON.stringify(key) + ": ");
+                first = false;
+                write(x, inner);
+            }
+            out(first ? "{}" : "\n" + indent + "}");
+        }
+        stack.pop();
+    };
+    try {
+        const top = prepare(value, "");
+        if (skip(top)) throw __fleetUnknown;
+        write(top, "");
+        fs.writeSync(fd, buf);
+    } catch (e) {
+        if (e !== __fleetUnknown) throw e;
+        fs.ftruncateSync(fd, 0);
+        fs.writeSync(fd, (0, safe_stable_stringify_1.default)(value, null, 2), 0);
+    } finally {
+        fs.closeSync(fd);
+    }
+}
+`;
+export const SYNTHESIZER_EDITS = [
+  ["            aspect.visit(construct);\n", `            ${STALE}\n            aspect.visit(construct);\n`],
+  ["        fs.writeFileSync(path.join(session.outdir, stackManifest.synthesizedStackPath), (0, safe_stable_stringify_1.default)(jsonTfConfig, null, 2));\n", "        __fleetWriteJson(path.join(session.outdir, stackManifest.synthesizedStackPath), jsonTfConfig);\n"],
+  ["const safe_stable_stringify_1 = require(\"safe-stable-stringify\");\n", `const safe_stable_stringify_1 = require("safe-stable-stringify");\n${WRITE_JSON}\n`],
+];
 
 function applyEdits(source, edits) {
   let out = source;
