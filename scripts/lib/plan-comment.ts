@@ -6,7 +6,10 @@
  */
 import { POOL_LEAVE_ID, STATEFUL_TAG } from "../../constructs/markers";
 import { detachedDisks, vmImpact } from "./plan-impact";
+import { cellCode, code, html } from "./plan-markdown";
+import { compose, FailedPlan, fit, Kind, LADDER, Provenance, provenanceLine } from "./plan-layout";
 export { STATEFUL_TAG };
+export type { FailedPlan };
 
 export interface PlanChange {
   readonly actions: string[];
@@ -44,7 +47,7 @@ export interface RenderOptions {
   /** Where the full, untruncated Markdown and plan are (said in the note on what was left out). */
   readonly fullReportHint?: string;
   /** The commit (and workflow run) the plans were made for, shown on the first line. */
-  readonly provenance?: { readonly commit: string; readonly runUrl?: string };
+  readonly provenance?: Provenance;
 }
 
 export interface Rendered {
@@ -61,7 +64,6 @@ export const EXIT_STATEFUL_DESTROY = 3;
 export const EXIT_PLAN_FAILED = 4;
 export const EXIT_BAD_INPUT = 2;
 
-type Kind = "create" | "update" | "replace" | "destroy" | "import" | "forget" | "no-op" | "read";
 const VM_TYPES = new Set(["proxmox_virtual_environment_vm", "proxmox_vm"]);
 const STEP_TYPES = new Set(["terraform_data", "null_resource"]);
 const ACTIONS = new Set(["no-op", "create", "read", "update", "delete", "forget"]);
@@ -122,21 +124,6 @@ export function statefulBefore(rc: ResourceChange): boolean {
 
 // ---- escaping: every string from the plan is escaped for where it lands
 
-/** A run of backticks longer than any run inside `t`, and at least `min` long. */
-const fenceFor = (t: string, min: number) => "`".repeat(Math.max(min - 1, ...(t.match(/`+/g) ?? []).map((r) => r.length)) + 1);
-
-/** Inline code with no way out: newlines flattened, a fence longer than any backtick run inside. */
-export function code(s: string, max = 200): string {
-  let t = String(s).replace(/[\r\n\u2028\u2029]+/g, " ");
-  if (t.length > max) t = `${t.slice(0, max - 1)}…`;
-  const fence = fenceFor(t, 1);
-  const pad = t.startsWith("`") || t.endsWith("`") || t === "" ? " " : "";
-  return `${fence}${pad}${t}${pad}${fence}`;
-}
-/** Inline code inside a table cell: as code(), with `|` escaped (GFM tables split on it even in code). */
-const cellCode = (s: string, max = 120) => code(s, max).replace(/\|/g, "\\|");
-/** Text inside our own HTML (summary): HTML-escaped, single line. */
-const html = (s: string) => String(s).replace(/[\r\n]+/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 
 function fmt(v: unknown): string {
   if (v === undefined) return "—";
@@ -225,12 +212,6 @@ function triggersChanged(c: PlanChange): string[] {
   return names.filter((n) => (unknown && unknown[n] === true) || JSON.stringify(a[n]) !== JSON.stringify(b[n])).map((n) => (unknown && unknown[n] === true ? `${n} (known after apply)` : n));
 }
 
-/** A stack whose `plan` failed: its label and Terraform's error output. */
-export interface FailedPlan {
-  readonly label: string;
-  readonly error: string;
-}
-
 /** Fleet hosts named in Terraform's error text (resource addresses of VMs and deploy steps). */
 export function hostsInError(text: string): string[] {
   return [...new Set([...text.matchAll(/(?:proxmox_virtual_environment_vm|terraform_data|null_resource)\.([A-Za-z0-9-]+?)_(?:nixos_vm|deploy_step)_[0-9A-F]{8}/g)].map((m) => m[1]))].sort();
@@ -244,14 +225,6 @@ export function statefulKept(text: string): string[] {
   const flat = text.replace(/\x1b\[[0-9;]*m/g, "").replace(/[│╷╵]/g, " ").replace(/\s+/g, " ");
   const m = /stateful VM\(s\) (.+?) are in Proxmox but not in the inventory/.exec(flat);
   return m ? [...m[1].matchAll(/([a-z][a-z0-9-]*) \(VMID (\d+) on ([^)]+)\)/g)].map((x) => `${x[1]} (VMID ${x[2]} on ${x[3]})`) : [];
-}
-
-/** A fenced block no text can close early: a fence longer than any backtick run inside. */
-function fenced(text: string, max = 4000): string {
-  let t = text.replace(/\x1b\[[0-9;]*m/g, "");
-  if (t.length > max) t = `${t.slice(0, max)}\n… (${t.length - max} more characters in the artifact)`;
-  const fence = fenceFor(t, 3);
-  return `${fence}text\n${t}\n${fence}`;
 }
 
 export function renderPlans(plans: { label: string; plan: Plan }[], opts: RenderOptions = {}, failed: FailedPlan[] = []): Rendered {
@@ -330,147 +303,3 @@ export function renderPlans(plans: { label: string; plan: Plan }[], opts: Render
   return { markdown, full, exitCode: failed.length ? EXIT_PLAN_FAILED : blocked ? EXIT_STATEFUL_DESTROY : 0, counts };
 }
 
-/** What the comment's head is made of (everything but the per-resource sections). */
-interface Parts {
-  labels: string[];
-  /** with the hosts and kept stateful VMs their errors name, read once (fit() composes several times) */
-  failed: (FailedPlan & { hosts: string[]; kept: string[] })[];
-  counts: Record<Kind, number>;
-  forgotten: string[];
-  impacts: { host: string; impact: string }[];
-  dangerous: { host: string; stateful: boolean; kind: Kind; address: string; label: string }[];
-  redeploys: { host: string; triggers: string[]; label: string; kind: Kind }[];
-  detaching: { host: string; disks: string[]; label: string }[];
-  /** failed `check` blocks: "<address> (<stack>): <message>" */
-  warnings: string[];
-  blocked: boolean;
-  nothing: boolean;
-}
-
-/** How much of each list and text the head shows; fit() walks down this ladder until the comment fits. */
-interface Limits {
-  rows: number;
-  error: number;
-  cell: number;
-}
-const LADDER: Limits[] = [
-  { rows: 300, error: 4000, cell: 400 },
-  { rows: 100, error: 2000, cell: 200 },
-  { rows: 30, error: 800, cell: 120 },
-  { rows: 10, error: 300, cell: 80 },
-  { rows: 3, error: 0, cell: 60 },
-  { rows: 0, error: 0, cell: 40 },
-];
-
-/** The commit and run a comment belongs to (an old plan must not pass for the newest push's). */
-function provenanceLine(p: RenderOptions["provenance"]): string[] {
-  if (!p) return [];
-  // the URL is checked by the caller (https, no spaces); parentheses are escaped for the link
-  const run = p.runUrl ? ` by [this workflow run](${p.runUrl.replace(/[()<>\s]/g, encodeURIComponent)})` : "";
-  return [`<sub>Planned for commit <code>${html(p.commit)}</code>${run}; a newer push replaces this comment.</sub>`, ""];
-}
-
-function compose(p: Parts, l: Limits, provenance: string[], entries: string[], note: string): string {
-  const head: string[] = [...provenance];
-  const cap = <T,>(list: T[], n: number) => ({ shown: list.slice(0, n), more: Math.max(0, list.length - n) });
-  const shownLabels = cap(p.labels, Math.max(l.rows, 8));
-  head.push(`### Plan: ${shownLabels.shown.map((x) => code(x)).join(", ")}${shownLabels.more ? ` and ${shownLabels.more} more` : ""}`, "");
-  const failedShown = cap(p.failed, Math.max(l.rows, 3));
-  for (const f of failedShown.shown) {
-    const hosts = cap(f.hosts, Math.max(l.rows, 5));
-    const kept = cap(f.kept, Math.max(l.rows, 5));
-    head.push(
-      "> [!WARNING]",
-      `> **The plan of stack ${code(f.label)} failed**${hosts.shown.length ? `; hosts involved: ${hosts.shown.map((h) => code(h)).join(", ")}${hosts.more ? ` and ${hosts.more} more` : ""}` : ""}. Nothing below is complete for this stack.`,
-      ...kept.shown.map((v) => `> - stateful VM ${code(v)} is no longer in the inventory: **it is kept as it is (running, protected); nothing was changed.** Add it to \`retired\` to stop managing it, or set \`"stateful": false\` first to destroy it later.`),
-      ...(kept.more ? [`> - … and ${kept.more} more stateful VMs kept`] : []),
-      "",
-      ...(l.error ? [fenced(f.error, l.error), ""] : []),
-    );
-  }
-  if (failedShown.more) head.push("> [!WARNING]", `> **The plans of ${failedShown.more} more stacks failed**; their errors are in the workflow run's artifacts.`, "");
-  const c = p.counts;
-  head.push(`**${c.create} to create · ${c.update} to update · ${c.replace} to replace · ${c.destroy} to destroy · ${c.import} to import${c.forget ? ` · ${c.forget} to forget` : ""} · ${c["no-op"]} unchanged**`, "");
-  if (p.warnings.length) {
-    const { shown, more } = cap(p.warnings, Math.max(l.rows, 3));
-    head.push("> [!WARNING]", "> **Checks that failed** (the plan goes on):", ...shown.map((w) => `> - ${w}`), ...(more ? [`> - … and ${more} more`] : []), "");
-  }
-  if (p.forgotten.length) {
-    const { shown, more } = cap(p.forgotten, l.rows);
-    head.push("#### Retired (kept, no longer managed)", "", ...shown, ...(more ? [`- … and ${more} more`] : []), "");
-  }
-  if (p.impacts.length) {
-    const { shown, more } = cap(p.impacts, l.rows);
-    head.push("#### Impact per host", "", "| host | what happens to its VM |", "| --- | --- |");
-    for (const i of shown) head.push(`| ${cellCode(i.host)} | ${cellCode(i.impact, l.cell)} |`);
-    if (more) head.push(`| … ${more} more | |`);
-    head.push("");
-  }
-  if (p.dangerous.length) {
-    const stateful = p.dangerous.filter((d) => d.stateful).length;
-    head.push("> [!CAUTION]", `> **${p.dangerous.length} VM${p.dangerous.length > 1 ? "s" : ""} would be destroyed or replaced${stateful ? `, ${stateful} of them stateful` : ""}:**`);
-    // the stateful ones come first and are never left out before the others
-    const { shown, more } = cap(p.dangerous, Math.max(l.rows, Math.min(stateful, 20)));
-    for (const d of shown) head.push(`> - ${d.stateful ? `**${code(d.host)}** (stateful)` : code(d.host)}: ${d.kind === "replace" ? "replaced (destroyed, then created)" : "destroyed"} — ${code(d.address, l.cell)} (${code(d.label)})`);
-    if (more) head.push(`> - … and ${more} more`);
-    head.push("");
-  }
-  if (p.redeploys.length) {
-    head.push("#### NixOS re-applied on", "", "| host | why |", "| --- | --- |");
-    const { shown, more } = cap(p.redeploys, l.rows);
-    for (const r of shown) {
-      const why = r.triggers.length ? r.triggers.join(", ") : p.dangerous.some((d) => d.host === r.host && d.kind === "replace") ? "its VM is recreated" : "tainted (a previous deploy failed)";
-      head.push(`| ${cellCode(r.host)} | ${cellCode(why, l.cell)} |`);
-    }
-    if (more) head.push(`| … and ${more} more | |`);
-    head.push("");
-  }
-  if (p.detaching.length) {
-    head.push("> [!CAUTION]", "> **Data disks of stateful VMs would be detached** (Proxmox keeps the volume as `unusedN`, and refuses on a protected VM):");
-    const { shown, more } = cap(p.detaching, Math.max(l.rows, 3));
-    for (const d of shown) head.push(`> - **${code(d.host)}** (stateful): ${d.disks.slice(0, 8).map((x) => code(x)).join(", ")}${d.disks.length > 8 ? ` and ${d.disks.length - 8} more` : ""} (${code(d.label)})`);
-    if (more) head.push(`> - … and ${more} more`);
-    head.push("");
-  }
-  const tail: string[] = [];
-  if (p.nothing) tail.push("_No changes._", "");
-  if (p.blocked)
-    tail.push(
-      "**This plan would destroy or replace a VM that Proxmox marks stateful, or detach one of its data disks** (tag `stateful` or protection). To do it on purpose, first merge a change that sets `\"stateful\": false` on the host (that removes the tag and the protection), then remove or replace it; or add the `allow-destroy` label (`--allow-destroy`).",
-      "",
-    );
-  return `${[...head, ...entries, ...(note ? ["", note, ""] : []), ...tail].join("\n").trim()}\n`;
-}
-
-/**
- * The comment within `max` characters: the head at the most generous limits that leave room,
- * then as many whole entries (imports, drift, per-resource details) as fit, in order, with a
- * line saying how many were left out and where the full report is. Every list and error text in
- * the head is counted (#29 item 6: banners, the re-applied table and failed stacks' errors).
- */
-function fit(p: Parts, provenance: string[], entries: string[], max: number, where: string): string {
-  const counted = entries.filter((e) => e.startsWith("<details>") || e.startsWith("- ")).length;
-  const note = (left: number) =>
-    left ? `_… ${left} more entr${left === 1 ? "y" : "ies"} left out to stay under GitHub's comment limit; ${where}._` : `_Some lists above are shortened to stay under GitHub's comment limit; ${where}._`;
-  for (const l of LADDER) {
-    const bare = compose(p, l, provenance, [], note(counted));
-    if (bare.length > max) continue;
-    const kept: string[] = [];
-    let used = bare.length;
-    let left = 0;
-    for (const e of entries) {
-      if (left === 0 && used + e.length + 1 <= max) {
-        kept.push(e);
-        used += e.length + 1;
-      } else if (e.startsWith("<details>") || e.startsWith("- ")) left++;
-    }
-    // a section heading whose entries were all left out is dropped with them
-    while (kept.length && (kept[kept.length - 1] === "" || kept[kept.length - 1].startsWith("####"))) kept.pop();
-    const out = compose(p, l, provenance, kept, left || l !== LADDER[0] ? note(left) : "");
-    if (out.length <= max) return out;
-  }
-  // Not even the counts fit (a limit far below GitHub's): the first lines, cut at a line end.
-  const bare = compose(p, LADDER[LADDER.length - 1], provenance, [], note(counted));
-  const cut = bare.slice(0, Math.max(0, max - 200)).replace(/\n[^\n]*$/, "");
-  return `${cut}\n\n${note(counted)}\n`.slice(0, max);
-}
