@@ -32,7 +32,8 @@ export function checkCloneSource(stack: TerraformStack, inv: Inventory): void {
   const byNode = new Map<string, string[]>([[templateNode, []]]);
   for (const h of cloned) byNode.set(h.node, [...(byNode.get(h.node) ?? []), h.name]);
   const lists = new Map<string, DataProxmoxDatastores>();
-  for (const [node, hosts] of [...byNode].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const node of [...byNode.keys()].sort()) {
+    const hosts = byNode.get(node)!;
     const ds = new DataProxmoxDatastores(stack, `datastores-${node}`, { nodeName: node });
     const what = [...(node === templateNode ? ["the NixOS template"] : []), ...(hosts.length ? [`hosts ${names(hosts)}`] : [])].join(" and ");
     ds.addOverride("lifecycle.postcondition", [

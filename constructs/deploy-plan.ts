@@ -42,7 +42,6 @@ export function staticAddressOf(h: HostSpec): string | undefined {
   return h.network.dhcp ? undefined : h.network.address?.split("/")[0];
 }
 
-/** Hosts holding each role, in inventory order. */
 /**
  * Host names in code-unit order. Host names are lower-case letters, digits and "-", where this is
  * the order localeCompare gave; localeCompare's first call loads ICU's collator, ~10 ms of a small
@@ -50,6 +49,7 @@ export function staticAddressOf(h: HostSpec): string | undefined {
  */
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** Hosts holding each role, in inventory order. */
 function byRole(hosts: HostSpec[]): Map<RoleName, HostSpec[]> {
   const m = new Map<RoleName, HostSpec[]>();
   for (const h of hosts)

@@ -176,10 +176,15 @@ export const fastResolve = {
       const source = readFileSync(args.path, "utf8");
       return { contents: patchResolve(source) ?? source, loader: "js" };
     });
+    // both files patched together, once per build (the two onLoad calls share the result)
+    const patched = new Map();
     const both = (path) => {
       const stackFile = path.replace(SYNTHESIZER_FILE, "/cdktn/lib/terraform-stack.js");
-      const synthFile = path.replace(STACK_FILE, "/cdktn/lib/synthesize/synthesizer.js");
-      return patchStack(readFileSync(stackFile, "utf8"), readFileSync(synthFile, "utf8"));
+      if (!patched.has(stackFile)) {
+        const synthFile = stackFile.replace(STACK_FILE, "/cdktn/lib/synthesize/synthesizer.js");
+        patched.set(stackFile, patchStack(readFileSync(stackFile, "utf8"), readFileSync(synthFile, "utf8")));
+      }
+      return patched.get(stackFile);
     };
     build.onLoad({ filter: STACK_FILE }, (args) => ({ contents: both(args.path)?.stack ?? readFileSync(args.path, "utf8"), loader: "js" }));
     build.onLoad({ filter: SYNTHESIZER_FILE }, (args) => ({ contents: both(args.path)?.synthesizer ?? readFileSync(args.path, "utf8"), loader: "js" }));
