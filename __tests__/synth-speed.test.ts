@@ -25,7 +25,7 @@ describe("synth speed changes keep the output", () => {
     expect(patched).not.toBe("NOT PATCHED");
     expect(patched).not.toContain("const pathName");
     expect(patched).toContain("const __leaf = (v) =>");
-    expect(patched.match(/__leaf\(/g)).toHaveLength(2); // in objects and in lists
+    expect(patched.match(/__fleetWalk\(/g)).toHaveLength(5); // its own two, in objects and in lists, and itself
   });
 
   it("the edits that keep the preparing resolve's result apply to the installed cdktn, and step aside for cross-stack references and aspects", () => {
@@ -35,16 +35,23 @@ describe("synth speed changes keep the output", () => {
     // without, it writes the same stacks
     writeFileSync(
       join(dir, "app.ts"),
-      `import { App, Aspects, DataResource, LocalBackend, TerraformStack } from "cdktn";
+      `import { App, Aspects, DataResource, Lazy, LocalBackend, TerraformStack } from "cdktn";
       const app = new App({ outdir: process.argv[2], skipValidation: true });
       const stack = (id: string) => { const s = new TerraformStack(app, id); new LocalBackend(s, { path: id + ".tfstate" }); return s; };
       const a = stack("a"), b = stack("b"), c = stack("c");
       const d = new DataResource(a, "d", { input: "from a" });
       new DataResource(b, "e", { input: process.env.CROSS ? d.output : "plain" });
-      new DataResource(c, "f", { input: "before" });
+      const f = new DataResource(c, "f", { input: "before" });
+      const nest = (n: number): any => (n === 0 ? undefined : { x: nest(n - 1) });
       // what the JSON writer must write as safe-stable-stringify does: escapes, empty and nested
       // containers, nulls and gaps in lists, key order, array-index-like keys, numbers
-      new DataResource(c, "g", { input: { z: "é \u2028 \\"quoted\\" \\\\ \\u0001 \\ud800", a: [null, 1.5, -0, 1e21, [], {}, [[]], { "10": 1, "9": 2, b: { c: [] } }], m: {}, "${"${"}x}": "${"${"}y}" } });
+      new DataResource(c, "g", { input: { z: "é \u2028 \\"quoted\\" \\\\ \\u0001 \\ud800", a: [null, 1.5, -0, 1e21, [], {}, [[]], { "10": 1, "9": 2, b: { c: [] } }], m: {}, "${"${"}x}": "${"${"}y}",
+        // what the resolver's walker of plain members must hand to cdktn's own path: a token deep in
+        // plain objects and lists, undefined members and list items, a gap, an object without a
+        // prototype, a lazy value, a date, a list that holds a token beside plain strings, an object
+        // literal that is a token (it has resolve()), an instance of a class, a key that is a token; and
+        // a construct, a value that looks like one, a value nested 200 levels deep (see below)
+        deep: { a: [{ b: { c: f.output, d: undefined, e: [1, , 3, undefined] } }], n: Object.assign(Object.create(null), { x: 1, y: undefined, z: { w: f.output } }), l: Lazy.anyValue({ produce: () => ({ k: ["v", f.output] }) }), t: new Date(0), r: ["a", f.output, "b"], o: { resolve: () => "resolved by a plain object" }, i: new (class { k = [f.output, { m: 1 }]; })(), k: { [f.output]: "a key that is a token" }, ...(process.env.CONSTRUCT ? { c: [f] } : {}), ...(process.env.NODELIKE ? { c: { _children: {}, _metadata: [] } } : {}), u: nest(Number(process.env.DEPTH ?? 0)) } } });
       a.addOverride("locals.from_d", d.output);
       a.addOverride("terraform.backend.local.path", undefined);
       if (process.env.ASPECT) Aspects.of(c).add({ visit: (n: any) => { if (n instanceof DataResource) n.input = "changed by an aspect"; } });
@@ -77,6 +84,28 @@ describe("synth speed changes keep the output", () => {
       }
       expect({ env, edited: out.edited }).toEqual({ env, edited: out.stock });
     }
+    // values cdktn refuses, with its own message at its own path: a construct (cdktn walks into it,
+    // its node and host refer to each other, and gives up 200 levels down), a value that looks
+    // like a construct, an undefined member one level below the deepest cdktn resolves; one
+    // level less is written
+    const run = (env: Record<string, string>) =>
+      ["stock", "edited"].map((kind) => {
+        const r = spawnSync("node", [join(dir, `${kind}.js`), join(dir, `${kind}-bad`)], { encoding: "utf8", env: { ...process.env, ...env } });
+        return { env, status: r.status, message: r.stderr.split("\n").filter((l) => /Error/.test(l))[0] };
+      });
+    for (const [env, message] of [
+      [{ CONSTRUCT: "1" }, /^Error: Unable to resolve object tree with circular reference at .\/resource\/terraform_data\/g\/input\/deep\/c\/0\/node\/host\/node/],
+      [{ NODELIKE: "1" }, /construct/i],
+      [{ DEPTH: "195" }, /^Error: Unable to resolve object tree with circular reference at .\/resource\/terraform_data\/g\/input\/deep\/u(\/x){195}.\.$/],
+    ] as const) {
+      const [stock, edited] = run(env);
+      expect(stock.status).toBe(1);
+      expect(stock.message).toMatch(message);
+      expect(edited).toEqual(stock);
+    }
+    const [stock, edited] = run({ DEPTH: "194" });
+    expect(edited).toEqual(stock);
+    expect(stock.status).toBe(0);
     expect(JSON.stringify(stacksOf(join(dir, "edited-out")))).toContain("changed by an aspect");
     const a = JSON.parse(stacksOf(join(dir, "edited-out")).a);
     expect({ local: a.locals.from_d, backend: a.terraform.backend.local }).toEqual({ local: "${terraform_data.d.output}", backend: {} });

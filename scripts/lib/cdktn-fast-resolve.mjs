@@ -1,7 +1,6 @@
-// An esbuild plugin for the synth bundle (scripts/app.mjs): three edits to cdktn's token
-// resolver (cdktn/lib/tokens/private/resolve.js, cdktn 0.24.0), which walks every value of every
-// stack twice (once to find cross-stack references, once to write the JSON) and was half the
-// time of a 1000-host synth (issue #30):
+// An esbuild plugin for the synth bundle (scripts/app.mjs): edits to cdktn's token resolver
+// (cdktn/lib/tokens/private/resolve.js, cdktn 0.24.0), which walks every value of every stack and
+// was half the time of a 1000-host synth (issue #30):
 //  1. the path of the value being resolved ("/" + prefix.join("/")) was built on every call and
 //     read only by error messages: it is built when an error is thrown;
 //  2. a string that cannot hold a token is returned as it is: no "{" (string, list and map
@@ -9,9 +8,18 @@
 //     NUMBER_TOKEN_REGEX needs one of - | digit . + right before an "e"); every other string
 //     takes the resolver's own path;
 //  3. an object key that cannot hold a token is used as it is, without a resolver context;
-//  4. so is a member of an object or a list that resolves to itself: such a string, a boolean,
-//     null, or a number far from the encoded token numbers (about -1.9e+289); the resolver
-//     built a context (a new path array, a copy of its options, two closures) for each.
+//  4. a member of an object or a list is walked by __fleetWalk (WALK below): for each value cdktn
+//     built a context (a new path array, a copy of its options, two closures) and called itself,
+//     and the generated bindings hand it ~90 undefined attributes per host besides the real ones.
+//     The walker returns what cdktn returns without that: such a string, a boolean, null, a
+//     number far from the encoded token numbers (about -1.9e+289) as it is; undefined as
+//     undefined; an object or a list copied member by member, leaving out the undefined ones, as
+//     cdktn's own branches do. Anything cdktn treats otherwise goes to cdktn's own resolve() at
+//     the same path: another string or number, a list holding one (cdktn's list-token check), an
+//     object with a key that is not plain (its map-token check), with resolve() (a token), a
+//     construct by cdktn's own test, a Date, a function, and anything deeper than cdktn's
+//     200-level limit (so the error and its path are cdktn's). makeContext takes the path as a
+//     list for that (concat appends a string or a list's members alike).
 // And two edits that spare the second walk (cdktn/lib/terraform-stack.js,
 // cdktn/lib/synthesize/synthesizer.js): App.synth() resolves every element of a stack once to
 // prepare it (finding cross-stack references) and again to write it, and the two results are the
@@ -35,10 +43,44 @@
 // slower: `npm test` says so (__tests__/synth-speed.test.ts).
 import { readFileSync } from "node:fs";
 
+// Edit 4: the walker of a member's value. `path` is the member's path below the resolve() call
+// that found it (pushed and popped as it goes, copied only for cdktn), `depth` the length of
+// resolve()'s own prefix there, `makeContext` that call's own.
+const WALK = String.raw`
+function __fleetWalk(v, path, depth, makeContext) {
+    if (__leaf(v)) return v;
+    if (v === undefined && depth <= 200) return undefined;
+    if (depth > 200 || v === null || typeof v !== "object") return makeContext(path.slice())[0].resolve(v);
+    if (Array.isArray(v)) {
+        for (const x of v) if ((typeof x === "string" || typeof x === "number") && !__leaf(x)) return makeContext(path.slice())[0].resolve(v);
+        const out = [];
+        for (let i = 0; i < v.length; i++) {
+            if (!(i in v)) continue;
+            path.push(String(i));
+            const r = __fleetWalk(v[i], path, depth + 1, makeContext);
+            path.pop();
+            if (r !== undefined) out.push(r);
+        }
+        return out;
+    }
+    if (v instanceof Date || typeof v.resolve === "function" || (v._children !== undefined && v._metadata !== undefined)) return makeContext(path.slice())[0].resolve(v);
+    const keys = Object.keys(v);
+    for (const k of keys) if (!__plain(k)) return makeContext(path.slice())[0].resolve(v);
+    const out = {};
+    for (const k of keys) {
+        path.push(k);
+        const r = __fleetWalk(v[k], path, depth + 1, makeContext);
+        path.pop();
+        if (r !== undefined) out[k] = r;
+    }
+    return out;
+}`;
+
 export const RESOLVE_FILE = /[\\/]cdktn[\\/]lib[\\/]tokens[\\/]private[\\/]resolve\.js$/;
 const PLAIN = [
   "const __plain = (s) => s.indexOf(\"{\") === -1 && !/[-|\\d.+]e[-|\\d.eE+]/.test(s);",
   "const __leaf = (v) => v === null || typeof v === \"boolean\" || (typeof v === \"number\" && Math.abs(v) < 1e100) || (typeof v === \"string\" && __plain(v));",
+  WALK,
 ].join("\n");
 
 /** The edits as [exact original text, replacement]; each must occur exactly once. */
@@ -47,8 +89,9 @@ export const EDITS = [
   ["(pathName", '("/" + prefix.join("/")'],
   ['    if (typeof obj === "string") {\n', '    if (typeof obj === "string") {\n        if (__plain(obj)) return obj;\n'],
   ["        const resolvedKey = makeContext()[0].resolve(key);\n", "        const resolvedKey = typeof key === \"string\" && __plain(key) ? key : makeContext()[0].resolve(key);\n"],
-  ["        const value = makeContext(key)[0].resolve(obj[key]);\n", "        const value = __leaf(obj[key]) ? obj[key] : makeContext(key)[0].resolve(obj[key]);\n"],
-  ["            .map((x, i) => makeContext(`${i}`)[0].resolve(x))\n", "            .map((x, i) => (__leaf(x) ? x : makeContext(`${i}`)[0].resolve(x)))\n"],
+  ["        const value = makeContext(key)[0].resolve(obj[key]);\n", "        const value = __fleetWalk(obj[key], [key], prefix.length + 1, makeContext);\n"],
+  ["            .map((x, i) => makeContext(`${i}`)[0].resolve(x))\n", "            .map((x, i) => __fleetWalk(x, [`${i}`], prefix.length + 1, makeContext))\n"],
+  ["        const newPrefix = appendPath !== undefined ? prefix.concat([appendPath]) : options.prefix;\n", "        const newPrefix = appendPath !== undefined ? prefix.concat(appendPath) : options.prefix;\n"],
 ];
 
 /** The flag of edits 5-6: once set, every stack is resolved again to be written. */
