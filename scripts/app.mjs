@@ -2,14 +2,16 @@
 // The cdktf app command (cdktf.json "app"): runs main.ts from a bundle that esbuild rebuilds
 // whenever one of its TypeScript inputs is newer than the bundle. No type-checking at synth
 // (`npm test` runs tsc), no per-module transpiling at start-up: see docs/adr-0006-synth-speed.md.
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import Module, { createRequire } from "node:module";
-import vm from "node:vm";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+// Node's built-in modules through require: an ES module import of one makes Node read every
+// export of it (node:fs's streams and promises among them), ~8 ms of every synth (issue #30).
 const require = createRequire(import.meta.url);
+const { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require("node:fs");
+const Module = require("node:module");
+const vm = require("node:vm");
+const { dirname, join } = require("node:path");
+const root = join(dirname(require("node:url").fileURLToPath(import.meta.url)), "..");
 const out = join(root, ".build", "main.js");
 const meta = join(root, ".build", "inputs.json");
 const validatorFile = join(root, ".build", "inventory-validator.cjs");
@@ -67,8 +69,11 @@ if (stale()) {
   renameSync(tmp(out), out);
 }
 // the key constructs/inventory.ts reads (scripts/gen-validator.mjs)
-globalThis[Symbol.for("proxmox-nixos-fleet.inventoryValidator")] = runWithCodeCache(validatorFile, `${validatorFile}.v8cache`);
-runWithCodeCache(out, `${out}.v8cache`);
+// (one code cache per V8 version: the cdktn CLI may run the app on its own Node 22 while
+// `npm run synth` runs another, and each would throw the other's cache away)
+const cacheOf = (file) => `${file}.v8-${process.versions.v8}.cache`;
+globalThis[Symbol.for("proxmox-nixos-fleet.inventoryValidator")] = runWithCodeCache(validatorFile, cacheOf(validatorFile));
+runWithCodeCache(out, cacheOf(out));
 
 /**
  * Runs a CommonJS file of .build (the bundle, the validator) with V8's code cache and returns its
@@ -99,6 +104,6 @@ function runWithCodeCache(file, cacheFile) {
         // a read-only checkout: compile again next time
       }
     });
-  script.runInThisContext()(mod.exports, createRequire(file), mod, file, dirname(file));
+  script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, dirname(file));
   return mod.exports;
 }
