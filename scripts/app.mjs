@@ -21,7 +21,7 @@ function stale() {
   if (!existsSync(out) || !existsSync(meta) || !existsSync(validatorFile)) return true;
   const built = statSync(out).mtimeMs;
   // what esbuild read, and what shapes the build without being read by it
-  const inputs = [...JSON.parse(readFileSync(meta, "utf8")), "scripts/app.mjs", "scripts/gen-validator.mjs", "scripts/lib/cdktn-fast-resolve.mjs"];
+  const inputs = [...JSON.parse(readFileSync(meta, "utf8")), "scripts/app.mjs", "scripts/gen-validator.mjs", "scripts/lib/cdktn-fast-resolve.mjs", "scripts/lib/cdktn-lazy-fflate.mjs"];
   return inputs.some((f) => !existsSync(join(root, f)) || statSync(join(root, f)).mtimeMs > built);
 }
 
@@ -30,6 +30,7 @@ if (stale()) {
   const { build, buildSync } = await import("esbuild");
   const { writeValidator } = await import("./gen-validator.mjs");
   const { fastResolve } = await import("./lib/cdktn-fast-resolve.mjs");
+  const { lazyFflate } = await import("./lib/cdktn-lazy-fflate.mjs");
   // Everything is written under a name of this process and renamed into place, the bundle last:
   // synths that rebuild at once (jest workers on a fresh clone) never read a half-written file.
   const tmp = (f) => `${f}.tmp-${process.pid}`;
@@ -46,7 +47,7 @@ if (stale()) {
       // the packages too: one file to read instead of a few hundred modules to resolve; their
       // ES module builds where they have one (jsonc-parser's UMD build requires at run time)
       mainFields: ["module", "main"],
-      plugins: [fastResolve],
+      plugins: [fastResolve, lazyFflate],
       metafile: true,
       logLevel: "silent",
     });
