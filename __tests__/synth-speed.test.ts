@@ -18,7 +18,7 @@ import { exampleData, ROOT } from "./helpers";
 const stacksOf = (outdir: string) => Object.fromEntries(readdirSync(join(outdir, "stacks")).map((s) => [s, readFileSync(join(outdir, "stacks", s, "cdk.tf.json"), "utf8")]));
 
 describe("synth speed changes keep the output", () => {
-  it("every edit of the resolver applies to the installed cdktn", () => {
+  it("every edit of the resolver and of processDynamicAttributes applies to the installed cdktn", () => {
     const file = require.resolve("cdktn/lib/tokens/private/resolve.js", { paths: [ROOT] });
     const r = spawnSync("node", ["--input-type=module", "-e", `import { patchResolve } from ${JSON.stringify(join(ROOT, "scripts", "lib", "cdktn-fast-resolve.mjs"))}; import { readFileSync } from "node:fs"; process.stdout.write(patchResolve(readFileSync(${JSON.stringify(file)}, "utf8")) ?? "NOT PATCHED")`], { encoding: "utf8" });
     const patched = r.stdout;
@@ -26,6 +26,9 @@ describe("synth speed changes keep the output", () => {
     expect(patched).not.toContain("const pathName");
     expect(patched).toContain("const __leaf = (v) =>");
     expect(patched.match(/__fleetWalk\(/g)).toHaveLength(5); // its own two, in objects and in lists, and itself
+    const util = require.resolve("cdktn/lib/util.js", { paths: [ROOT] });
+    const u = spawnSync("node", ["--input-type=module", "-e", `import { patchUtil } from ${JSON.stringify(join(ROOT, "scripts", "lib", "cdktn-fast-resolve.mjs"))}; import { readFileSync } from "node:fs"; process.stdout.write(patchUtil(readFileSync(${JSON.stringify(util)}, "utf8")) ?? "NOT PATCHED")`], { encoding: "utf8" });
+    expect(u.stdout).toContain("Object.keys(attributes).forEach((attributeName) => {\n        const value = attributes[attributeName];");
   });
 
   it("fflate is loaded at its first use: the edit applies to the installed cdktn, and a synth of the bundle does not load it", () => {
