@@ -2,17 +2,15 @@
 // The cdktf app command (cdktf.json "app"): runs main.ts from a bundle that esbuild rebuilds
 // whenever one of its TypeScript inputs is newer than the bundle. No type-checking at synth
 // (`npm test` runs tsc), no per-module transpiling at start-up: see docs/adr-0006-synth-speed.md.
-import { createRequire } from "node:module";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { isAscii } from "node:buffer";
+import Module, { createRequire } from "node:module";
+import vm from "node:vm";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-// Node's built-in modules through require: an ES module import of one makes Node read every
-// export of it (node:fs's streams and promises among them), ~8 ms of every synth (issue #30).
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
-const { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require("node:fs");
-const Module = require("node:module");
-const { isAscii } = require("node:buffer");
-const vm = require("node:vm");
-const { dirname, join } = require("node:path");
-const root = join(dirname(require("node:url").fileURLToPath(import.meta.url)), "..");
 const out = join(root, ".build", "main.js");
 const meta = join(root, ".build", "inputs.json");
 const validatorFile = join(root, ".build", "inventory-validator.cjs");
@@ -106,7 +104,7 @@ runWithCodeCache(out, cacheOf(out));
 function runWithCodeCache(file, cacheFile) {
   // (ASCII, as rebuilds leave it, read as Latin-1: the same text without decoding UTF-8)
   const bytes = readFileSync(file);
-  const source = isAscii(bytes) ? bytes.latin1Slice() : bytes.toString("utf8");
+  const source = bytes.toString(isAscii(bytes) ? "latin1" : "utf8");
   let cachedData;
   try {
     if (statSync(cacheFile).mtimeMs >= statSync(file).mtimeMs) cachedData = readFileSync(cacheFile);
@@ -126,6 +124,6 @@ function runWithCodeCache(file, cacheFile) {
         // a read-only checkout: compile again next time
       }
     });
-  script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, dirname(file));
+  script.runInThisContext()(mod.exports, createRequire(file), mod, file, dirname(file));
   return mod.exports;
 }
