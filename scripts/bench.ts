@@ -5,8 +5,9 @@
  *  - the synth app itself (`node scripts/app.mjs`, process start to cdk.tf.json written): Node's
  *    own start-up (`node -e 0`), the fixed cost (a one-host fleet), fleet.json, and generated
  *    fleets of 100, 1000, 5000 and 20,000 hosts (the schema's host limit): median wall time, peak
- *    memory, JSON size, dependency edges, the growth 100 -> 1000 and 1000 -> 5000;
- *    `--only-synth` runs just these;
+ *    memory, JSON size, dependency edges, the growth 100 -> 1000 and 1000 -> 5000; on a supported
+ *    Node (>= 22.19, from scripts/tools.mjs), whose figures the budgets judge, and on this Node too
+ *    when it is older (shown, not judged); `--only-synth` runs just these;
  *  - the stock cdktf path (ts-node with type-checking, `cdktf init` tsconfig) on 100 hosts;
  *  - bindings generation and `npm test`;
  *  - a real `terraform apply` of 50 independent deploy steps whose command is a 1-second sleep,
