@@ -250,17 +250,19 @@ export function patchStack(stackSource, synthesizerSource) {
   return stack === undefined || synthesizer === undefined ? undefined : { stack, synthesizer };
 }
 
+/** Has esbuild load the files `filter` matches through `patch`, or as they are where it gives undefined. */
+export function loadPatched(build, filter, patch) {
+  build.onLoad({ filter }, (args) => {
+    const source = readFileSync(args.path, "utf8");
+    return { contents: patch(source) ?? source, loader: "js" };
+  });
+}
+
 export const fastResolve = {
   name: "cdktn-fast-resolve",
   setup(build) {
-    build.onLoad({ filter: RESOLVE_FILE }, (args) => {
-      const source = readFileSync(args.path, "utf8");
-      return { contents: patchResolve(source) ?? source, loader: "js" };
-    });
-    build.onLoad({ filter: UTIL_FILE }, (args) => {
-      const source = readFileSync(args.path, "utf8");
-      return { contents: patchUtil(source) ?? source, loader: "js" };
-    });
+    loadPatched(build, RESOLVE_FILE, patchResolve);
+    loadPatched(build, UTIL_FILE, patchUtil);
     // both files patched together, once per build (the two onLoad calls share the result)
     const patched = new Map();
     const both = (path) => {

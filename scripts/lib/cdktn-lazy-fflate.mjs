@@ -3,7 +3,7 @@
 // never makes; loading it builds fflate's Huffman tables and loads Node's worker_threads, ~5 ms of
 // every synth (issue #30). The one edit loads it at its first use instead. When cdktn's source no
 // longer has the exact line, the file is bundled as it is (`__tests__/synth-speed.test.ts` says so).
-import { readFileSync } from "node:fs";
+import { loadPatched } from "./cdktn-fast-resolve.mjs";
 
 export const FS_FILE = /[\\/]cdktn[\\/]lib[\\/]private[\\/]fs\.js$/;
 export const FFLATE_EDIT = [
@@ -19,10 +19,5 @@ export function patchFs(source) {
 
 export const lazyFflate = {
   name: "cdktn-lazy-fflate",
-  setup(build) {
-    build.onLoad({ filter: FS_FILE }, (args) => {
-      const source = readFileSync(args.path, "utf8");
-      return { contents: patchFs(source) ?? source, loader: "js" };
-    });
-  },
+  setup: (build) => loadPatched(build, FS_FILE, patchFs),
 };
