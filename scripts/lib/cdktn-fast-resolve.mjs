@@ -10,7 +10,7 @@
 //  3. an object key that cannot hold a token is used as it is, without a resolver context;
 //  4. a member of an object or a list is walked by __fleetWalk (WALK below): for each value cdktn
 //     built a context (a new path array, a copy of its options, two closures) and called itself,
-//     and the generated bindings hand it ~90 undefined attributes per host besides the real ones.
+//     and the generated bindings hand it ~92 undefined attributes per host besides the real ones.
 //     The walker returns what cdktn returns without that: such a string, a boolean, null, a
 //     number far from the encoded token numbers (about -1.9e+289) as it is; undefined as
 //     undefined; an object or a list copied member by member, leaving out the undefined ones, as
