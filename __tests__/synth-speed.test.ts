@@ -123,6 +123,7 @@ describe("synth speed changes keep the output", () => {
     const [stock, edited] = run({ DEPTH: "194" });
     expect(edited).toEqual(stock);
     expect(stock.status).toBe(0);
+    expect(stacksOf(join(dir, "edited-bad"))).toEqual(stacksOf(join(dir, "stock-bad")));
     expect(JSON.stringify(stacksOf(join(dir, "edited-out")))).toContain("changed by an aspect");
     const a = JSON.parse(stacksOf(join(dir, "edited-out")).a);
     expect({ local: a.locals.from_d, backend: a.terraform.backend.local }).toEqual({ local: "${terraform_data.d.output}", backend: {} });
