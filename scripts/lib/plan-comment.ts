@@ -122,8 +122,7 @@ export function statefulBefore(rc: ResourceChange): boolean {
   return b.protection === true || (Array.isArray(b.tags) && b.tags.includes(STATEFUL_TAG));
 }
 
-// ---- escaping: every string from the plan is escaped for where it lands
-
+// ---- a value shown in a cell (every string is escaped where it lands: plan-markdown.ts)
 
 function fmt(v: unknown): string {
   if (v === undefined) return "—";
