@@ -11,14 +11,14 @@ import { startTask } from "./tasks";
  * pve-storage src/PVE/Storage.pm storage_check_node 264-278 (0c56bad): a storage restricted to
  * other nodes "is not available on node 'N'".
  */
+const onNode = (s: Ctx["c"]["storages"][string], node: string) => !s.nodes || s.nodes.includes(node);
 function storageOn(c: Ctx["c"], node: string, storage: string) {
   if (!c.nodes.includes(node)) die(`no such cluster node '${node}'\n`);
   const s = c.storages[storage];
   if (!s) die(`storage '${storage}' does not exist\n`);
-  if (s!.nodes && !s!.nodes.includes(node)) die(`storage '${storage}' is not available on node '${node}'\n`);
+  if (!onNode(s!, node)) die(`storage '${storage}' is not available on node '${node}'\n`);
   return s!;
 }
-const onNode = (s: Ctx["c"]["storages"][string], node: string) => !s.nodes || s.nodes.includes(node);
 
 const used = (c: Ctx["c"], storage: string) => Object.values(c.volumes).filter((v) => v.storage === storage).reduce((n, v) => n + v.size, 0);
 
@@ -33,13 +33,15 @@ export function nodeStorages({ c, params }: Ctx, node: string) {
     .filter(([, s]) => !params.content || (s.content.includes(params.content) && onNode(s, node)))
     .map(([storage, s]) => {
       const on = onNode(s, node) ? 1 : 0;
-      return { storage, type: s.type, content: s.content.join(","), shared: s.shared ? 1 : 0, active: on, enabled: on, ...(on ? { total: s.total, used: used(c, storage), avail: s.total - used(c, storage) } : { total: 0, used: 0, avail: 0 }) };
+      const u = on ? used(c, storage) : 0;
+      return { storage, type: s.type, content: s.content.join(","), shared: s.shared ? 1 : 0, active: on, enabled: on, ...(on ? { total: s.total, used: u, avail: s.total - u } : { total: 0, used: 0, avail: 0 }) };
     });
 }
 
 export function storageStatus({ c }: Ctx, node: string, storage: string) {
   const s = storageOn(c, node, storage);
-  return { type: s.type, content: s.content.join(","), shared: s.shared ? 1 : 0, active: 1, enabled: 1, total: s.total, used: used(c, storage), avail: s.total - used(c, storage) };
+  const u = used(c, storage);
+  return { type: s.type, content: s.content.join(","), shared: s.shared ? 1 : 0, active: 1, enabled: 1, total: s.total, used: u, avail: s.total - u };
 }
 
 export function content({ c, params }: Ctx, node: string, storage: string) {
