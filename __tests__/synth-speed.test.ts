@@ -15,26 +15,27 @@ import { parseInventory } from "../constructs/inventory";
 import { generateInventory } from "../scripts/lib/gen-inventory";
 import { exampleData, ROOT } from "./helpers";
 
+/** What a bundle plugin's patch function (an export of scripts/lib/<plugin>) makes of the installed cdktn's `file`. */
+function patched(plugin: string, fn: string, file: string): string {
+  const path = require.resolve(`cdktn/lib/${file}`, { paths: [ROOT] });
+  const r = spawnSync("node", ["--input-type=module", "-e", `import { ${fn} } from ${JSON.stringify(join(ROOT, "scripts", "lib", plugin))}; import { readFileSync } from "node:fs"; process.stdout.write(${fn}(readFileSync(${JSON.stringify(path)}, "utf8")) ?? "NOT PATCHED")`], { encoding: "utf8" });
+  return r.stdout;
+}
+
 const stacksOf = (outdir: string) => Object.fromEntries(readdirSync(join(outdir, "stacks")).map((s) => [s, readFileSync(join(outdir, "stacks", s, "cdk.tf.json"), "utf8")]));
 
 describe("synth speed changes keep the output", () => {
   it("every edit of the resolver and of processDynamicAttributes applies to the installed cdktn", () => {
-    const file = require.resolve("cdktn/lib/tokens/private/resolve.js", { paths: [ROOT] });
-    const r = spawnSync("node", ["--input-type=module", "-e", `import { patchResolve } from ${JSON.stringify(join(ROOT, "scripts", "lib", "cdktn-fast-resolve.mjs"))}; import { readFileSync } from "node:fs"; process.stdout.write(patchResolve(readFileSync(${JSON.stringify(file)}, "utf8")) ?? "NOT PATCHED")`], { encoding: "utf8" });
-    const patched = r.stdout;
-    expect(patched).not.toBe("NOT PATCHED");
-    expect(patched).not.toContain("const pathName");
-    expect(patched).toContain("const __leaf = (v) =>");
-    expect(patched.match(/__fleetWalk\(/g)).toHaveLength(5); // its own two, in objects and in lists, and itself
-    const util = require.resolve("cdktn/lib/util.js", { paths: [ROOT] });
-    const u = spawnSync("node", ["--input-type=module", "-e", `import { patchUtil } from ${JSON.stringify(join(ROOT, "scripts", "lib", "cdktn-fast-resolve.mjs"))}; import { readFileSync } from "node:fs"; process.stdout.write(patchUtil(readFileSync(${JSON.stringify(util)}, "utf8")) ?? "NOT PATCHED")`], { encoding: "utf8" });
-    expect(u.stdout).toContain("Object.keys(attributes).forEach((attributeName) => {\n        const value = attributes[attributeName];");
+    const resolve = patched("cdktn-fast-resolve.mjs", "patchResolve", "tokens/private/resolve.js");
+    expect(resolve).not.toBe("NOT PATCHED");
+    expect(resolve).not.toContain("const pathName");
+    expect(resolve).toContain("const __leaf = (v) =>");
+    expect(resolve.match(/__fleetWalk\(/g)).toHaveLength(5); // its own two, in objects and in lists, and itself
+    expect(patched("cdktn-fast-resolve.mjs", "patchUtil", "util.js")).toContain("Object.keys(attributes).forEach((attributeName) => {\n        const value = attributes[attributeName];");
   });
 
   it("fflate is loaded at its first use: the edit applies to the installed cdktn, and a synth of the bundle does not load it", () => {
-    const file = require.resolve("cdktn/lib/private/fs.js", { paths: [ROOT] });
-    const r = spawnSync("node", ["--input-type=module", "-e", `import { patchFs } from ${JSON.stringify(join(ROOT, "scripts", "lib", "cdktn-lazy-fflate.mjs"))}; import { readFileSync } from "node:fs"; process.stdout.write(patchFs(readFileSync(${JSON.stringify(file)}, "utf8")) ?? "NOT PATCHED")`], { encoding: "utf8" });
-    expect(r.stdout).toContain('(__fleetFflate ??= require("fflate"))');
+    expect(patched("cdktn-lazy-fflate.mjs", "patchFs", "private/fs.js")).toContain('(__fleetFflate ??= require("fflate"))');
     // fflate starts a worker_threads import at load: a synth that never zips never loads it (the
     // first synth may rebuild the bundle, and esbuild's buildSync runs in a worker: the second counts)
     const dir = mkdtempSync(join(tmpdir(), "synth-fflate-"));
