@@ -1,8 +1,8 @@
 // The inventory validator compiled ahead of time: ajv's standalone code for the inventory schema
 // (constructs/inventory-schema.ts). Compiling the schema at every synth cost ~145 ms of a 0.7 s
 // run (issue #30); loading the generated code costs ~10 ms. scripts/app.mjs writes it beside
-// its bundle whenever it rebuilds the bundle (so it always matches the schema the bundle holds)
-// and hands it to constructs/inventory.ts; the library, the tests and every other caller compile
+// its bundle whenever it rebuilds the bundle (so it always matches the schema the bundle holds),
+// bundles it with the ajv runtime function it requires, and hands it to constructs/inventory.ts; the library, the tests and every other caller compile
 // the schema with ajv as before. The same ajv options as constructs/inventory.ts.
 import { createRequire } from "node:module";
 import { renameSync, writeFileSync } from "node:fs";
