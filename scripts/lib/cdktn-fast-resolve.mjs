@@ -224,7 +224,8 @@ export const UTIL_EDITS = [
   ],
 ];
 
-function applyEdits(source, edits) {
+/** `source` with each [from, to] made, or undefined unless each `from` occurs exactly once (the resolver's "(pathName": at least once). */
+export function applyEdits(source, edits) {
   let out = source;
   for (const [from, to] of edits) {
     const count = out.split(from).length - 1;

@@ -3,7 +3,7 @@
 // never makes; loading it builds fflate's Huffman tables and loads Node's worker_threads, ~5 ms of
 // every synth (issue #30). The one edit loads it at its first use instead. When cdktn's source no
 // longer has the exact line, the file is bundled as it is (`__tests__/synth-speed.test.ts` says so).
-import { loadPatched } from "./cdktn-fast-resolve.mjs";
+import { applyEdits, loadPatched } from "./cdktn-fast-resolve.mjs";
 
 export const FS_FILE = /[\\/]cdktn[\\/]lib[\\/]private[\\/]fs\.js$/;
 export const FFLATE_EDIT = [
@@ -13,8 +13,7 @@ export const FFLATE_EDIT = [
 
 /** The edited source, or undefined when cdktn's source does not have the line exactly once. */
 export function patchFs(source) {
-  const [from, to] = FFLATE_EDIT;
-  return source.split(from).length === 2 ? source.replace(from, to) : undefined;
+  return applyEdits(source, [FFLATE_EDIT]);
 }
 
 export const lazyFflate = {
